@@ -1,0 +1,42 @@
+"""The one exception tree of memnode.
+
+    MemnodeError
+    ├── InvalidArgument      bad input from a client or a peer   -> INVALID_ARGUMENT
+    ├── NotFound             no such memory                      -> NOT_FOUND
+    ├── FailedPrecondition   e.g. forgetting another node's memory -> FAILED_PRECONDITION
+    ├── ResourceExhausted    a batch or text over a limit         -> RESOURCE_EXHAUSTED
+    ├── Unavailable          the node cannot be reached           -> UNAVAILABLE
+    └── DataDirError         a corrupt, foreign or unreadable data directory (at start)
+
+Each error carries a ``kind`` used as the label of ``memnode_errors_total``.
+"""
+
+from __future__ import annotations
+
+
+class MemnodeError(Exception):
+    kind = "internal"
+
+
+class InvalidArgument(MemnodeError):
+    kind = "invalid_argument"
+
+
+class NotFound(MemnodeError):
+    kind = "not_found"
+
+
+class FailedPrecondition(MemnodeError):
+    kind = "failed_precondition"
+
+
+class ResourceExhausted(MemnodeError):
+    kind = "resource_exhausted"
+
+
+class Unavailable(MemnodeError):
+    kind = "unavailable"
+
+
+class DataDirError(MemnodeError):
+    kind = "data_dir"

@@ -36,7 +36,8 @@ def generate(out: Path) -> list[Path]:
         init = package_dir / "__init__.py"
         init.write_text('"""Generated from proto/ by scripts/genproto.py. Do not edit."""\n')
         stem = Path(proto).stem
-        written += [init] + [package_dir / f"{stem}{s}" for s in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")]
+        suffixes = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
+        written += [init] + [package_dir / f"{stem}{s}" for s in suffixes]
     return written
 
 

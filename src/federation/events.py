@@ -18,8 +18,8 @@ import base64
 import enum
 import hashlib
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Union
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-MetaValue = Union[str, int, float, bool]
+MetaValue = str | int | float | bool
 
 NODE_ID_LEN = 20
 _DOMAIN = b"memnode.event.v1\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 import numpy.typing as npt
@@ -13,7 +12,7 @@ from federation.events import ModelId
 
 __all__ = ["Privacy", "MetaValue", "Metadata", "ModelId", "LocalRecord", "ReplicaRecord", "Hit"]
 
-MetaValue = Union[str, int, float, bool]
+MetaValue = str | int | float | bool
 Metadata = dict[str, MetaValue]
 Vector = npt.NDArray[np.float32]
 

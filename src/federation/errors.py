@@ -1,0 +1,31 @@
+"""The federation core's one exception base.
+
+::
+
+    FederationError
+    ├── ConfigError       a FederationConfig that cannot work (raised at start)
+    ├── LocalEventError   the adapter handed the core an own event it must not accept
+    │                     (wrong origin, seq not next, invalid): a bug in the caller
+    └── SourceError       an EventSource (e.g. the node's SQLite log) failed to read
+
+Bad input from the *network* never raises: it is rejected, counted in
+:class:`federation.metrics.Metrics` and dropped.
+"""
+
+from __future__ import annotations
+
+
+class FederationError(Exception):
+    """Base of every exception the federation core raises."""
+
+
+class ConfigError(FederationError, ValueError):
+    """A configuration value is out of range or inconsistent with another."""
+
+
+class LocalEventError(FederationError, ValueError):
+    """An own event given to the core is not the next valid event of this node."""
+
+
+class SourceError(FederationError):
+    """An EventSource could not serve a run (storage error). The core skips the run."""

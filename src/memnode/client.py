@@ -1,0 +1,247 @@
+"""A typed Python client of a memnode node.
+
+    from memnode import Client
+    with Client("127.0.0.1:7420") as c:
+        mid = c.remember("the deploy key rotates on Fridays", metadata={"team": "ops"})
+        for hit in c.recall("when do keys rotate?", scope="mesh"):
+            print(hit.score, hit.id, hit.text)
+
+Imports only grpc and protobuf (no Chroma, no model): fast from a cold shell.
+gRPC errors are raised as the MemnodeError subclasses of :mod:`memnode.errors`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import grpc
+
+from memnode.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    MemnodeError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+from memnode.v1 import memnode_pb2 as pb
+from memnode.v1 import memnode_pb2_grpc as pb_grpc
+from memnode.values import MetaValue, meta_from_proto, meta_to_proto
+
+DEFAULT_PORT = 7420
+ADDR_ENV = "MEMNODE_ADDR"
+PrivacyName = Literal["ephemeral", "private", "team", "public"]
+ScopeName = Literal["local", "mesh"]
+
+_ERRORS: dict[grpc.StatusCode, type[MemnodeError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+}
+
+
+def default_addr() -> str:
+    return os.environ.get(ADDR_ENV) or f"127.0.0.1:{DEFAULT_PORT}"
+
+
+def _privacy_name(value: int) -> str:
+    return pb.Privacy.Name(value).lower() if value in pb.Privacy.values() else str(value)
+
+
+def _privacy_value(name: str) -> int:
+    try:
+        return int(pb.Privacy.Value(name.upper()))
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown privacy level {name!r} (ephemeral, private, team, public)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    origin: str
+    score: float
+    text: str  # empty for other nodes' memories: their text never travels
+    metadata: dict[str, MetaValue]
+    privacy: str
+    local: bool
+    created_at_ms: int
+
+
+@dataclass(frozen=True)
+class Memory:
+    id: str
+    origin: str
+    text: str
+    metadata: dict[str, MetaValue]
+    privacy: str
+    local: bool
+    created_at_ms: int
+    updated_at_ms: int
+    expires_at_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Status:
+    node_id: str
+    model: dict[str, Any]
+    memories: dict[str, int]
+    version_vector: dict[str, int]
+    peers: list[dict[str, Any]]
+    version: str
+    uptime_seconds: float
+    data_dir: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "node_id": self.node_id, "model": self.model, "memories": self.memories,
+            "version_vector": self.version_vector, "peers": self.peers,
+            "version": self.version, "uptime_seconds": round(self.uptime_seconds, 3),
+            "data_dir": self.data_dir,
+        }
+
+
+@dataclass
+class NewMemory:
+    """One item for :meth:`Client.remember_batches`."""
+
+    text: str | bytes
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    privacy: str = "team"
+    keep_pii: bool = False
+    ttl_seconds: int = 0
+
+
+def _memory(msg: pb.Memory) -> Memory:
+    return Memory(
+        id=msg.id, origin=msg.origin, text=msg.text, metadata=meta_from_proto(msg.metadata),
+        privacy=_privacy_name(msg.privacy), local=msg.local, created_at_ms=msg.created_at_ms,
+        updated_at_ms=msg.updated_at_ms, expires_at_ms=msg.expires_at_ms,
+    )
+
+
+def _request(item: NewMemory, embedding: bytes = b"") -> pb.RememberRequest:
+    text = item.text.encode("utf-8", "surrogateescape") if isinstance(item.text, str) \
+        else item.text
+    req = pb.RememberRequest(
+        text=text, privacy=_privacy_value(item.privacy), keep_pii=item.keep_pii,  # type: ignore[arg-type]
+        ttl_seconds=item.ttl_seconds, embedding=embedding,
+    )
+    meta_to_proto(item.metadata, req.metadata)
+    return req
+
+
+class Client:
+    def __init__(self, addr: str | None = None, *, timeout: float = 30.0,
+                 channel: grpc.Channel | None = None) -> None:
+        self.addr = addr or default_addr()
+        self.timeout = timeout
+        self._channel = channel or grpc.insecure_channel(
+            self.addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                                ("grpc.max_send_message_length", 64 * 1024 * 1024)],
+        )
+        self._stub = pb_grpc.MemoryServiceStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: grpc.RpcError) -> MemnodeError:
+        code = exc.code()  # type: ignore[attr-defined]
+        details = exc.details()  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.UNAVAILABLE:
+            details = f"cannot reach memnode at {self.addr} ({details})"
+        return _ERRORS.get(code, MemnodeError)(details or str(code))
+
+    def remember(self, text: str | bytes, metadata: Mapping[str, Any] | None = None, *,
+                 privacy: str = "team", keep_pii: bool = False, ttl_seconds: int = 0,
+                 embedding: bytes = b"") -> str:
+        """Store one memory; returns its id once it is durable."""
+        item = NewMemory(text, metadata or {}, privacy, keep_pii, ttl_seconds)
+        response = self._call("Remember", _request(item, embedding))
+        return str(response.id)
+
+    def remember_batch(self, items: Iterable[NewMemory]) -> list[str]:
+        """Store a batch atomically (all or none); ids in order."""
+        req = pb.RememberBatchRequest(items=[_request(i) for i in items])
+        return [r.id for r in self._call("RememberBatch", req).results]
+
+    def remember_batches(self, batches: Iterable[list[NewMemory]]) -> Iterator[list[str]]:
+        """Stream batches; yields each batch's ids once that batch is durable."""
+        requests = (pb.RememberBatchRequest(items=[_request(i) for i in b]) for b in batches)
+        try:
+            for response in self._stub.RememberStream(requests, timeout=None):
+                yield [r.id for r in response.results]
+        except grpc.RpcError as exc:
+            raise self._error(exc) from exc
+
+    def recall(self, query: str, k: int = 10, *, scope: str = "local",
+               where: Mapping[str, Any] | None = None) -> list[Hit]:
+        scopes = {"local": pb.LOCAL, "mesh": pb.MESH}
+        if scope not in scopes:
+            raise InvalidArgument(f"unknown scope {scope!r} (local, mesh)")
+        req = pb.RecallRequest(query=query, k=k, scope=scopes[scope])
+        meta_to_proto(where or {}, req.where)
+        response = self._call("Recall", req)
+        return [
+            Hit(id=h.id, origin=h.origin, score=h.score, text=h.text,
+                metadata=meta_from_proto(h.metadata), privacy=_privacy_name(h.privacy),
+                local=h.local, created_at_ms=h.created_at_ms)
+            for h in response.hits
+        ]
+
+    def get(self, memory_id: str) -> Memory:
+        return _memory(self._call("Get", pb.GetRequest(id=memory_id)))
+
+    def update(self, memory_id: str, metadata: Mapping[str, Any],
+               remove_keys: Iterable[str] = ()) -> Memory:
+        req = pb.UpdateRequest(id=memory_id, remove_keys=list(remove_keys))
+        meta_to_proto(metadata, req.metadata)
+        return _memory(self._call("Update", req))
+
+    def forget(self, memory_id: str) -> None:
+        self._call("Forget", pb.ForgetRequest(id=memory_id))
+
+    def list(self, *, scope: str = "local", page_size: int = 500) -> Iterator[Memory]:
+        """Every memory (own ones; with scope="mesh" replicas too), paging as it goes."""
+        token = ""
+        scope_value = pb.MESH if scope == "mesh" else pb.LOCAL
+        while True:
+            page = self._call("List", pb.ListRequest(page_size=page_size, page_token=token,
+                                                     scope=scope_value))
+            for msg in page.memories:
+                yield _memory(msg)
+            token = page.next_page_token
+            if not token:
+                return
+
+    def status(self) -> Status:
+        s = self._call("Status", pb.StatusRequest())
+        return Status(
+            node_id=s.node_id,
+            model={"name": s.model.name, "dim": s.model.dim, "fingerprint": s.model.fingerprint},
+            memories={"local": s.memories.local, "replicated": s.memories.replicated,
+                      "ephemeral": s.memories.ephemeral},
+            version_vector=dict(s.version_vector),
+            peers=[{"node_id": p.node_id, "address": p.address, "state": p.state,
+                    "events_behind": p.events_behind} for p in s.peers],
+            version=s.version, uptime_seconds=s.uptime_seconds, data_dir=s.data_dir,
+        )

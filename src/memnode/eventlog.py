@@ -1,0 +1,272 @@
+"""The node's durable log: a write-ahead journal for Chroma and the signed per-origin events.
+
+One SQLite database in WAL mode (``<data_dir>/log.db``) holds, written in one transaction
+per client request and synced before the client is answered:
+
+- ``journal``: every local mutation (put / forget of a PRIVATE, TEAM or PUBLIC memory)
+  with everything Chroma needs to apply it, text included. Rows are deleted once Chroma
+  has applied them; at start, whatever is left is replayed (idempotent upserts and
+  deletes). So a ``kill -9`` at any moment loses no acknowledged write and leaves no
+  half-applied one.
+- ``events``: the signed replication events of every origin this node knows (its own
+  and its peers'), never text. Compaction keeps the newest event per live memory and
+  the FORGET tombstone of a forgotten one.
+- ``origins``: per origin, the highest contiguous seq in the log (the version vector)
+  and the highest seq applied to Chroma's replica collection.
+- ``meta``: schema version, node id, model identity.
+
+A data directory that cannot be read is reported (DataDirError), never reset.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from federation.events import Event, EventKind
+from federation.wire import event_from_bytes, event_to_bytes
+from memnode.domain import LocalRecord, Privacy
+from memnode.errors import DataDirError
+
+SCHEMA_VERSION = "1"
+LOG_FILE = "log.db"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE journal (
+    jseq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL CHECK (op IN ('put', 'forget')),
+    memory_id TEXT NOT NULL,
+    payload TEXT,
+    embedding BLOB
+);
+CREATE TABLE events (
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    memory_id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;
+CREATE INDEX events_by_memory ON events (memory_id);
+CREATE TABLE origins (
+    origin TEXT PRIMARY KEY,
+    watermark INTEGER NOT NULL DEFAULT 0,
+    applied INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    jseq: int
+    op: Literal["put", "forget"]
+    memory_id: str
+    record: LocalRecord | None  # for "put"
+
+
+def _record_payload(record: LocalRecord) -> tuple[str, bytes]:
+    payload = json.dumps(
+        {
+            "text": record.text,
+            "metadata": record.metadata,
+            "privacy": int(record.privacy),
+            "created": record.created_at_ms,
+            "updated": record.updated_at_ms,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return payload, np.ascontiguousarray(record.embedding, dtype="<f4").tobytes()
+
+
+def _record_from_row(memory_id: str, payload: str, embedding: bytes) -> LocalRecord:
+    data = json.loads(payload)
+    return LocalRecord(
+        id=memory_id,
+        text=data["text"],
+        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
+        metadata=data["metadata"],
+        privacy=Privacy(data["privacy"]),
+        created_at_ms=data["created"],
+        updated_at_ms=data["updated"],
+    )
+
+
+class EventLog:
+    """Thread-safe; one writer at a time (writes take an internal lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.path = path
+
+    @classmethod
+    def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> EventLog:
+        path = data_dir / LOG_FILE
+        fresh = not path.exists()
+        try:
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            if fresh:
+                conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                )
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise DataDirError(f"{path}: log is corrupt ({check}); refusing to start")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise DataDirError(f"{path}: log is unreadable ({exc}); refusing to start") from exc
+        if row is None or row[0] != SCHEMA_VERSION:
+            raise DataDirError(f"{path}: unknown log schema {row!r}; refusing to start")
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- local writes ---------------------------------------------------------------------
+
+    def commit_local(
+        self,
+        puts: Sequence[LocalRecord] = (),
+        forgets: Sequence[str] = (),
+        events: Sequence[Event] = (),
+    ) -> int:
+        """Journal local mutations and append their signed events, atomically and durably.
+
+        ``events`` must be this node's own, numbered from ``watermark(origin) + 1`` on.
+        Returns the highest journal seq written (for :meth:`journal_done`).
+        """
+        with self._tx() as c:
+            for record in puts:
+                payload, blob = _record_payload(record)
+                c.execute(
+                    "INSERT INTO journal (op, memory_id, payload, embedding) VALUES ('put',?,?,?)",
+                    (record.id, payload, blob),
+                )
+            for memory_id in forgets:
+                c.execute(
+                    "INSERT INTO journal (op, memory_id) VALUES ('forget', ?)", (memory_id,)
+                )
+            self._append_events(c, events)
+            row = c.execute("SELECT MAX(jseq) FROM journal").fetchone()
+        return int(row[0] or 0)
+
+    def _append_events(self, c: sqlite3.Connection, events: Sequence[Event]) -> None:
+        heads: dict[str, int] = {}
+        for event in events:
+            if event.origin not in heads:
+                heads[event.origin] = self._watermark(c, event.origin)
+            if event.seq != heads[event.origin] + 1:
+                raise ValueError(
+                    f"event {event.origin}/{event.seq} does not follow {heads[event.origin]}"
+                )
+            # Compaction: the newest event of a memory supersedes the older ones.
+            c.execute("DELETE FROM events WHERE memory_id = ?", (event.memory_id,))
+            c.execute(
+                "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                (event.origin, event.seq, event.memory_id, int(event.kind), event_to_bytes(event)),
+            )
+            heads[event.origin] = event.seq
+        for origin, seq in heads.items():
+            c.execute(
+                "INSERT INTO origins (origin, watermark) VALUES (?, ?) "
+                "ON CONFLICT (origin) DO UPDATE SET watermark = excluded.watermark",
+                (origin, seq),
+            )
+
+    def pending_journal(self) -> list[JournalEntry]:
+        """Local mutations not yet confirmed applied to Chroma, in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq"
+            ).fetchall()
+        out = []
+        for jseq, op, memory_id, payload, blob in rows:
+            record = _record_from_row(memory_id, payload, blob) if op == "put" else None
+            out.append(JournalEntry(jseq, op, memory_id, record))
+        return out
+
+    def journal_done(self, through_jseq: int) -> None:
+        """Chroma holds everything journalled up to ``through_jseq``: drop those rows."""
+        with self._tx() as c:
+            c.execute("DELETE FROM journal WHERE jseq <= ?", (through_jseq,))
+
+    # -- events ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _watermark(c: sqlite3.Connection, origin: str) -> int:
+        row = c.execute("SELECT watermark FROM origins WHERE origin = ?", (origin,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def watermark(self, origin: str) -> int:
+        with self._lock:
+            return self._watermark(self._conn, origin)
+
+    def version_vector(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT origin, watermark FROM origins").fetchall()
+        return {origin: int(seq) for origin, seq in rows if seq > 0}
+
+    def events_after(self, origin: str, after_seq: int, limit: int) -> list[Event]:
+        """Live events of ``origin`` with seq > ``after_seq``, in seq order, at most ``limit``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM events WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (origin, after_seq, limit),
+            ).fetchall()
+        return [event_from_bytes(body) for (body,) in rows]
+
+    def latest_event(self, memory_id: str) -> Event | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM events WHERE memory_id = ? ORDER BY seq DESC LIMIT 1",
+                (memory_id,),
+            ).fetchone()
+        return None if row is None else event_from_bytes(row[0])
+
+    def count_events(self, kinds: Iterable[EventKind] | None = None) -> int:
+        with self._lock:
+            if kinds is None:
+                row = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()
+            else:
+                wanted = [int(k) for k in kinds]
+                marks = ",".join("?" * len(wanted))
+                row = self._conn.execute(
+                    f"SELECT COUNT(*) FROM events WHERE kind IN ({marks})", wanted
+                ).fetchone()
+        return int(row[0])

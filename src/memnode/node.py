@@ -1,0 +1,380 @@
+"""The node: memories on local disk, written through a signed, durable log.
+
+Domain code only: the gRPC servicer converts messages and calls this; nothing here knows
+about gRPC. Writes are serialised (one origin, one seq order); reads run concurrently.
+
+Write path of a persisted memory: validate -> redact PII -> embed -> sign events ->
+journal + events committed in one synced SQLite transaction -> upsert into Chroma ->
+journal rows dropped -> answer the client. A crash anywhere after the commit is repaired
+at the next start by replaying the journal; before it, nothing was acknowledged.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
+from memnode import validation
+from memnode.config import NodeConfig
+from memnode.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
+from memnode.embedder import Embedder, load_embedder
+from memnode.ephemeral import EphemeralStore
+from memnode.errors import DataDirError, FailedPrecondition, NotFound, ResourceExhausted
+from memnode.eventlog import EventLog
+from memnode.identity import Identity, load_or_create
+from memnode.metakey import MetadataKey
+from memnode.metrics import NodeMetrics
+from memnode.redact import redact
+from memnode.store import ChromaStore
+
+log = logging.getLogger("memnode.node")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class RememberInput:
+    """One memory as a client sends it (validated by the node)."""
+
+    text: bytes | str
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    privacy: int = 0  # 0 = TEAM
+    keep_pii: bool = False
+    ttl_seconds: float = 0.0
+    embedding: bytes = b""
+
+
+@dataclass(frozen=True)
+class RememberResult:
+    id: str
+    redactions: int
+
+
+@dataclass(frozen=True)
+class Recall:
+    hits: list[Hit]
+    embed_seconds: float
+    search_seconds: float
+
+
+@dataclass(frozen=True)
+class Page:
+    local: list[LocalRecord]
+    replicas: list[ReplicaRecord]
+    next_token: str
+
+
+class Node:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        embedder: Embedder | None = None,
+        metrics: NodeMetrics | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.config = config
+        self.metrics = metrics or NodeMetrics()
+        self._clock_ms = clock_ms
+        self.started_at = time.monotonic()
+        data_dir = config.data_dir
+        if data_dir.exists() and not data_dir.is_dir():
+            raise DataDirError(f"{data_dir} is not a directory")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.identity: Identity
+        self.identity, created = load_or_create(data_dir)
+        self.node_id = self.identity.node_id
+        self.log = EventLog.open(data_dir, synchronous=config.sync.upper())
+        if not created and self.log.meta("node_id") not in (None, self.node_id):
+            raise DataDirError(f"{data_dir}: log belongs to another node; refusing to start")
+        self.embedder = embedder or load_embedder(config.embedder)
+        self.model: ModelId = self.embedder.model
+        recorded = self.log.meta("model")
+        if recorded is not None and recorded != str(self.model):
+            raise DataDirError(
+                f"{data_dir} holds vectors of model {recorded}; this node runs {self.model}. "
+                "Start with the same --embedder, or use a new data directory."
+            )
+        self.log.set_meta("node_id", self.node_id)
+        self.log.set_meta("model", str(self.model))
+        self.store = ChromaStore(data_dir, self.model.dim)
+        self.metakey = MetadataKey.load(config.metadata_key_file, os.environ)
+        if self.metakey.is_development:
+            log.warning("metadata key: %s; set one for a real federation",
+                        self.metakey.describe())
+        self.ephemeral = EphemeralStore(clock_ms, config.ephemeral_max_items)
+        self._write_lock = threading.Lock()
+        self._apply_failed = False
+        self._seq = self.log.watermark(self.node_id)
+        self._event_listeners: list[Callable[[list[Event]], None]] = []
+        self.metrics.track_memories("local", self.store.count_local)
+        self.metrics.track_memories("replicas", self.store.count_replicas)
+        self.metrics.track_memories("ephemeral", self.ephemeral.count)
+        with self._write_lock:
+            replayed = self._replay_journal()
+        if replayed:
+            log.info("replayed %d journal entries into Chroma", replayed)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._write_lock:
+            self.log.close()
+
+    def on_events(self, listener: Callable[[list[Event]], None]) -> None:
+        """Call ``listener`` with this node's new events once they are durable."""
+        self._event_listeners.append(listener)
+
+    def _replay_journal(self) -> int:
+        pending = self.log.pending_journal()
+        i = 0
+        while i < len(pending):
+            j = i
+            while j < len(pending) and pending[j].op == pending[i].op:
+                j += 1
+            run = pending[i:j]
+            if run[0].op == "put":
+                self.store.upsert_local([e.record for e in run if e.record is not None])
+            else:
+                self.store.delete_local([e.memory_id for e in run])
+            i = j
+        if pending:
+            self.log.journal_done(pending[-1].jseq)
+            self.metrics.journal_replayed.inc(len(pending))
+        return len(pending)
+
+    # -- writes -------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        suffix = base64.b32encode(secrets.token_bytes(8)).decode().rstrip("=").lower()
+        return f"{self.node_id}/{suffix}"
+
+    def _event(self, kind: EventKind, record: LocalRecord) -> Event:
+        self._seq += 1
+        full = kind != EventKind.FORGET
+        event = Event(
+            origin=self.node_id,
+            seq=self._seq,
+            kind=kind,
+            local_id=record.id.partition("/")[2],
+            timestamp_ms=record.updated_at_ms,
+            privacy=SharedPrivacy(int(record.privacy)),
+            model=self.model if full else None,
+            embedding=record.embedding.astype("<f4").tobytes() if full else b"",
+            metadata=self.metakey.shared_form(record.metadata, record.privacy) if full else {},
+        )
+        return sign(event, self.identity.key)
+
+    def _commit(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
+                events: list[Event]) -> None:
+        """Durably journal, then apply to Chroma. Caller holds the write lock and has
+        advanced ``self._seq`` for ``events``; on failure the seq is rolled back."""
+        first_seq = events[0].seq - 1 if events else self._seq
+        try:
+            jseq = self.log.commit_local(puts=puts, forgets=forgets, events=events)
+        except BaseException:
+            self._seq = first_seq
+            raise
+        for event in events:
+            self.metrics.events_appended.labels(kind=event.kind.name.lower()).inc()
+        try:
+            if self._apply_failed:  # an earlier apply failed: re-apply all that is pending
+                self._replay_journal()
+                self._apply_failed = False
+            else:
+                if puts:
+                    self.store.upsert_local(puts)
+                if forgets:
+                    self.store.delete_local(forgets)
+                self.log.journal_done(jseq)
+        except Exception:
+            self._apply_failed = True
+            log.exception("applying a committed write to Chroma failed; will retry")
+            raise
+        finally:
+            if events:
+                for listener in self._event_listeners:
+                    listener(events)
+
+    def remember(self, items: Sequence[RememberInput]) -> list[RememberResult]:
+        """Store a batch atomically: every item is written or none is."""
+        cfg = self.config
+        validation.batch_size(len(items), cfg.max_batch_items)
+        now = self._clock_ms()
+        texts: list[str] = []
+        prepared = []
+        for n, item in enumerate(items):
+            where = f"item {n}: " if len(items) > 1 else ""
+            try:
+                raw = item.text.encode() if isinstance(item.text, str) else item.text
+                text = validation.decode_text(raw, cfg.max_text_bytes)
+                level = validation.privacy(item.privacy)
+                meta = validation.metadata(item.metadata, cfg.max_metadata_keys,
+                                           cfg.max_metadata_value_bytes)
+                vec = (validation.embedding(item.embedding, self.model.dim)
+                       if item.embedding else None)
+                if item.ttl_seconds and level != Privacy.EPHEMERAL:
+                    raise validation.InvalidArgument("ttl_seconds applies to EPHEMERAL only")
+            except validation.InvalidArgument as exc:
+                raise type(exc)(where + str(exc)) from None
+            redactions = 0
+            if cfg.redact_pii and not item.keep_pii:
+                text, found = redact(text)
+                for kind, count in found.items():
+                    self.metrics.redactions.labels(kind=kind).inc(count)
+                redactions = sum(found.values())
+            texts.append(text)
+            prepared.append((text, level, meta, vec, item.ttl_seconds, redactions))
+        to_embed = [i for i, p in enumerate(prepared) if p[3] is None]
+        started = time.perf_counter()
+        vectors = self.embedder.embed([texts[i] for i in to_embed]) if to_embed else None
+        self.metrics.embed_seconds.observe(time.perf_counter() - started)
+        records: list[LocalRecord] = []
+        for i, (text, level, meta, vec, ttl, _) in enumerate(prepared):
+            if vec is None:
+                assert vectors is not None
+                vec = vectors[to_embed.index(i)]
+            expires = 0
+            if level == Privacy.EPHEMERAL:
+                expires = now + int(1000 * (ttl or cfg.ephemeral_ttl_seconds))
+            records.append(LocalRecord(self._new_id(), text, vec, meta, level, now, now, expires))
+        ephemeral = [r for r in records if r.privacy == Privacy.EPHEMERAL]
+        persisted = [r for r in records if r.privacy != Privacy.EPHEMERAL]
+        if ephemeral and self.ephemeral.count() + len(ephemeral) > cfg.ephemeral_max_items:
+            raise ResourceExhausted(
+                f"ephemeral store is full ({cfg.ephemeral_max_items} memories)"
+            )
+        with self._write_lock:
+            if persisted:
+                events = [self._event(EventKind.PUT, r) for r in persisted
+                          if r.privacy.replicated]
+                self._commit(persisted, (), events)
+            for r in ephemeral:
+                self.ephemeral.put(r)
+        return [RememberResult(r.id, p[5]) for r, p in zip(records, prepared, strict=True)]
+
+    def update(self, memory_id: str, metadata: Mapping[str, object],
+               remove_keys: Sequence[str] = ()) -> LocalRecord:
+        validation.memory_id(memory_id)
+        cfg = self.config
+        with self._write_lock:
+            record = self._own_record(memory_id)
+            merged: dict[str, object] = {k: v for k, v in record.metadata.items()
+                                         if k not in set(remove_keys)}
+            merged.update(metadata)
+            record.metadata = validation.metadata(merged, cfg.max_metadata_keys,
+                                                  cfg.max_metadata_value_bytes)
+            record.updated_at_ms = self._clock_ms()
+            if record.privacy == Privacy.EPHEMERAL:
+                self.ephemeral.put(record)
+                return record
+            events = [self._event(EventKind.UPDATE, record)] if record.privacy.replicated else []
+            self._commit([record], (), events)
+            return record
+
+    def forget(self, memory_id: str) -> None:
+        validation.memory_id(memory_id)
+        with self._write_lock:
+            record = self._own_record(memory_id)
+            if record.privacy == Privacy.EPHEMERAL:
+                self.ephemeral.forget(memory_id)
+                return
+            record.updated_at_ms = self._clock_ms()
+            events = [self._event(EventKind.FORGET, record)] if record.privacy.replicated else []
+            self._commit((), [memory_id], events)
+
+    def _own_record(self, memory_id: str) -> LocalRecord:
+        record = self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
+        if record is not None:
+            return record
+        origin = memory_id.partition("/")[0]
+        if origin != self.node_id and self.store.get_replica(memory_id) is not None:
+            raise FailedPrecondition(
+                f"memory {memory_id} belongs to node {origin}; only its origin can change it"
+            )
+        raise NotFound(f"no memory {memory_id}")
+
+    # -- reads --------------------------------------------------------------------------
+
+    def recall(self, query: str, k: int = 10, *, mesh: bool = False,
+               where: Mapping[str, object] | None = None, embedding: bytes = b"") -> Recall:
+        cfg = self.config
+        k = validation.recall_k(k, cfg.max_recall_k)
+        wanted: Metadata = validation.metadata(where or {}, cfg.max_metadata_keys,
+                                               cfg.max_metadata_value_bytes)
+        started = time.perf_counter()
+        if embedding:
+            vec = validation.embedding(embedding, self.model.dim)
+        else:
+            validation.decode_text(query.encode(), cfg.max_text_bytes, what="query")
+            vec = self.embedder.embed([query])[0]
+        embedded = time.perf_counter()
+        self.metrics.embed_seconds.observe(embedded - started)
+        replica_where: dict[str, list[MetaValue]] = {
+            key: self.metakey.match_values(value) for key, value in wanted.items()
+        }
+        hits = self.store.query(vec, k, include_replicas=mesh, where_local=wanted,
+                                where_replica=replica_where)
+        extra = self.ephemeral.query(vec, k, wanted)
+        if extra:
+            hits = sorted(hits + extra, key=lambda h: h.score, reverse=True)[:k]
+        return Recall(hits, embedded - started, time.perf_counter() - embedded)
+
+    def get(self, memory_id: str) -> LocalRecord | ReplicaRecord:
+        validation.memory_id(memory_id)
+        found = (self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
+                 or self.store.get_replica(memory_id))
+        if found is None:
+            raise NotFound(f"no memory {memory_id}")
+        return found
+
+    def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
+        """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
+        size = min(page_size or 100, 1000)
+        phase, offset = _parse_token(token)
+        local: list[LocalRecord] = []
+        replicas: list[ReplicaRecord] = []
+        if phase == "e":
+            local = self.ephemeral.records()
+            phase, offset = "l", 0
+        if phase == "l" and len(local) < size:
+            got = self.store.list_local(offset, size - len(local))
+            local += got
+            offset += len(got)
+            if len(got) < size - len(local) + len(got):
+                phase, offset = ("r", 0) if mesh else ("", 0)
+        if phase == "r" and len(local) < size:
+            replicas = self.store.list_replicas(offset, size - len(local))
+            offset += len(replicas)
+            if len(local) + len(replicas) < size:
+                phase = ""
+        return Page(local, replicas, f"{phase}:{offset}" if phase else "")
+
+    def version_vector(self) -> dict[str, int]:
+        return self.log.version_vector()
+
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_at
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+
+def _parse_token(token: str) -> tuple[str, int]:
+    if not token:
+        return "e", 0
+    phase, _, offset = token.partition(":")
+    if phase not in ("l", "r") or not offset.isdigit():
+        raise validation.InvalidArgument(f"bad page token {token!r}")
+    return phase, int(offset)

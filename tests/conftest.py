@@ -1,0 +1,45 @@
+"""Shared fixtures: real nodes on real gRPC servers (port 0) over real Chroma in temp dirs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers import NodeHandle, start_node  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def hash_embedder():  # type: ignore[no-untyped-def]
+    from memnode.embedder import HashEmbedder
+
+    return HashEmbedder()
+
+
+@pytest.fixture
+def node_factory(tmp_path: Path, hash_embedder) -> Iterator[Callable[..., NodeHandle]]:  # type: ignore[no-untyped-def]
+    handles: list[NodeHandle] = []
+
+    def make(name: str = "n1", embedder=None, **config) -> NodeHandle:  # type: ignore[no-untyped-def]
+        handle = start_node(tmp_path / name, embedder or hash_embedder, **config)
+        handles.append(handle)
+        return handle
+
+    yield make
+    for handle in handles:
+        handle.stop()
+
+
+@pytest.fixture
+def node(node_factory) -> NodeHandle:  # type: ignore[no-untyped-def]
+    return node_factory()

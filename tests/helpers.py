@@ -1,0 +1,131 @@
+"""Test helpers: in-process nodes behind real servers, node processes, polling with a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from memnode.client import Client
+from memnode.config import NodeConfig
+from memnode.node import Node
+from memnode.server import NodeServer
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+class FakeClock:
+    def __init__(self, start_ms: int = 1_700_000_000_000) -> None:
+        self.now_ms = start_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+    def advance(self, seconds: float) -> None:
+        self.now_ms += int(seconds * 1000)
+
+
+@dataclass
+class NodeHandle:
+    node: Node
+    server: NodeServer
+    client: Client
+    data_dir: Path
+
+    @property
+    def addr(self) -> str:
+        return self.server.address
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.stop(grace=1.0)
+
+
+def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None = None,
+               **config: Any) -> NodeHandle:
+    cfg = NodeConfig(data_dir=data_dir, listen="127.0.0.1:0", embedder="test-hash",
+                     sync="normal", **config)
+    kwargs: dict[str, Any] = {"embedder": embedder}
+    if clock_ms is not None:
+        kwargs["clock_ms"] = clock_ms
+    node = Node(cfg, **kwargs)
+    server = NodeServer(node)
+    server.start()
+    return NodeHandle(node, server, Client(server.address, timeout=10), data_dir)
+
+
+def wait_for(condition: Callable[[], T], what: str, timeout: float = 30.0,
+             interval: float = 0.02) -> T:
+    """Poll ``condition`` until it returns a truthy value; fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # the condition may fail until the system is up
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: "
+                         f"{last_error!r})")
+
+
+def memnode_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "memnode.cli", *args]
+
+
+def run_cli(*args: str, addr: str | None = None, input: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ}
+    if addr:
+        env["MEMNODE_ADDR"] = addr
+    return subprocess.run(memnode_cmd(*args), capture_output=True, text=True, env=env,
+                          input=input, timeout=timeout)
+
+
+@dataclass
+class NodeProcess:
+    """``memnode serve`` in its own process (its own process group)."""
+
+    data_dir: Path
+    extra: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[str] | None = None
+    ready: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, timeout: float = 60) -> NodeProcess:
+        cmd = memnode_cmd("--log-level", "WARNING", "serve", "--data-dir", str(self.data_dir),
+                          "--listen", "127.0.0.1:0", "--embedder", "test-hash",
+                          *self.extra)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        assert self.proc.stdout is not None
+        line = wait_for(self.proc.stdout.readline, "the node's ready line", timeout)
+        self.ready = json.loads(line)
+        return self
+
+    @property
+    def addr(self) -> str:
+        return str(self.ready["listen"])
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def stderr(self) -> str:
+        assert self.proc is not None and self.proc.stderr is not None
+        return self.proc.stderr.read()

@@ -58,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
           f"(started in {time.perf_counter() - started:.1f} s, data in {config.data_dir})\n")
 
     with Client(server.address) as client:
-        for text, meta in DEMO_MEMORIES:
-            mid = client.remember(text, meta)
-            print(f"  remembered {mid}: {client.get(mid).text}")
+        if client.status().memories["local"] == 0:
+            for text, meta in DEMO_MEMORIES:
+                mid = client.remember(text, meta)
+                print(f"  remembered {mid}: {client.get(mid).text}")
+        else:
+            print(f"  (memories from an earlier run are still in {args.data_dir})")
         print(f"\nrecall {DEMO_QUERY!r}:")
         for hit in client.recall(DEMO_QUERY, k=2):
             print(f"  {hit.score:.3f}  {hit.text}")

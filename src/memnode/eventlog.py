@@ -117,6 +117,8 @@ class EventLog:
             conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
+            # Deleted rows (journalled text, superseded events) are zeroed, not left in pages.
+            conn.execute("PRAGMA secure_delete=ON")
             if fresh:
                 conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
                 conn.execute(

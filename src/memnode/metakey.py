@@ -42,7 +42,7 @@ from pathlib import Path
 from memnode.domain import Metadata, MetaValue, Privacy
 from memnode.errors import InvalidArgument
 
-__all__ = ["ENV_VAR", "KEY_BYTES", "MetadataKey"]
+__all__ = ["ENV_VAR", "HASH_BYTES", "KEY_BYTES", "MetadataKey"]
 
 ENV_VAR = "MEMNODE_METADATA_KEY"
 KEY_BYTES = 32

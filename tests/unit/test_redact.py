@@ -183,7 +183,8 @@ SAMPLES = [
     ("DE89370400440532013000", "iban"),
     ("123-45-6789", "ssn"),
 ]
-FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz ,;!?", max_size=40)
+# letters that cannot spell a trigger word ("bearer", "token", "key", "password"...)
+FILLER = st.text(alphabet="aeiouxyz ,;!?", max_size=40)
 
 
 @given(st.lists(st.tuples(FILLER, st.sampled_from(SAMPLES)), max_size=6), FILLER)

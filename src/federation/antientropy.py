@@ -1,0 +1,147 @@
+"""Anti-entropy (scuttlebutt style): digests, and exactly the deltas a peer lacks.
+
+An exchange between A and B::
+
+    A -> B   Digest(reply=False)    A's version vector, heartbeats, floors, resync cursors
+    B -> A   EventBatch*            the runs A lacks (above A's watermarks)
+    B -> A   Digest(reply=True)     B's vector
+    A -> B   EventBatch*            the runs B lacks
+
+When both are in sync that is two digests of O(origins) bytes, whatever the number
+of memories. Runs are read from the :class:`~federation.log.EventSource` per origin
+in seq order and packed into batches bounded by ``max_batch_events`` and
+``max_batch_bytes``; one digest is answered with at most ``max_events_per_exchange``
+events (the rest at the next exchange).
+
+Runs already sent to a peer are remembered for ``inflight_timeout_ticks``: a digest
+from that peer that crossed them on the wire is answered from where they end, not
+again from its watermark (the receiver buffers the later runs until the earlier
+ones arrive). After the timeout, everything above its watermark is sent again.
+
+Exchanges start every ``anti_entropy_interval_ticks`` (first one at a random offset
+so nodes do not synchronise), and at once when a peer joins or rejoins.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+from federation.config import FederationConfig
+from federation.errors import SourceError
+from federation.log import EventSource
+from federation.messages import Digest, EventBatch, EventRun
+from federation.sizes import BATCH_OVERHEAD, RUN_OVERHEAD, run_size
+
+
+class AntiEntropy:
+    def __init__(self, config: FederationConfig, rng: random.Random, source: EventSource) -> None:
+        self._config = config
+        self._source = source
+        self._next_round = rng.randint(1, config.anti_entropy_interval_ticks)
+        self._inflight: dict[str, dict[str, tuple[int, int]]] = {}
+        self.source_errors = 0
+
+    # schedule ----------------------------------------------------------------------
+    def round_due(self, now: int) -> bool:
+        return now >= self._next_round
+
+    def round_started(self, now: int) -> None:
+        self._next_round = now + self._config.anti_entropy_interval_ticks
+
+    def forget_peer(self, peer: str) -> None:
+        """Drop in-flight state of a peer (reaped, or restarted and lost its inbox)."""
+        self._inflight.pop(peer, None)
+
+    # deltas ------------------------------------------------------------------------
+    def _start(
+        self, peer: str, origin: str, ours: int, digest: Digest, now: int
+    ) -> int | None:
+        """Where to start sending ``origin`` to ``peer``, or None for nothing."""
+        theirs = digest.version_vector.get(origin, 0)
+        cursor = digest.resync.get(origin)
+        if cursor is not None and cursor < theirs and ours >= digest.gc_floors.get(origin, 0):
+            # a reconciliation request we can answer conclusively: our log from there
+            return cursor if cursor < ours else None
+        if ours <= theirs:
+            return None
+        start = theirs
+        sent = self._inflight.get(peer)
+        if sent is not None:
+            mark = sent.get(origin)
+            if mark is not None:
+                through, tick = mark
+                if through <= theirs or now - tick >= self._config.inflight_timeout_ticks:
+                    del sent[origin]
+                elif through > start:
+                    start = through
+        return start if start < ours else None
+
+    def batches_for(
+        self,
+        sender: str,
+        peer: str,
+        digest: Digest,
+        ours: Mapping[str, int],
+        floors: Mapping[str, int],
+        now: int,
+    ) -> list[EventBatch]:
+        """The batches that carry what ``peer`` (whose digest this is) lacks."""
+        c = self._config
+        wants: list[tuple[str, int]] = []
+        for origin, wm in ours.items():
+            start = self._start(peer, origin, wm, digest, now)
+            if start is not None:
+                wants.append((origin, start))
+        if not wants:
+            return []
+        batches: list[EventBatch] = []
+        runs: list[EventRun] = []
+        count, size, total = 0, BATCH_OVERHEAD, 0
+
+        def flush() -> None:
+            nonlocal runs, count, size
+            if runs:
+                origins = {r.origin for r in runs}
+                batches.append(
+                    EventBatch(
+                        sender,
+                        tuple(runs),
+                        0,
+                        {o: ours[o] for o in origins},
+                        {o: floors[o] for o in origins if floors.get(o)},
+                    )
+                )
+            runs, count, size = [], 0, BATCH_OVERHEAD
+
+        sent = self._inflight.setdefault(peer, {})
+        for origin, start in wants:
+            position = start
+            wm = ours[origin]
+            while position < wm and total < c.max_events_per_exchange:
+                room = min(c.max_batch_events - count, c.max_events_per_exchange - total)
+                if room <= 0 or size + RUN_OVERHEAD >= c.max_batch_bytes:
+                    flush()
+                    continue
+                try:
+                    run = self._source.run_after(
+                        origin, position, room, c.max_batch_bytes - size - RUN_OVERHEAD
+                    )
+                except SourceError:
+                    self.source_errors += 1
+                    break
+                if run.through_seq <= position:
+                    break
+                rs = run_size(run) + 4
+                if runs and size + rs > c.max_batch_bytes:
+                    flush()
+                    continue
+                runs.append(run)
+                count += len(run.events)
+                size += rs
+                total += len(run.events)
+                position = run.through_seq
+                if origin not in digest.resync:
+                    sent[origin] = (position, now)
+        flush()
+        return batches

@@ -1,0 +1,66 @@
+"""What the core asks the adapter to do to durable storage (the node's Replica API).
+
+The core never touches storage. Every input may produce effects, delivered in
+order in ``Ready.effects``; the adapter applies them in that order, then calls
+``advance()``. Each effect is idempotent, so replaying a prefix after a crash is
+safe, and the order (events before the origin's marks) means a crash can only leave
+a watermark *behind* the data, never ahead of it: peers then re-send.
+
+Upserts and deletes concern other origins' memories only: the node's own events
+are in its log and its own collection before ``local_event`` is called.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from federation.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertReplica:
+    """Store (or replace) the replica of ``event.memory_id``: embedding and shared
+    metadata of this PUT/UPDATE. The log keeps this event and drops older events of
+    the same memory (compaction)."""
+
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteReplica:
+    """Remove the replica of ``memory_id`` (its vector must leave the store).
+
+    ``forget`` is the FORGET event to keep in the log as the memory's tombstone; it
+    is None when reconciliation found that the memory was forgotten and its tombstone
+    already collected (the watermark alone then prevents resurrection).
+    """
+
+    memory_id: str
+    forget: Event | None
+
+
+@dataclass(frozen=True, slots=True)
+class DropTombstone:
+    """The tombstone of ``memory_id`` (FORGET at ``origin``/``seq``) is causally stable
+    and is removed from the log. Applies to the node's own origin too."""
+
+    memory_id: str
+    origin: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class OriginMarks:
+    """Durable per-origin scalars, to persist as one row and give back at restart
+    (``ReplicaSnapshot``): the watermark (may pass seqs that were compacted away),
+    the GC floor (highest collected tombstone seq this log may lack), and the
+    reconciliation cursor (None when not reconciling)."""
+
+    origin: str
+    watermark: int
+    gc_floor: int
+    resync_from: int | None
+
+
+Effect = Union[UpsertReplica, DeleteReplica, DropTombstone, OriginMarks]

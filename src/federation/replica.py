@@ -1,0 +1,433 @@
+"""The apply rule: how events and runs from peers change a node's replica state.
+
+State per origin (:class:`~federation.origin.OriginState`): a watermark (highest
+contiguous seq applied), live entries (memory id -> newest PUT/UPDATE), tombstones
+(memory id -> FORGET), a bounded buffer of runs waiting above a gap, a GC floor and
+a reconciliation cursor. The node's own origin is in the same table.
+
+For a run ``(after, through]`` of origin O (a single event is the run
+``(seq-1, seq]``), with W = O's watermark:
+
+- ``through <= W``: everything in it is known: duplicates, dropped unverified.
+- the events above W are validated (:func:`federation.validate.check_event`); one
+  bad event rejects the whole run, counted by reason, with no state change.
+- ``after > W``: a gap below it: the run is buffered (bounded; overflow drops the
+  furthest runs and counts them: anti-entropy sends them again).
+- ``after <= W``: its events above W are applied in order, W becomes ``through``
+  (seqs absent from the run were compacted away by the sender), and buffered runs
+  whose gap is now filled are applied in turn.
+
+Applying: PUT/UPDATE upserts the entry (unless the memory has a tombstone: FORGET is
+terminal, such an event is ignored and counted), FORGET removes the entry and keeps
+a tombstone. Each change is an :mod:`effect <federation.effects>` for the adapter.
+
+Compaction and tombstone GC: the retained log is the live entries plus tombstones.
+A tombstone is collected once causally stable (every live member's version vector
+covers it, :meth:`ReplicaState.collect_tombstones`); after that only the watermark
+remembers the memory, and it is enough: every PUT/UPDATE of that memory has a seq
+below the FORGET's, hence below the watermark of anyone who applied the FORGET, so a
+replay is dropped as a duplicate.
+
+Reconciliation (a node that missed a FORGET whose tombstone was then collected
+everywhere): collected tombstones raise the *GC floor* of the origin, which travels
+in digests and batches. A node that learns a floor above its watermark while holding
+live entries of that origin may hold memories forgotten meanwhile, which no run will
+ever mention again. It then sets a cursor (``resync_from = 0``) advertised in its
+digests; peers whose watermark reaches the floor answer with runs from the cursor
+(a snapshot of their compacted log), and every live entry of ours in a run's range
+that the run does not mention is deleted (``DeleteReplica(forget=None)``). The cursor
+advances with each such conclusive run until it reaches the watermark.
+
+Limit: a run's range is vouched for by the member that sends it, not signed by the
+origin; an authenticated but malicious member can make receivers skip events
+(withholding). It cannot forge or alter events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.errors import LocalEventError
+from federation.events import Event, EventKind
+from federation.messages import EventRun
+from federation.origin import OriginState
+from federation.validate import Limits, RejectReason, check_event
+from federation.versions import VersionVector
+
+
+@dataclass
+class ApplyResult:
+    """What one input did to the replica. ``fresh`` lists the events that were new to
+    this node (applied, ignored-as-forgotten or buffered), for rumor forwarding."""
+
+    applied: int = 0
+    duplicates: int = 0
+    buffered: int = 0
+    overflow_dropped: int = 0
+    ignored_forgotten: int = 0
+    reconciled: int = 0
+    resyncs_started: int = 0
+    rejected: dict[RejectReason, int] = field(default_factory=dict)
+    fresh: list[Event] = field(default_factory=list)
+    effects: list[Effect] = field(default_factory=list)
+
+    def reject(self, reason: RejectReason, count: int = 1) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + count
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+@dataclass(frozen=True)
+class ReplicaSnapshot:
+    """Durable state to rebuild the core from at restart: the compacted log (newest
+    event per live memory and tombstones, every origin including our own) and the
+    last :class:`OriginMarks` persisted per origin."""
+
+    events: Sequence[Event] = ()
+    marks: Sequence[OriginMarks] = ()
+
+
+def _run_is_malformed(run: EventRun) -> bool:
+    if not isinstance(run, EventRun) or not isinstance(run.origin, str) or not run.origin:
+        return True
+    for value in (run.after_seq, run.through_seq):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return True
+    if run.through_seq < run.after_seq or not isinstance(run.events, tuple):
+        return True
+    previous = run.after_seq
+    for event in run.events:
+        if not isinstance(event, Event) or event.origin != run.origin:
+            return True
+        if not isinstance(event.seq, int) or not previous < event.seq <= run.through_seq:
+            return True
+        previous = event.seq
+    return False
+
+
+class ReplicaState:
+    """Every origin's replica state on one node, and the apply rule."""
+
+    def __init__(
+        self, node_id: str, limits: Limits, *, max_buffered_per_origin: int = 1024
+    ) -> None:
+        self.node_id = node_id
+        self.limits = limits
+        self._own_limits = replace(limits, verify_signatures=False)
+        self.max_buffered = max_buffered_per_origin
+        self._origins: dict[str, OriginState] = {}
+        self._own = self._state(node_id)
+        self._vv: VersionVector | None = None
+
+    # queries -----------------------------------------------------------------------
+    def _state(self, origin: str) -> OriginState:
+        st = self._origins.get(origin)
+        if st is None:
+            st = self._origins[origin] = OriginState(origin)
+        return st
+
+    def origin(self, origin: str) -> OriginState | None:
+        return self._origins.get(origin)
+
+    def origins(self) -> Iterator[OriginState]:
+        return iter(self._origins.values())
+
+    def watermark(self, origin: str) -> int:
+        st = self._origins.get(origin)
+        return st.watermark if st is not None else 0
+
+    def version_vector(self) -> VersionVector:
+        if self._vv is None:
+            self._vv = VersionVector(
+                {o: st.watermark for o, st in self._origins.items() if st.watermark}
+            )
+        return self._vv
+
+    def gc_floors(self) -> dict[str, int]:
+        return {o: st.gc_floor for o, st in self._origins.items() if st.gc_floor}
+
+    def resync_cursors(self) -> dict[str, int]:
+        return {
+            o: st.resync_from for o, st in self._origins.items() if st.resync_from is not None
+        }
+
+    def live_entries(self) -> Iterator[Event]:
+        for st in self._origins.values():
+            yield from st.live.values()
+
+    def live_count(self) -> int:
+        return sum(len(st.live) for st in self._origins.values())
+
+    def get_live(self, memory_id: str) -> Event | None:
+        origin = memory_id.partition("/")[0]
+        st = self._origins.get(origin)
+        return st.live.get(memory_id) if st is not None else None
+
+    def is_forgotten(self, memory_id: str) -> bool:
+        """True while the memory's tombstone is held (before GC)."""
+        st = self._origins.get(memory_id.partition("/")[0])
+        return st is not None and memory_id in st.tombstones
+
+    def tombstone_count(self) -> int:
+        return sum(len(st.tombstones) for st in self._origins.values())
+
+    def buffered_events(self) -> int:
+        return sum(st.buffered_events for st in self._origins.values() if st.buffer)
+
+    def _marks(self, st: OriginState) -> OriginMarks:
+        return OriginMarks(st.origin, st.watermark, st.gc_floor, st.resync_from)
+
+    # own events ---------------------------------------------------------------------
+    def append_local(self, event: Event) -> ApplyResult:
+        """Append our own next event (already signed and durable in the node's log).
+
+        Raises LocalEventError if it is not ours, not the next seq, or invalid. Emits
+        no Upsert/Delete effects: the node has written its own memory already.
+        """
+        st = self._own
+        if event.origin != self.node_id:
+            raise LocalEventError(f"event of origin {event.origin!r}, this node is {self.node_id}")
+        if event.seq != st.watermark + 1:
+            raise LocalEventError(f"own seq {event.seq}, expected {st.watermark + 1}")
+        reason = check_event(event, self._own_limits)
+        if reason is not None:
+            raise LocalEventError(f"own event {event.seq} is invalid: {reason.value}")
+        result = ApplyResult()
+        self._apply_one(st, event, result)
+        st.watermark = event.seq
+        self._vv = None
+        result.effects.append(self._marks(st))
+        return result
+
+    # events and runs from peers -------------------------------------------------------
+    def apply_event(self, event: Event, result: ApplyResult | None = None) -> ApplyResult:
+        """A single event (a rumor): the run ``(seq-1, seq]``."""
+        result = result if result is not None else ApplyResult()
+        if not isinstance(event, Event) or not isinstance(event.seq, int) or event.seq < 1:
+            result.reject(RejectReason.MALFORMED)
+            return result
+        return self.apply_run(EventRun(event.origin, event.seq - 1, event.seq, (event,)), result)
+
+    def apply_run(
+        self,
+        run: EventRun,
+        result: ApplyResult | None = None,
+        *,
+        sender_watermark: int | None = None,
+    ) -> ApplyResult:
+        """Apply one run from a peer. ``sender_watermark`` is the sender's watermark of
+        the run's origin when it built the run (EventBatch.watermarks), needed only to
+        decide whether a run is conclusive for reconciliation."""
+        res = result if result is not None else ApplyResult()
+        if _run_is_malformed(run):
+            res.reject(RejectReason.MALFORMED, max(1, len(getattr(run, "events", ()) or ())))
+            return res
+        if run.origin == self.node_id:
+            own = self._own.watermark
+            above = sum(1 for e in run.events if e.seq > own)
+            res.duplicates += len(run.events) - above
+            if above:
+                res.reject(RejectReason.OWN_ORIGIN, above)
+            return res
+        st = self._origins.get(run.origin)
+        wm = st.watermark if st is not None else 0
+        resyncing = (
+            st is not None and st.resync_from is not None and run.after_seq <= st.resync_from
+        )
+        if run.through_seq <= wm and not resyncing:
+            res.duplicates += len(run.events)
+            return res
+        new = [e for e in run.events if e.seq > wm]
+        bad = [(e, check_event(e, self.limits)) for e in new]
+        failures = [(e, reason) for e, reason in bad if reason is not None]
+        if failures:
+            for _, reason in failures:
+                assert reason is not None
+                res.reject(reason)
+            return res
+        res.duplicates += len(run.events) - len(new)
+        if st is None:
+            st = self._state(run.origin)
+        if run.after_seq > wm:
+            self._buffer(st, run, new, res)
+            return res
+        if resyncing:
+            self._reconcile(st, run, res, sender_watermark)
+        for event in new:
+            self._apply_one(st, event, res)
+        if run.through_seq > st.watermark:
+            st.watermark = run.through_seq
+        if st.resync_from is not None and st.resync_from >= st.watermark:
+            st.resync_from = None
+        self._drain(st, res)
+        self._vv = None
+        res.effects.append(self._marks(st))
+        return res
+
+    def _buffer(self, st: OriginState, run: EventRun, new: list[Event], res: ApplyResult) -> None:
+        if any(b.after_seq <= run.after_seq and b.through_seq >= run.through_seq for b in st.buffer):
+            res.duplicates += len(new)
+            return
+        fresh = [e for e in new if not st.buffered_covers(e.seq)]
+        kept, dropped = st.buffer_insert(run, self.max_buffered)
+        res.overflow_dropped += dropped
+        if kept:
+            res.buffered += len(fresh)
+            res.fresh.extend(fresh)
+
+    def _drain(self, st: OriginState, res: ApplyResult) -> None:
+        while True:
+            run = st.buffer_pop_ready()
+            if run is None:
+                return
+            for event in run.events:
+                if event.seq > st.watermark:
+                    self._apply_one(st, event, res, fresh=False)
+            st.watermark = run.through_seq
+
+    def _apply_one(
+        self, st: OriginState, event: Event, res: ApplyResult, *, fresh: bool = True
+    ) -> None:
+        memory_id = event.memory_id
+        foreign = st is not self._own
+        if event.kind is EventKind.FORGET:
+            old = st.live.pop(memory_id, None)
+            if old is not None:
+                st.release(old.seq)
+            previous = st.tombstones.get(memory_id)
+            if previous is not None:
+                st.release(previous.seq)
+            st.tombstones[memory_id] = event
+            st.retain(event)
+            if foreign:
+                res.effects.append(DeleteReplica(memory_id, event))
+            res.applied += 1
+        elif memory_id in st.tombstones:
+            res.ignored_forgotten += 1
+        else:
+            old = st.live.get(memory_id)
+            if old is not None:
+                st.release(old.seq)
+            st.live[memory_id] = event
+            st.retain(event)
+            if foreign:
+                res.effects.append(UpsertReplica(event))
+            res.applied += 1
+        if fresh:
+            res.fresh.append(event)
+
+    def _reconcile(
+        self, st: OriginState, run: EventRun, res: ApplyResult, sender_watermark: int | None
+    ) -> None:
+        """A run from the reconciliation cursor: drop our live entries in its range that
+        the sender's compacted log no longer has, apply FORGETs we missed below our
+        watermark, and advance the cursor if the sender had passed the GC floor."""
+        assert st.resync_from is not None
+        high = min(run.through_seq, st.watermark)
+        seqs = {e.seq for e in run.events}
+        mentioned = {e.memory_id for e in run.events}
+        for event in list(st.retained_after(run.after_seq, high)):
+            if event.seq in seqs or event.memory_id in mentioned:
+                continue
+            if event.kind is EventKind.FORGET:
+                continue
+            del st.live[event.memory_id]
+            st.release(event.seq)
+            res.effects.append(DeleteReplica(event.memory_id, None))
+            res.reconciled += 1
+        for event in run.events:
+            if event.seq > st.watermark:
+                break
+            if event.kind is not EventKind.FORGET or event.memory_id in st.tombstones:
+                continue
+            current = st.live.get(event.memory_id)
+            if current is not None and current.seq > event.seq:
+                continue
+            if check_event(event, self.limits) is not None:
+                continue
+            self._apply_one(st, event, res, fresh=False)
+        conclusive = max(run.through_seq, sender_watermark or 0) >= st.gc_floor
+        if conclusive and run.through_seq > st.resync_from:
+            st.resync_from = run.through_seq
+
+    # GC floors and tombstones ------------------------------------------------------------
+    def learn_floor(self, origin: str, floor: int, res: ApplyResult) -> None:
+        """A peer's log lacks tombstones of ``origin`` up to ``floor``. If that is above
+        our watermark and we hold live entries of ``origin``, some may have been
+        forgotten meanwhile: start reconciling from 0."""
+        if origin == self.node_id or floor <= 0:
+            return
+        st = self._origins.get(origin)
+        if st is None:
+            st = self._state(origin)
+        if floor <= st.gc_floor:
+            return
+        st.gc_floor = floor
+        if floor > st.watermark and st.live:
+            if st.resync_from is None:
+                res.resyncs_started += 1
+            st.resync_from = 0
+        res.effects.append(self._marks(st))
+
+    def collect_tombstones(self, stable: Mapping[str, int]) -> list[Effect]:
+        """Drop the tombstones every live member has (seq <= stable[origin])."""
+        effects: list[Effect] = []
+        for origin, st in self._origins.items():
+            if not st.tombstones:
+                continue
+            limit = min(stable.get(origin, 0), st.watermark)
+            gone = [(m, e.seq) for m, e in st.tombstones.items() if e.seq <= limit]
+            if not gone:
+                continue
+            for memory_id, seq in gone:
+                del st.tombstones[memory_id]
+                st.release(seq)
+                effects.append(DropTombstone(memory_id, origin, seq))
+                st.gc_floor = max(st.gc_floor, seq)
+            effects.append(self._marks(st))
+        return effects
+
+    # restart -----------------------------------------------------------------------
+    def restore(self, snapshot: ReplicaSnapshot) -> None:
+        """Rebuild from durable state (trusted: it is our own disk). Call before use."""
+        for mark in snapshot.marks:
+            st = self._state(mark.origin)
+            st.watermark = max(st.watermark, mark.watermark)
+            st.gc_floor = max(st.gc_floor, mark.gc_floor)
+            st.resync_from = mark.resync_from if mark.origin != self.node_id else None
+        ordered = sorted(snapshot.events, key=lambda e: (e.origin, e.seq))
+        for event in ordered:
+            st = self._state(event.origin)
+            memory_id = event.memory_id
+            if event.kind is EventKind.FORGET:
+                old = st.live.pop(memory_id, None)
+                if old is not None:
+                    st.release(old.seq)
+                st.tombstones[memory_id] = event
+            elif memory_id in st.tombstones:
+                continue
+            else:
+                old = st.live.get(memory_id)
+                if old is not None:
+                    st.release(old.seq)
+                st.live[memory_id] = event
+            st.retain(event)
+            st.watermark = max(st.watermark, event.seq)
+        self._vv = None
+
+
+def fingerprint(state: ReplicaState) -> tuple[VersionVector, frozenset[tuple[str, int]]]:
+    """Version vector and live (memory id, seq) pairs: equal on converged replicas."""
+    return state.version_vector(), frozenset((e.memory_id, e.seq) for e in state.live_entries())
+
+
+def apply_all(state: ReplicaState, events: Iterable[Event]) -> ApplyResult:
+    """Apply events one by one (as rumors); for tests and tools."""
+    result = ApplyResult()
+    for event in events:
+        state.apply_event(event, result)
+    return result

@@ -1,0 +1,148 @@
+"""A size model of messages on the wire, without protobuf.
+
+The core must not depend on protobuf, yet it bounds batches in bytes and the
+simulator reports bytes. So sizes are computed with protobuf's own encoding rules
+(proto3: a 1-byte tag for field numbers < 16, varint lengths, fields at their default
+value omitted, map entries as nested key/value messages) over the field numbers of
+``proto/federation/v1/federation.proto``; ``tests/federation`` checks the result
+against real serialization for Event, EventRun and EventBatch.
+
+Messages that have no proto yet are modelled with these field numbers:
+
+- EventBatch: ``rumor_hops = 3`` (varint), ``watermarks = 4`` and ``gc_floors = 5``
+  (map<string, uint64>).
+- Digest: sender 1, incarnation 2, heartbeat 3, address 4, version_vector 5
+  (map<string, uint64>), members 6 (repeated {node_id 1, incarnation 2, heartbeat 3,
+  address 4}), reply 7, gc_floors 8, resync 9.
+
+Transport framing (HTTP/2, gRPC's 5-byte prefix, TLS) is not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from federation.events import Event, MetaValue
+from federation.messages import Digest, EventBatch, EventRun, Message
+
+
+def varint_len(value: int) -> int:
+    """Bytes of a protobuf varint (negative int64 values take 10 bytes)."""
+    if value < 0:
+        return 10
+    n = 1
+    while value >= 0x80:
+        value >>= 7
+        n += 1
+    return n
+
+
+def _len_field(payload: int) -> int:
+    """A length-delimited field (tag < 16) carrying ``payload`` bytes."""
+    return 1 + varint_len(payload) + payload
+
+
+def _str_field(value: str) -> int:
+    return _len_field(len(value.encode("utf-8"))) if value else 0
+
+
+def _bytes_field(value: bytes) -> int:
+    return _len_field(len(value)) if value else 0
+
+
+def _int_field(value: int) -> int:
+    return 1 + varint_len(value) if value else 0
+
+
+def _value_size(value: MetaValue) -> int:
+    """memnode.v1.Value: a oneof, so even a default value is written."""
+    if isinstance(value, bool):
+        return 2
+    if isinstance(value, int):
+        return 1 + varint_len(value)
+    if isinstance(value, float):
+        return 1 + 8
+    return _len_field(len(value.encode("utf-8")))
+
+
+def _seq_map_size(entries: Mapping[str, int]) -> int:
+    """map<string, uint64>: each entry a nested {key = 1, value = 2} message."""
+    total = 0
+    for key, seq in entries.items():
+        total += _len_field(_str_field(key) + _int_field(seq))
+    return total
+
+
+def event_size(event: Event) -> int:
+    size = (
+        _str_field(event.origin)
+        + _int_field(event.seq)
+        + _int_field(int(event.kind))
+        + _str_field(event.local_id)
+        + _int_field(event.timestamp_ms)
+        + _int_field(int(event.privacy))
+        + _bytes_field(event.embedding)
+        + _bytes_field(event.public_key)
+        + _bytes_field(event.signature)
+    )
+    if event.model is not None:
+        model = (
+            _str_field(event.model.name)
+            + _int_field(event.model.dim)
+            + _str_field(event.model.fingerprint)
+        )
+        size += _len_field(model)
+    for key, value in event.metadata.items():
+        entry = _str_field(key) + _len_field(_value_size(value))
+        size += _len_field(entry)
+    return size
+
+
+def run_size(run: EventRun) -> int:
+    size = _str_field(run.origin) + _int_field(run.after_seq) + _int_field(run.through_seq)
+    for event in run.events:
+        size += _len_field(event_size(event))
+    return size
+
+
+RUN_OVERHEAD = 1 + 3 + 64
+"""Upper bound of a run's size beyond its events (tag, length, origin, two seqs)."""
+
+BATCH_OVERHEAD = 64
+"""Upper bound of a batch's size beyond its runs (sender, hops, a few floors)."""
+
+
+def batch_size(batch: EventBatch) -> int:
+    size = _str_field(batch.sender) + _int_field(batch.rumor_hops)
+    for run in batch.runs:
+        size += _len_field(run_size(run))
+    return size + _seq_map_size(batch.watermarks) + _seq_map_size(batch.gc_floors)
+
+
+def digest_size(digest: Digest) -> int:
+    size = (
+        _str_field(digest.sender)
+        + _int_field(digest.incarnation)
+        + _int_field(digest.heartbeat)
+        + _str_field(digest.address)
+        + _seq_map_size(digest.version_vector)
+        + (2 if digest.reply else 0)
+        + _seq_map_size(digest.gc_floors)
+        + _seq_map_size(digest.resync)
+    )
+    for m in digest.members:
+        entry = (
+            _str_field(m.node_id)
+            + _int_field(m.incarnation)
+            + _int_field(m.heartbeat)
+            + _str_field(m.address)
+        )
+        size += _len_field(entry)
+    return size
+
+
+def message_size(message: Message) -> int:
+    if isinstance(message, Digest):
+        return digest_size(message)
+    return batch_size(message)
+

@@ -55,6 +55,7 @@ class Member:
         "due",
         "version_vector",
         "digest_tick",
+        "_entry",
     )
 
     def __init__(self, node_id: str, address: str, incarnation: int, heartbeat: int, now: int):
@@ -70,6 +71,21 @@ class Member:
         self.version_vector: VersionVector | None = None
         """The member's version vector from its last digest (None: never received)."""
         self.digest_tick = -1
+        self._entry: MemberHeartbeat | None = None
+
+    def entry(self) -> MemberHeartbeat:
+        """This member as a digest entry (cached until its heartbeat changes)."""
+        e = self._entry
+        if (
+            e is None
+            or e.heartbeat != self.heartbeat
+            or e.incarnation != self.incarnation
+            or e.address != self.address
+        ):
+            e = self._entry = MemberHeartbeat(
+                self.node_id, self.incarnation, self.heartbeat, self.address
+            )
+        return e
 
 
 @dataclass
@@ -327,7 +343,4 @@ class Membership:
                 ids = ids + live[: k - len(ids)]
             self._cursor = start + k
         members = self._members
-        return tuple(
-            MemberHeartbeat(m.node_id, m.incarnation, m.heartbeat, m.address)
-            for m in (members[i] for i in ids)
-        )
+        return tuple(members[i].entry() for i in ids)

@@ -126,9 +126,12 @@ def digest_is_well_formed(digest: Digest, *, max_origins: int, max_members: int)
     if not isinstance(digest.members, tuple) or len(digest.members) > max_members:
         return False
     for m in digest.members:
-        if not isinstance(m, MemberHeartbeat) or not isinstance(m.node_id, str) or not m.node_id:
+        if type(m) is not MemberHeartbeat or type(m.node_id) is not str or not m.node_id:
             return False
-        if not (_is_int(m.incarnation) and _is_int(m.heartbeat) and isinstance(m.address, str)):
+        inc, hb = m.incarnation, m.heartbeat
+        if type(inc) is not int or type(hb) is not int or inc < 0 or hb < 0:
+            return False
+        if type(m.address) is not str:
             return False
     return True
 

@@ -28,22 +28,27 @@ from federation.messages import Digest, EventBatch, EventRun, Message
 
 def varint_len(value: int) -> int:
     """Bytes of a protobuf varint (negative int64 values take 10 bytes)."""
+    if 0 <= value < 0x80:
+        return 1
     if value < 0:
         return 10
-    n = 1
-    while value >= 0x80:
-        value >>= 7
-        n += 1
-    return n
+    return (value.bit_length() + 6) // 7
 
 
 def _len_field(payload: int) -> int:
     """A length-delimited field (tag < 16) carrying ``payload`` bytes."""
-    return 1 + varint_len(payload) + payload
+    return (2 if payload < 0x80 else 1 + varint_len(payload)) + payload
+
+
+def _str_len(value: str) -> int:
+    return len(value) if value.isascii() else len(value.encode("utf-8"))
 
 
 def _str_field(value: str) -> int:
-    return _len_field(len(value.encode("utf-8"))) if value else 0
+    if not value:
+        return 0
+    n = len(value) if value.isascii() else len(value.encode("utf-8"))
+    return (2 if n < 0x80 else 1 + varint_len(n)) + n
 
 
 def _bytes_field(value: bytes) -> int:
@@ -51,7 +56,9 @@ def _bytes_field(value: bytes) -> int:
 
 
 def _int_field(value: int) -> int:
-    return 1 + varint_len(value) if value else 0
+    if not value:
+        return 0
+    return 2 if 0 < value < 0x80 else 1 + varint_len(value)
 
 
 def _value_size(value: MetaValue) -> int:
@@ -62,7 +69,7 @@ def _value_size(value: MetaValue) -> int:
         return 1 + varint_len(value)
     if isinstance(value, float):
         return 1 + 8
-    return _len_field(len(value.encode("utf-8")))
+    return _len_field(_str_len(value))
 
 
 def _seq_map_size(entries: Mapping[str, int]) -> int:
@@ -131,13 +138,12 @@ def digest_size(digest: Digest) -> int:
         + _seq_map_size(digest.resync)
     )
     for m in digest.members:
-        entry = (
+        size += _len_field(
             _str_field(m.node_id)
             + _int_field(m.incarnation)
             + _int_field(m.heartbeat)
             + _str_field(m.address)
         )
-        size += _len_field(entry)
     return size
 
 

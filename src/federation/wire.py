@@ -6,7 +6,9 @@ could send malformed raises :class:`MalformedEvent`, never a bare protobuf error
 
 from __future__ import annotations
 
+from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
 from federation.events import Event, EventKind, ModelId, SharedPrivacy
+from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat, Message
 from federation.v1 import federation_pb2 as fpb
 from memnode.values import value_from_proto, value_to_proto
 
@@ -78,3 +80,110 @@ def event_from_bytes(data: bytes) -> Event:
     except Exception as exc:  # protobuf raises its own DecodeError subclasses
         raise MalformedEvent(f"undecodable event ({len(data)} bytes): {exc}") from exc
     return event_from_proto(msg)
+
+
+# -- messages between peers ----------------------------------------------------------------
+
+
+def run_to_proto(run: EventRun) -> fpb.EventRun:
+    return fpb.EventRun(origin=run.origin, after_seq=run.after_seq, through_seq=run.through_seq,
+                        events=[event_to_proto(e) for e in run.events])
+
+
+def run_from_proto(msg: fpb.EventRun) -> EventRun:
+    return EventRun(msg.origin, msg.after_seq, msg.through_seq,
+                    tuple(event_from_proto(e) for e in msg.events))
+
+
+def batch_to_proto(batch: EventBatch) -> fpb.EventBatch:
+    return fpb.EventBatch(
+        sender=batch.sender, runs=[run_to_proto(r) for r in batch.runs],
+        rumor_hops=batch.rumor_hops, watermarks=dict(batch.watermarks),
+        gc_floors=dict(batch.gc_floors),
+    )
+
+
+def batch_from_proto(msg: fpb.EventBatch) -> EventBatch:
+    return EventBatch(
+        sender=msg.sender, runs=tuple(run_from_proto(r) for r in msg.runs),
+        rumor_hops=msg.rumor_hops, watermarks=dict(msg.watermarks),
+        gc_floors=dict(msg.gc_floors),
+    )
+
+
+def digest_to_proto(d: Digest) -> fpb.Digest:
+    return fpb.Digest(
+        sender=d.sender, incarnation=d.incarnation, heartbeat=d.heartbeat, address=d.address,
+        version_vector=dict(d.version_vector),
+        members=[fpb.MemberHeartbeat(node_id=m.node_id, incarnation=m.incarnation,
+                                     heartbeat=m.heartbeat, address=m.address)
+                 for m in d.members],
+        reply=d.reply, gc_floors=dict(d.gc_floors), resync=dict(d.resync),
+    )
+
+
+def digest_from_proto(msg: fpb.Digest) -> Digest:
+    return Digest(
+        sender=msg.sender, incarnation=msg.incarnation, heartbeat=msg.heartbeat,
+        address=msg.address, version_vector=dict(msg.version_vector),
+        members=tuple(MemberHeartbeat(m.node_id, m.incarnation, m.heartbeat, m.address)
+                      for m in msg.members),
+        reply=msg.reply, gc_floors=dict(msg.gc_floors), resync=dict(msg.resync),
+    )
+
+
+def message_to_proto(message: Message) -> fpb.GossipMessage:
+    if isinstance(message, Digest):
+        return fpb.GossipMessage(digest=digest_to_proto(message))
+    return fpb.GossipMessage(batch=batch_to_proto(message))
+
+
+def message_from_proto(msg: fpb.GossipMessage) -> Message:
+    """A peer's message; MalformedEvent for anything that cannot be understood."""
+    body = msg.WhichOneof("body")
+    if body == "digest":
+        return digest_from_proto(msg.digest)
+    if body == "batch":
+        return batch_from_proto(msg.batch)
+    raise MalformedEvent("gossip message with no body")
+
+
+# -- effects, between a sidecar and its node --------------------------------------------------
+
+
+def marks_to_proto(m: OriginMarks) -> fpb.OriginMarks:
+    return fpb.OriginMarks(origin=m.origin, watermark=m.watermark, gc_floor=m.gc_floor,
+                           resyncing=m.resync_from is not None, resync_from=m.resync_from or 0)
+
+
+def marks_from_proto(msg: fpb.OriginMarks) -> OriginMarks:
+    return OriginMarks(msg.origin, msg.watermark, msg.gc_floor,
+                       msg.resync_from if msg.resyncing else None)
+
+
+def effect_to_proto(effect: Effect) -> fpb.Effect:
+    if isinstance(effect, UpsertReplica):
+        return fpb.Effect(upsert=event_to_proto(effect.event))
+    if isinstance(effect, DeleteReplica):
+        delete = fpb.DeleteReplica(memory_id=effect.memory_id)
+        if effect.forget is not None:
+            delete.forget.CopyFrom(event_to_proto(effect.forget))
+        return fpb.Effect(delete=delete)
+    if isinstance(effect, DropTombstone):
+        return fpb.Effect(drop=fpb.DropTombstone(memory_id=effect.memory_id,
+                                                 origin=effect.origin, seq=effect.seq))
+    return fpb.Effect(marks=marks_to_proto(effect))
+
+
+def effect_from_proto(msg: fpb.Effect) -> Effect:
+    kind = msg.WhichOneof("kind")
+    if kind == "upsert":
+        return UpsertReplica(event_from_proto(msg.upsert))
+    if kind == "delete":
+        forget = event_from_proto(msg.delete.forget) if msg.delete.HasField("forget") else None
+        return DeleteReplica(msg.delete.memory_id, forget)
+    if kind == "drop":
+        return DropTombstone(msg.drop.memory_id, msg.drop.origin, msg.drop.seq)
+    if kind == "marks":
+        return marks_from_proto(msg.marks)
+    raise MalformedEvent("effect with no kind")

@@ -201,6 +201,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sidecar_config(args: argparse.Namespace) -> Any:
+    from federation.sidecar_config import SidecarConfig
+    from memnode.config import config_from_args
+
+    preset = SidecarConfig(preset=args.preset)
+    return config_from_args(SidecarConfig, args, "MEMNODE_", preset=preset)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from memnode.config import NodeConfig, config_from_args
     from memnode.server import serve
@@ -208,9 +216,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         preset = NodeConfig.preset(args.preset)
         config = config_from_args(NodeConfig, args, "MEMNODE_", preset=preset)
+        sidecar = _sidecar_config(args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return serve(config)
+    return serve(config, sidecar)
+
+
+def cmd_sidecar(args: argparse.Namespace) -> int:
+    from memnode.server import serve_sidecar
+
+    try:
+        config = _sidecar_config(args)
+        return serve_sidecar(args.node, config, args.metrics_listen)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # -- parser ----------------------------------------------------------------------------
@@ -281,17 +300,30 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
     p.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "local"),
                    choices=["local", "lan", "kubernetes"])
+    sp = sub.add_parser("sidecar", help="run the federation sidecar next to a node",
+                        description="run the federation sidecar next to a node "
+                        "(reached on its node-local Replica API)")
+    sp.set_defaults(func=cmd_sidecar)
+    sp.add_argument("--node", default=os.environ.get("MEMNODE_NODE", "127.0.0.1:7421"),
+                    help="the node's Replica API HOST:PORT or unix:PATH [env MEMNODE_NODE]")
+    sp.add_argument("--metrics-listen", default=os.environ.get("MEMNODE_METRICS_LISTEN", ""),
+                    help="HOST:PORT for the sidecar's Prometheus /metrics")
+    sp.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "lan"),
+                    choices=["local", "lan", "kubernetes"])
     if with_serve_flags:  # pydantic is imported only when serving
+        from federation.sidecar_config import SidecarConfig
         from memnode.config import NodeConfig, add_config_arguments
 
         add_config_arguments(p, NodeConfig, "MEMNODE_")
+        add_config_arguments(p, SidecarConfig, "MEMNODE_", skip=("preset",))
+        add_config_arguments(sp, SidecarConfig, "MEMNODE_", skip=("preset",))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = [a for a in argv if not a.startswith("-")]
-    parser = build_parser(with_serve_flags="serve" in commands[:2])
+    parser = build_parser(with_serve_flags=bool({"serve", "sidecar"} & set(commands[:2])))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -87,6 +87,18 @@ class NodeConfig(BaseModel):
         "survives power loss; normal: survives a process crash only, faster.",
     )
     grpc_workers: int = Field(16, ge=1, description="Threads serving gRPC requests.")
+    sidecar: Literal["embedded", "external", "off"] = Field(
+        "embedded",
+        description="embedded: the federation sidecar runs in this process (it needs "
+        "--federation DIR or --insecure, else the node runs alone); external: a "
+        "`memnode sidecar` process reaches this node on --replica-listen; off: no "
+        "replication.",
+    )
+    replica_listen: str = Field(
+        "127.0.0.1:7421",
+        description="HOST:PORT of the node-local Replica API, served with --sidecar "
+        "external only. Loopback (or unix:PATH) only: it can write replicas.",
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
     )
@@ -95,6 +107,16 @@ class NodeConfig(BaseModel):
     @classmethod
     def _check_listen(cls, value: str) -> str:
         split_hostport(value)
+        return value
+
+    @field_validator("replica_listen")
+    @classmethod
+    def _check_replica(cls, value: str) -> str:
+        if value.startswith("unix:"):
+            return value
+        host, _ = split_hostport(value)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the Replica API is node-local: use a loopback address or unix:PATH")
         return value
 
     @field_validator("metrics_listen")
@@ -107,11 +129,12 @@ class NodeConfig(BaseModel):
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> NodeConfig:
         """local: loopback only. lan: same (the node API stays local; the sidecar meets
-        peers). kubernetes: listen on all interfaces of the pod, metrics on :9420."""
+        peers). kubernetes: listen on all interfaces of the pod, metrics on :9420, the
+        sidecar in its own container."""
         base: dict[str, Any] = {}
         if name == "kubernetes":
             base = {"listen": f"0.0.0.0:{DEFAULT_PORT}", "metrics_listen": "0.0.0.0:9420",
-                    "data_dir": Path("/data")}
+                    "data_dir": Path("/data"), "sidecar": "external"}
         elif name not in ("local", "lan"):
             raise ValueError(f"unknown preset {name!r} (local, lan, kubernetes)")
         return cls(**{**base, **overrides})
@@ -135,6 +158,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
         if info.annotation is bool:
             parser.add_argument(_flag(name), dest=name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
+        elif info.annotation == list[str]:
+            parser.add_argument(_flag(name), dest=name, default=None, action="append",
+                                metavar="HOST:PORT", help=help_text)
         else:
             parser.add_argument(_flag(name), dest=name, default=None, metavar=name.upper(),
                                 help=help_text)

@@ -4,15 +4,16 @@ One SQLite database in WAL mode (``<data_dir>/log.db``) holds, written in one tr
 per client request and synced before the client is answered:
 
 - ``journal``: every local mutation (put / forget of a PRIVATE, TEAM or PUBLIC memory)
-  with everything Chroma needs to apply it, text included. Rows are deleted once Chroma
-  has applied them; at start, whatever is left is replayed (idempotent upserts and
-  deletes). So a ``kill -9`` at any moment loses no acknowledged write and leaves no
+  with everything Chroma needs to apply it, text included, and every replica change
+  (op ``replica``: bring the memory's replica in line with its newest event here). Rows
+  are deleted once Chroma has applied them; at start, whatever is left is replayed
+  (idempotent upserts and deletes). So a ``kill -9`` at any moment loses no acknowledged write and leaves no
   half-applied one.
 - ``events``: the signed replication events of every origin this node knows (its own
   and its peers'), never text. Compaction keeps the newest event per live memory and
   the FORGET tombstone of a forgotten one.
-- ``origins``: per origin, the highest contiguous seq in the log (the version vector)
-  and the highest seq applied to Chroma's replica collection.
+- ``origins``: per origin, the marks of the replication core: the watermark (the
+  version vector), the GC floor and the reconciliation cursor.
 - ``meta``: schema version, node id, model identity.
 
 A data directory that cannot be read is reported (DataDirError), never reset.
@@ -31,7 +32,10 @@ from typing import Literal
 
 import numpy as np
 
-from federation.events import Event, EventKind
+from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.events import Event, EventKind, SharedPrivacy
+from federation.messages import EventRun
+from federation.sizes import event_size
 from federation.wire import event_from_bytes, event_to_bytes
 from memnode.domain import LocalRecord, Privacy
 from memnode.errors import DataDirError
@@ -43,7 +47,7 @@ _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE journal (
     jseq INTEGER PRIMARY KEY AUTOINCREMENT,
-    op TEXT NOT NULL CHECK (op IN ('put', 'forget')),
+    op TEXT NOT NULL CHECK (op IN ('put', 'forget', 'replica')),
     memory_id TEXT NOT NULL,
     payload TEXT,
     embedding BLOB
@@ -60,7 +64,8 @@ CREATE INDEX events_by_memory ON events (memory_id);
 CREATE TABLE origins (
     origin TEXT PRIMARY KEY,
     watermark INTEGER NOT NULL DEFAULT 0,
-    applied INTEGER NOT NULL DEFAULT 0
+    gc_floor INTEGER NOT NULL DEFAULT 0,
+    resync_from INTEGER
 ) WITHOUT ROWID;
 """
 
@@ -68,7 +73,7 @@ CREATE TABLE origins (
 @dataclass(frozen=True)
 class JournalEntry:
     jseq: int
-    op: Literal["put", "forget"]
+    op: Literal["put", "forget", "replica"]
     memory_id: str
     record: LocalRecord | None  # for "put"
 
@@ -197,12 +202,7 @@ class EventLog:
                 raise ValueError(
                     f"event {event.origin}/{event.seq} does not follow {heads[event.origin]}"
                 )
-            # Compaction: the newest event of a memory supersedes the older ones.
-            c.execute("DELETE FROM events WHERE memory_id = ?", (event.memory_id,))
-            c.execute(
-                "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                (event.origin, event.seq, event.memory_id, int(event.kind), event_to_bytes(event)),
-            )
+            self._put_event(c, event)
             heads[event.origin] = event.seq
         for origin, seq in heads.items():
             c.execute(
@@ -210,6 +210,91 @@ class EventLog:
                 "ON CONFLICT (origin) DO UPDATE SET watermark = excluded.watermark",
                 (origin, seq),
             )
+
+    @staticmethod
+    def _put_event(c: sqlite3.Connection, event: Event) -> None:
+        # Compaction: the newest event of a memory supersedes the older ones.
+        c.execute("DELETE FROM events WHERE memory_id = ?", (event.memory_id,))
+        c.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            (event.origin, event.seq, event.memory_id, int(event.kind), event_to_bytes(event)),
+        )
+
+    def persist_effects(self, effects: Sequence[Effect]) -> tuple[int, list[str]]:
+        """Apply the replication core's effects to the log, in order, in one durable
+        transaction, journalling the replicas Chroma must bring in line. Returns the
+        journal seq written (0 if none) and the memory ids to sync."""
+        to_sync: list[str] = []
+        with self._tx() as c:
+            for effect in effects:
+                if isinstance(effect, UpsertReplica):
+                    self._put_event(c, effect.event)
+                    to_sync.append(effect.event.memory_id)
+                elif isinstance(effect, DeleteReplica):
+                    c.execute("DELETE FROM events WHERE memory_id = ?", (effect.memory_id,))
+                    if effect.forget is not None:
+                        self._put_event(c, effect.forget)
+                    to_sync.append(effect.memory_id)
+                elif isinstance(effect, DropTombstone):
+                    c.execute("DELETE FROM events WHERE origin = ? AND seq = ? AND kind = ?",
+                              (effect.origin, effect.seq, int(EventKind.FORGET)))
+                elif isinstance(effect, OriginMarks):
+                    c.execute(
+                        "INSERT INTO origins (origin, watermark, gc_floor, resync_from) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET "
+                        "watermark = MAX(watermark, excluded.watermark), "
+                        "gc_floor = excluded.gc_floor, resync_from = excluded.resync_from",
+                        (effect.origin, effect.watermark, effect.gc_floor, effect.resync_from),
+                    )
+            c.executemany("INSERT INTO journal (op, memory_id) VALUES ('replica', ?)",
+                          [(m,) for m in to_sync])
+            row = c.execute("SELECT MAX(jseq) FROM journal").fetchone()
+        return (int(row[0] or 0) if to_sync else 0), to_sync
+
+    def snapshot(self) -> tuple[list[Event], list[OriginMarks]]:
+        """The compacted log as light events (no embedding, no metadata) and the marks:
+        what the replication core needs to restart."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT origin, seq, memory_id, kind FROM events ORDER BY origin, seq"
+            ).fetchall()
+            marks = self._conn.execute(
+                "SELECT origin, watermark, gc_floor, resync_from FROM origins"
+            ).fetchall()
+        events = [
+            Event(origin=o, seq=q, kind=EventKind(k), local_id=m.partition("/")[2],
+                  timestamp_ms=0, privacy=SharedPrivacy.TEAM)
+            for o, q, m, k in rows
+        ]
+        return events, [OriginMarks(o, w, g, r) for o, w, g, r in marks]
+
+    def run_after(self, origin: str, after_seq: int, max_events: int, max_bytes: int
+                  ) -> EventRun:
+        """Retained events of ``origin`` above ``after_seq`` (the EventSource contract of
+        federation.log: bounded, at least one event if any remains, ``through_seq`` the
+        watermark when everything remaining fit)."""
+        with self._lock:
+            watermark = self._watermark(self._conn, origin)
+            if after_seq >= watermark or max_events <= 0:
+                return EventRun(origin, after_seq, after_seq, ())
+            rows = self._conn.execute(
+                "SELECT body FROM events WHERE origin = ? AND seq > ? AND seq <= ? "
+                "ORDER BY seq LIMIT ?",
+                (origin, after_seq, watermark, max_events + 1),
+            ).fetchall()
+        events: list[Event] = []
+        used = 0
+        truncated = len(rows) > max_events
+        for (body,) in rows[:max_events]:
+            event = event_from_bytes(body)
+            size = event_size(event) + 4
+            if events and used + size > max_bytes:
+                truncated = True
+                break
+            events.append(event)
+            used += size
+        through = events[-1].seq if truncated else watermark
+        return EventRun(origin, after_seq, through, tuple(events))
 
     def pending_journal(self) -> list[JournalEntry]:
         """Local mutations not yet confirmed applied to Chroma, in order."""

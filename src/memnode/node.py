@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from federation.effects import Effect
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
 from memnode import validation
 from memnode.config import NodeConfig
@@ -33,6 +34,7 @@ from memnode.identity import Identity, load_or_create
 from memnode.metakey import MetadataKey
 from memnode.metrics import NodeMetrics
 from memnode.redact import redact
+from memnode.replication import sync_replicas
 from memnode.store import ChromaStore
 
 log = logging.getLogger("memnode.node")
@@ -123,6 +125,7 @@ class Node:
         with self._write_lock:
             replayed = self._replay_journal()
         if replayed:
+            self.metrics.journal_replayed.inc(replayed)
             log.info("replayed %d journal entries into Chroma", replayed)
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -136,6 +139,7 @@ class Node:
         self._event_listeners.append(listener)
 
     def _replay_journal(self) -> int:
+        """Apply to Chroma whatever the journal holds, in order, then drop it."""
         pending = self.log.pending_journal()
         i = 0
         while i < len(pending):
@@ -145,13 +149,62 @@ class Node:
             run = pending[i:j]
             if run[0].op == "put":
                 self.store.upsert_local([e.record for e in run if e.record is not None])
-            else:
+            elif run[0].op == "forget":
                 self.store.delete_local([e.memory_id for e in run])
+            else:
+                sync_replicas(self.log, self.store, [e.memory_id for e in run])
             i = j
         if pending:
             self.log.journal_done(pending[-1].jseq)
-            self.metrics.journal_replayed.inc(len(pending))
         return len(pending)
+
+    def persist_replication(self, effects: Sequence[Effect]) -> None:
+        """The replication core's effects: durably into the log, then into Chroma."""
+        with self._write_lock:
+            jseq, memory_ids = self.log.persist_effects(effects)
+            if not memory_ids:
+                return
+            try:
+                if self._apply_failed:
+                    self._replay_journal()
+                    self._apply_failed = False
+                else:
+                    sync_replicas(self.log, self.store, memory_ids)
+                    self.log.journal_done(jseq)
+            except Exception:
+                self._apply_failed = True
+                log.exception("applying replicated events to Chroma failed; will retry")
+                raise
+
+    def watch_events(self, after_seq: int, on_events: Callable[[list[Event]], None]
+                     ) -> Callable[[], None]:
+        """Own events with seq > ``after_seq``: those in the log, then new ones as they
+        are committed (in seq order, none twice). Returns a function that stops it."""
+        sent = after_seq
+        lock = threading.Lock()
+
+        def deliver(events: list[Event]) -> None:
+            nonlocal sent
+            with lock:
+                fresh = [e for e in events if e.seq > sent]
+                if fresh:
+                    sent = fresh[-1].seq
+                    on_events(fresh)
+
+        with self._write_lock:  # no commit between the catch-up read and the subscription
+            self._event_listeners.append(deliver)
+            while True:
+                run = self.log.run_after(self.node_id, sent, 1000, 1 << 62)
+                if not run.events:
+                    break
+                deliver(list(run.events))
+
+        def stop() -> None:
+            with self._write_lock:
+                if deliver in self._event_listeners:
+                    self._event_listeners.remove(deliver)
+
+        return stop
 
     # -- writes -------------------------------------------------------------------------
 

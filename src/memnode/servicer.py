@@ -39,12 +39,12 @@ T = TypeVar("T")
 PeersFn = Callable[[], list[pb.PeerStatus]]
 
 
-def _rpc(method: Callable[..., T]) -> Callable[..., T]:
+def rpc(method: Callable[..., T]) -> Callable[..., T]:
     """Count and time the call; turn domain errors into gRPC status codes."""
     name = method.__name__
 
     @functools.wraps(method)
-    def wrapper(self: MemoryServicer, request: Any, context: grpc.ServicerContext) -> T:
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> T:
         metrics = self.node.metrics
         started = time.perf_counter()
         code = grpc.StatusCode.OK
@@ -92,23 +92,23 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             results=[pb.RememberResponse(id=r.id, redactions=r.redactions) for r in results]
         )
 
-    @_rpc
+    @rpc
     def Remember(self, request: pb.RememberRequest, context: Any) -> pb.RememberResponse:
         response: pb.RememberResponse = self._remember([request]).results[0]
         return response
 
-    @_rpc
+    @rpc
     def RememberBatch(self, request: pb.RememberBatchRequest, context: Any
                       ) -> pb.RememberBatchResponse:
         return self._remember(request.items)
 
     def RememberStream(self, request_iterator: Iterator[pb.RememberBatchRequest],
                        context: Any) -> Iterator[pb.RememberBatchResponse]:
-        stream_batch = _rpc(lambda s, req, ctx: s._remember(req.items))
+        stream_batch = rpc(lambda s, req, ctx: s._remember(req.items))
         for request in request_iterator:
             yield stream_batch(self, request, context)
 
-    @_rpc
+    @rpc
     def Recall(self, request: pb.RecallRequest, context: Any) -> pb.RecallResponse:
         result = self.node.recall(
             request.query, request.k, mesh=request.scope == pb.MESH,
@@ -119,22 +119,22 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             embed_seconds=result.embed_seconds, search_seconds=result.search_seconds,
         )
 
-    @_rpc
+    @rpc
     def Get(self, request: pb.GetRequest, context: Any) -> pb.Memory:
         return memory_to_proto(self.node.get(request.id), self.node.node_id)
 
-    @_rpc
+    @rpc
     def Update(self, request: pb.UpdateRequest, context: Any) -> pb.Memory:
         record = self.node.update(request.id, meta_from_proto(request.metadata),
                                   list(request.remove_keys))
         return memory_to_proto(record, self.node.node_id)
 
-    @_rpc
+    @rpc
     def Forget(self, request: pb.ForgetRequest, context: Any) -> pb.ForgetResponse:
         self.node.forget(request.id)
         return pb.ForgetResponse()
 
-    @_rpc
+    @rpc
     def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
         page = self.node.list(request.page_size, request.page_token,
                               mesh=request.scope == pb.MESH)
@@ -145,7 +145,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             next_page_token=page.next_token,
         )
 
-    @_rpc
+    @rpc
     def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         node = self.node
         model = node.model

@@ -20,7 +20,7 @@ collection is rewritten. See docs/STORAGE.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +79,11 @@ class ChromaStore:
     def _batches(self, n: int) -> range:
         return range(0, n, self.batch_size)
 
-    def _removed_keys(self, collection: Any, records: Sequence[LocalRecord | ReplicaRecord]
-                      ) -> dict[str, dict[str, None]]:
+    def _removed_keys(self, collection: Any, records: Sequence[LocalRecord | ReplicaRecord],
+                      changed_ids: Collection[str]) -> dict[str, dict[str, None]]:
         """Chroma's upsert merges metadata: keys a changed record dropped must be set to None.
         Only records changed after creation can have dropped keys, so new ones cost no read."""
-        changed = [r for r in records if r.updated_at_ms != r.created_at_ms]
+        changed = [r for r in records if r.id in changed_ids]
         if not changed:
             return {}
         got = collection.get(ids=[r.id for r in changed], include=["metadatas"])
@@ -96,7 +96,8 @@ class ChromaStore:
     def upsert_local(self, records: Sequence[LocalRecord]) -> None:
         for start in self._batches(len(records)):
             chunk = records[start : start + self.batch_size]
-            removed = self._removed_keys(self._local, chunk)
+            updated = {r.id for r in chunk if r.updated_at_ms != r.created_at_ms}
+            removed = self._removed_keys(self._local, chunk, updated)
             self._local.upsert(
                 ids=[r.id for r in chunk],
                 embeddings=np.stack([r.embedding for r in chunk]),
@@ -113,10 +114,12 @@ class ChromaStore:
                 ],
             )
 
-    def upsert_replicas(self, records: Sequence[ReplicaRecord]) -> None:
+    def upsert_replicas(self, records: Sequence[ReplicaRecord],
+                        changed_ids: Collection[str] = ()) -> None:
+        """``changed_ids``: replicas that existed before (their dropped keys are removed)."""
         for start in self._batches(len(records)):
             chunk = records[start : start + self.batch_size]
-            removed = self._removed_keys(self._replicas, chunk)
+            removed = self._removed_keys(self._replicas, chunk, changed_ids)
             self._replicas.upsert(
                 ids=[r.id for r in chunk],
                 embeddings=np.stack([r.embedding for r in chunk]),

@@ -65,21 +65,237 @@ class EventRun(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., after_seq: _Optional[int] = ..., through_seq: _Optional[int] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
-    __slots__ = ("sender", "runs")
+    __slots__ = ("sender", "runs", "rumor_hops", "watermarks", "gc_floors")
+    class WatermarksEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class GcFloorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RUNS_FIELD_NUMBER: _ClassVar[int]
+    RUMOR_HOPS_FIELD_NUMBER: _ClassVar[int]
+    WATERMARKS_FIELD_NUMBER: _ClassVar[int]
+    GC_FLOORS_FIELD_NUMBER: _ClassVar[int]
     sender: str
     runs: _containers.RepeatedCompositeFieldContainer[EventRun]
-    def __init__(self, sender: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[EventRun, _Mapping]]] = ...) -> None: ...
+    rumor_hops: int
+    watermarks: _containers.ScalarMap[str, int]
+    gc_floors: _containers.ScalarMap[str, int]
+    def __init__(self, sender: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[EventRun, _Mapping]]] = ..., rumor_hops: _Optional[int] = ..., watermarks: _Optional[_Mapping[str, int]] = ..., gc_floors: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
-class ApplyResult(_message.Message):
-    __slots__ = ("applied", "duplicates", "buffered", "rejected")
-    APPLIED_FIELD_NUMBER: _ClassVar[int]
-    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
-    BUFFERED_FIELD_NUMBER: _ClassVar[int]
-    REJECTED_FIELD_NUMBER: _ClassVar[int]
-    applied: int
-    duplicates: int
-    buffered: int
-    rejected: int
-    def __init__(self, applied: _Optional[int] = ..., duplicates: _Optional[int] = ..., buffered: _Optional[int] = ..., rejected: _Optional[int] = ...) -> None: ...
+class MemberHeartbeat(_message.Message):
+    __slots__ = ("node_id", "incarnation", "heartbeat", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    incarnation: int
+    heartbeat: int
+    address: str
+    def __init__(self, node_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
+
+class Digest(_message.Message):
+    __slots__ = ("sender", "incarnation", "heartbeat", "address", "version_vector", "members", "reply", "gc_floors", "resync")
+    class VersionVectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class GcFloorsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ResyncEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    GC_FLOORS_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FIELD_NUMBER: _ClassVar[int]
+    sender: str
+    incarnation: int
+    heartbeat: int
+    address: str
+    version_vector: _containers.ScalarMap[str, int]
+    members: _containers.RepeatedCompositeFieldContainer[MemberHeartbeat]
+    reply: bool
+    gc_floors: _containers.ScalarMap[str, int]
+    resync: _containers.ScalarMap[str, int]
+    def __init__(self, sender: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., members: _Optional[_Iterable[_Union[MemberHeartbeat, _Mapping]]] = ..., reply: _Optional[bool] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., resync: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class GossipMessage(_message.Message):
+    __slots__ = ("digest", "batch")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    digest: Digest
+    batch: EventBatch
+    def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ..., batch: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
+
+class DeliverAck(_message.Message):
+    __slots__ = ("received",)
+    RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    received: int
+    def __init__(self, received: _Optional[int] = ...) -> None: ...
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("node_id", "address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    address: str
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class IdentifyReply(_message.Message):
+    __slots__ = ("node_id", "address", "model")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    address: str
+    model: _memnode_pb2.ModelIdentity
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., model: _Optional[_Union[_memnode_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
+
+class HelloRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HelloReply(_message.Message):
+    __slots__ = ("node_id", "model", "public_key")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    model: _memnode_pb2.ModelIdentity
+    public_key: bytes
+    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_memnode_pb2.ModelIdentity, _Mapping]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+
+class OriginMarks(_message.Message):
+    __slots__ = ("origin", "watermark", "gc_floor", "resyncing", "resync_from")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    GC_FLOOR_FIELD_NUMBER: _ClassVar[int]
+    RESYNCING_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FROM_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    watermark: int
+    gc_floor: int
+    resyncing: bool
+    resync_from: int
+    def __init__(self, origin: _Optional[str] = ..., watermark: _Optional[int] = ..., gc_floor: _Optional[int] = ..., resyncing: _Optional[bool] = ..., resync_from: _Optional[int] = ...) -> None: ...
+
+class SnapshotRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SnapshotChunk(_message.Message):
+    __slots__ = ("events", "marks")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MARKS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    marks: _containers.RepeatedCompositeFieldContainer[OriginMarks]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., marks: _Optional[_Iterable[_Union[OriginMarks, _Mapping]]] = ...) -> None: ...
+
+class DeleteReplica(_message.Message):
+    __slots__ = ("memory_id", "forget")
+    MEMORY_ID_FIELD_NUMBER: _ClassVar[int]
+    FORGET_FIELD_NUMBER: _ClassVar[int]
+    memory_id: str
+    forget: Event
+    def __init__(self, memory_id: _Optional[str] = ..., forget: _Optional[_Union[Event, _Mapping]] = ...) -> None: ...
+
+class DropTombstone(_message.Message):
+    __slots__ = ("memory_id", "origin", "seq")
+    MEMORY_ID_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    memory_id: str
+    origin: str
+    seq: int
+    def __init__(self, memory_id: _Optional[str] = ..., origin: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
+
+class Effect(_message.Message):
+    __slots__ = ("upsert", "delete", "drop", "marks")
+    UPSERT_FIELD_NUMBER: _ClassVar[int]
+    DELETE_FIELD_NUMBER: _ClassVar[int]
+    DROP_FIELD_NUMBER: _ClassVar[int]
+    MARKS_FIELD_NUMBER: _ClassVar[int]
+    upsert: Event
+    delete: DeleteReplica
+    drop: DropTombstone
+    marks: OriginMarks
+    def __init__(self, upsert: _Optional[_Union[Event, _Mapping]] = ..., delete: _Optional[_Union[DeleteReplica, _Mapping]] = ..., drop: _Optional[_Union[DropTombstone, _Mapping]] = ..., marks: _Optional[_Union[OriginMarks, _Mapping]] = ...) -> None: ...
+
+class PersistRequest(_message.Message):
+    __slots__ = ("effects",)
+    EFFECTS_FIELD_NUMBER: _ClassVar[int]
+    effects: _containers.RepeatedCompositeFieldContainer[Effect]
+    def __init__(self, effects: _Optional[_Iterable[_Union[Effect, _Mapping]]] = ...) -> None: ...
+
+class PersistReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReadRunRequest(_message.Message):
+    __slots__ = ("origin", "after_seq", "max_events", "max_bytes")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    MAX_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    after_seq: int
+    max_events: int
+    max_bytes: int
+    def __init__(self, origin: _Optional[str] = ..., after_seq: _Optional[int] = ..., max_events: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("after_seq",)
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    def __init__(self, after_seq: _Optional[int] = ...) -> None: ...
+
+class VersionVectorReply(_message.Message):
+    __slots__ = ("version_vector",)
+    class VersionVectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    VERSION_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    version_vector: _containers.ScalarMap[str, int]
+    def __init__(self, version_vector: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class PeerReport(_message.Message):
+    __slots__ = ("peers",)
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    peers: _containers.RepeatedCompositeFieldContainer[_memnode_pb2.PeerStatus]
+    def __init__(self, peers: _Optional[_Iterable[_Union[_memnode_pb2.PeerStatus, _Mapping]]] = ...) -> None: ...
+
+class PeerReportAck(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

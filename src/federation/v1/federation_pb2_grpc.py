@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from federation.v1 import federation_pb2 as federation_dot_v1_dot_federation__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,454 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class GossipStub:
+    """Peer-facing, between sidecars (mutual TLS, or plaintext with --insecure).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Deliver = channel.stream_unary(
+                '/federation.v1.Gossip/Deliver',
+                request_serializer=federation_dot_v1_dot_federation__pb2.GossipMessage.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.DeliverAck.FromString,
+                _registered_method=True)
+        self.Identify = channel.unary_unary(
+                '/federation.v1.Gossip/Identify',
+                request_serializer=federation_dot_v1_dot_federation__pb2.IdentifyRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.IdentifyReply.FromString,
+                _registered_method=True)
+
+
+class GossipServicer:
+    """Peer-facing, between sidecars (mutual TLS, or plaintext with --insecure).
+    """
+
+    def Deliver(self, request_iterator, context):
+        """A long-lived one-way stream of messages from a peer. Replies travel on the
+        stream the receiver opens to the sender in turn.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Identify(self, request, context):
+        """Who listens at this address (static peers are given as addresses only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_GossipServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Deliver': grpc.stream_unary_rpc_method_handler(
+                    servicer.Deliver,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.GossipMessage.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.DeliverAck.SerializeToString,
+            ),
+            'Identify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Identify,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.IdentifyRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.IdentifyReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'federation.v1.Gossip', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('federation.v1.Gossip', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Gossip:
+    """Peer-facing, between sidecars (mutual TLS, or plaintext with --insecure).
+    """
+
+    @staticmethod
+    def Deliver(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/federation.v1.Gossip/Deliver',
+            federation_dot_v1_dot_federation__pb2.GossipMessage.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.DeliverAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Identify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federation.v1.Gossip/Identify',
+            federation_dot_v1_dot_federation__pb2.IdentifyRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.IdentifyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ReplicaStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Hello = channel.unary_unary(
+                '/federation.v1.Replica/Hello',
+                request_serializer=federation_dot_v1_dot_federation__pb2.HelloRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.HelloReply.FromString,
+                _registered_method=True)
+        self.Snapshot = channel.unary_stream(
+                '/federation.v1.Replica/Snapshot',
+                request_serializer=federation_dot_v1_dot_federation__pb2.SnapshotRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.SnapshotChunk.FromString,
+                _registered_method=True)
+        self.Persist = channel.unary_unary(
+                '/federation.v1.Replica/Persist',
+                request_serializer=federation_dot_v1_dot_federation__pb2.PersistRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.PersistReply.FromString,
+                _registered_method=True)
+        self.GetVersionVector = channel.unary_unary(
+                '/federation.v1.Replica/GetVersionVector',
+                request_serializer=federation_dot_v1_dot_federation__pb2.HelloRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.VersionVectorReply.FromString,
+                _registered_method=True)
+        self.ReadRun = channel.unary_unary(
+                '/federation.v1.Replica/ReadRun',
+                request_serializer=federation_dot_v1_dot_federation__pb2.ReadRunRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.EventRun.FromString,
+                _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/federation.v1.Replica/Watch',
+                request_serializer=federation_dot_v1_dot_federation__pb2.WatchRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.Event.FromString,
+                _registered_method=True)
+        self.ReportPeers = channel.unary_unary(
+                '/federation.v1.Replica/ReportPeers',
+                request_serializer=federation_dot_v1_dot_federation__pb2.PeerReport.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.PeerReportAck.FromString,
+                _registered_method=True)
+
+
+class ReplicaServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Hello(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Snapshot(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Persist(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetVersionVector(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportPeers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ReplicaServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Hello': grpc.unary_unary_rpc_method_handler(
+                    servicer.Hello,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.HelloRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.HelloReply.SerializeToString,
+            ),
+            'Snapshot': grpc.unary_stream_rpc_method_handler(
+                    servicer.Snapshot,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.SnapshotRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.SnapshotChunk.SerializeToString,
+            ),
+            'Persist': grpc.unary_unary_rpc_method_handler(
+                    servicer.Persist,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.PersistRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.PersistReply.SerializeToString,
+            ),
+            'GetVersionVector': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetVersionVector,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.HelloRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.VersionVectorReply.SerializeToString,
+            ),
+            'ReadRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadRun,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.ReadRunRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.EventRun.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.WatchRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.Event.SerializeToString,
+            ),
+            'ReportPeers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportPeers,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.PeerReport.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.PeerReportAck.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'federation.v1.Replica', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('federation.v1.Replica', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Replica:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Hello(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federation.v1.Replica/Hello',
+            federation_dot_v1_dot_federation__pb2.HelloRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.HelloReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Snapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/federation.v1.Replica/Snapshot',
+            federation_dot_v1_dot_federation__pb2.SnapshotRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.SnapshotChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Persist(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federation.v1.Replica/Persist',
+            federation_dot_v1_dot_federation__pb2.PersistRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.PersistReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetVersionVector(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federation.v1.Replica/GetVersionVector',
+            federation_dot_v1_dot_federation__pb2.HelloRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.VersionVectorReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federation.v1.Replica/ReadRun',
+            federation_dot_v1_dot_federation__pb2.ReadRunRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.EventRun.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/federation.v1.Replica/Watch',
+            federation_dot_v1_dot_federation__pb2.WatchRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportPeers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/federation.v1.Replica/ReportPeers',
+            federation_dot_v1_dot_federation__pb2.PeerReport.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.PeerReportAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,58 @@
+"""``python -m bench <benchmark> [options]``; ``python -m bench all [--quick]`` runs each.
+
+To add a benchmark: write ``bench/<name>.py`` with ``DESCRIPTION``,
+``add_arguments(parser)`` (accepting at least ``--quick`` and ``--json OUT``) and
+``run(args) -> int``, then add one line to ``BENCHMARKS``. Only the module of the chosen
+benchmark is imported, so each pays only for its own dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+#: name -> (module, one-line help). Order is the order of ``all``.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "node": ("bench.node_bench",
+             "one node: recall latency, remember throughput, cold start vs raw libraries"),
+}
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(BENCHMARKS[name][0])
+
+
+def _parser(chosen: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    for name, (_, help_text) in BENCHMARKS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == chosen:
+            _load(name).add_arguments(p)
+    p = sub.add_parser("all", help="run every benchmark in turn, with default options")
+    p.add_argument("--quick", action="store_true", help="pass --quick to each benchmark")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    args = _parser(chosen if chosen in BENCHMARKS else None).parse_args(argv)
+    if args.benchmark != "all":
+        code: int = _load(args.benchmark).run(args)
+        return code
+    worst = 0
+    for name in BENCHMARKS:
+        sub_argv = [name, *(["--quick"] if args.quick else [])]
+        sub_args = _parser(name).parse_args(sub_argv)
+        print(f"== bench {' '.join(sub_argv)}", file=sys.stderr, flush=True)
+        worst = max(worst, _load(name).run(sub_args))
+    return worst
+
+
+if __name__ == "__main__":
+    sys.exit(main())

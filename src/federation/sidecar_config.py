@@ -1,0 +1,86 @@
+"""The sidecar's configuration: one documented object; flags and env vars map to it.
+
+Precedence: flag, then ``MEMNODE_<FIELD>`` (lists comma-separated), then the preset.
+The timers and fanout of the replication core come from the preset
+(federation.config.FederationConfig: local / lan / kubernetes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from federation.config import FederationConfig
+
+DEFAULT_GOSSIP_PORT = 7422
+DEFAULT_REPLICA_ADDR = "127.0.0.1:7421"
+
+
+def _check_hostport(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+class SidecarConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gossip_listen: str = Field(
+        f"127.0.0.1:{DEFAULT_GOSSIP_PORT}",
+        description="HOST:PORT where peers reach this sidecar (port 0 picks a free port).",
+    )
+    advertise: str = Field(
+        "", description="HOST:PORT peers should dial, when it differs from --gossip-listen "
+        "(e.g. a pod's DNS name). Default: the listen address with its bound port.",
+    )
+    peer: list[str] = Field(
+        default_factory=list,
+        description="A peer's gossip HOST:PORT (repeatable). Peers found are remembered "
+        "and gossiped, so one live peer is enough to join.",
+    )
+    insecure: bool = Field(
+        False, description="Speak plaintext to peers. For tests and captures only: "
+        "anyone on the network can read embeddings and inject nothing but noise "
+        "(events stay signed).",
+    )
+    federation: Path | None = Field(
+        None, description="Directory with this node's federation credentials "
+        "(CA certificate, node certificate and key, metadata key).",
+    )
+    preset: Literal["local", "lan", "kubernetes"] = Field(
+        "lan", description="Timers and fanout of the replication core "
+        "(local: a few nodes on one host; lan: tens of nodes; kubernetes: patient).",
+    )
+    tick_ms: int = Field(0, ge=0, description="Override the preset's tick length (ms).")
+    identify_interval_seconds: float = Field(
+        30.0, gt=0, description="How often static peers are asked who they are again "
+        "(finds a peer that came back with a new identity at the same address).",
+    )
+
+    @field_validator("gossip_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _check_hostport(value)
+
+    @field_validator("advertise")
+    @classmethod
+    def _advertise(cls, value: str) -> str:
+        return _check_hostport(value) if value else value
+
+    @field_validator("peer", mode="before")
+    @classmethod
+    def _peers(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [p.strip() for p in value.split(",") if p.strip()]
+        if isinstance(value, list):
+            for item in value:
+                _check_hostport(str(item))
+        return value
+
+    def core_config(self) -> FederationConfig:
+        preset = {"local": FederationConfig.local, "lan": FederationConfig.lan,
+                  "kubernetes": FederationConfig.kubernetes}[self.preset]
+        return preset(tick_ms=self.tick_ms) if self.tick_ms else preset()

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from federation.sidecar import Sidecar
+from federation.sidecar_config import SidecarConfig
+from federation.transport import Security
 from memnode.client import Client
 from memnode.config import NodeConfig
 from memnode.node import Node
@@ -39,18 +42,23 @@ class NodeHandle:
     server: NodeServer
     client: Client
     data_dir: Path
+    sidecar: Sidecar | None = None
 
     @property
     def addr(self) -> str:
         return self.server.address
 
     def stop(self) -> None:
+        if self.sidecar is not None:
+            self.sidecar.stop()
         self.client.close()
         self.server.stop(grace=1.0)
 
 
 def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None = None,
-               **config: Any) -> NodeHandle:
+               peers: list[str] | None = None, **config: Any) -> NodeHandle:
+    """An in-process node on port 0; with ``peers`` (possibly empty) it also runs an
+    embedded plaintext sidecar on a free loopback port."""
     cfg = NodeConfig(data_dir=data_dir, listen="127.0.0.1:0", embedder="test-hash",
                      sync="normal", **config)
     kwargs: dict[str, Any] = {"embedder": embedder}
@@ -59,7 +67,12 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
     node = Node(cfg, **kwargs)
     server = NodeServer(node)
     server.start()
-    return NodeHandle(node, server, Client(server.address, timeout=10), data_dir)
+    sidecar = None
+    if peers is not None:
+        sidecar = Sidecar(server.replication, SidecarConfig(
+            gossip_listen="127.0.0.1:0", peer=peers, preset="local"), Security())
+        sidecar.start()
+    return NodeHandle(node, server, Client(server.address, timeout=10), data_dir, sidecar)
 
 
 def wait_for(condition: Callable[[], T], what: str, timeout: float = 30.0,
@@ -116,6 +129,13 @@ class NodeProcess:
     def addr(self) -> str:
         return str(self.ready["listen"])
 
+    @property
+    def gossip(self) -> str:
+        return str(self.ready["gossip"])
+
+    def client(self) -> Client:
+        return Client(self.addr, timeout=30)
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -123,9 +143,29 @@ class NodeProcess:
 
     def terminate(self, timeout: float = 30) -> int:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
     def stderr(self) -> str:
         assert self.proc is not None and self.proc.stderr is not None
         return self.proc.stderr.read()
+
+
+def start_mesh(tmp: Path, n: int, *extra: str) -> list[NodeProcess]:
+    """``n`` node processes with embedded sidecars on loopback, each pointed at the first."""
+    procs: list[NodeProcess] = []
+    for i in range(n):
+        peers = ["--peer", procs[0].gossip] if procs else []
+        procs.append(NodeProcess(tmp / f"node{i}", mesh_args(*peers, *extra)).start())
+    return procs
+
+
+def mesh_args(*extra: str) -> list[str]:
+    return ["--insecure", "--gossip-listen", "127.0.0.1:0", "--preset", "local", *extra]
+
+
+def converged_vectors(clients: list[Client]) -> bool:
+    """All nodes report the same version vector."""
+    vectors = [c.status().version_vector for c in clients]
+    return all(v == vectors[0] for v in vectors)

@@ -65,7 +65,7 @@ class FederationConfig:
     forwards an event that was new to it to this many others. Messages per write are
     about N * fanout; the share of nodes a rumor misses is about exp(-fanout)
     (anti-entropy repairs them)."""
-    rumor_max_hops: int = 6
+    rumor_max_hops: int = 10
     """A rumor is not forwarded beyond this many hops. About log(N)/log(fanout) hops
     reach everyone; fewer hops leave more residue for anti-entropy."""
 

@@ -23,8 +23,9 @@ its origin, and a crash before persisting only leaves our watermarks behind, whi
 our next digests reveal and peers fill. The core never blocks and never raises on
 network input (bad input is counted in ``core.metrics``).
 
-When a peer joins or rejoins and the evidence is direct (discovery, or a message from
-the peer itself), an exchange happens at once: a digest from the peer is answered
+When a peer joins or rejoins and the evidence is direct (discovery - see
+``peer_discovered`` for bursts -, or a message from the peer itself), an exchange
+happens at once: a digest from the peer is answered
 with what it lacks and our reply digest; any other message from a peer that was not
 alive makes us send it a digest. Rejoins learned only from third-party gossip do not
 trigger exchanges (every node would flood the returning peer with the same events);
@@ -127,6 +128,7 @@ class FederationCore:
         self._effects: list[Effect] = []
         self._taken = (0, 0)
         self._next_gc = self.config.tombstone_gc_interval_ticks
+        self._last_discovery_exchange: int | None = None
 
     # ------------------------------------------------------------------ inputs
     def tick(self) -> None:
@@ -172,13 +174,21 @@ class FederationCore:
                 self.metrics.rumors_pushed += 1
 
     def peer_discovered(self, node_id: str, address: str) -> None:
+        """A new (or not alive) peer gets an exchange at once - except during a
+        discovery burst (several peers proposed at once, e.g. a restart with static
+        peers): then only the first does, within ``inflight_timeout_ticks``, and the
+        others are left to the periodic rounds, so that a node does not pull the same
+        catch-up from every peer at once."""
         if node_id == self.node_id:
             return
         new = self.membership.get(node_id) is None
         if self.membership.discovered(node_id, address, self.now):
             if new:
                 self.metrics.joins += 1
-            self._start_exchange(node_id)
+            last = self._last_discovery_exchange
+            if last is None or self.now - last >= self.config.inflight_timeout_ticks:
+                self._last_discovery_exchange = self.now
+                self._start_exchange(node_id)
 
     # ------------------------------------------------------------------ outputs
     def has_ready(self) -> bool:

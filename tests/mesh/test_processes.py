@@ -1,0 +1,105 @@
+"""Real node processes with their sidecars on loopback: convergence, forget, joins, crashes."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from helpers import NodeProcess, converged_vectors, memnode_cmd, mesh_args, start_mesh, wait_for
+from memnode import Client, NewMemory, NotFound
+
+
+def test_three_nodes_converge_and_forget_propagates(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
+    procs += start_mesh(tmp, 3)
+    clients = [p.client() for p in procs]
+    ids = [c.remember(f"fact {i} from node {n}", {"n": n}, privacy="team")
+           for n, c in enumerate(clients) for i in range(5)]
+    clients[0].remember("a private note", privacy="private")
+    wait_for(lambda: [c.status().memories["replicated"] for c in clients] == [10, 10, 10]
+             and converged_vectors(clients), "every node to hold the 10 memories of the others")
+    # a mesh recall on node 2 finds node 0's memory with no text, and filters by hash
+    hits = clients[2].recall("fact 3 from node 0", scope="mesh", where={"n": 0})
+    assert hits and all(h.origin == procs[0].ready["node_id"] for h in hits)
+    assert all(h.text == "" and not h.local for h in hits)
+    forgotten = ids[0]
+    clients[0].forget(forgotten)
+    wait_for(lambda: all(_missing(c, forgotten) for c in clients[1:]),
+             "the forget to reach every replica")
+    assert [c.status().memories["replicated"] for c in clients] == [10, 9, 9]
+    for c in clients:
+        c.close()
+
+
+def _missing(client: Client, memory_id: str) -> bool:
+    try:
+        client.get(memory_id)
+    except NotFound:
+        return True
+    return False
+
+
+def test_late_joiner_catches_up(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
+    procs += start_mesh(tmp, 2)
+    first = procs[0].client()
+    first.remember_batch([NewMemory(f"early memory {i}") for i in range(300)])
+    procs[1].client().remember("second node's memory")
+    late = NodeProcess(tmp / "late", mesh_args("--peer", procs[1].gossip)).start()
+    procs.append(late)
+    client = late.client()
+    wait_for(lambda: client.status().memories["replicated"] == 301,
+             "the late joiner to receive all 301 memories", 60)
+    assert converged_vectors([first, procs[1].client(), client])
+
+
+def test_killed_node_restarts_and_mesh_converges_without_loss(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
+    procs += start_mesh(tmp, 3)
+    clients = [p.client() for p in procs]
+    clients[0].remember_batch([NewMemory(f"before {i}") for i in range(200)])
+    # kill node 1 while node 0's batch streams to it, write more on both survivors
+    procs[1].kill()
+    clients[0].remember_batch([NewMemory(f"during {i}") for i in range(100)])
+    clients[2].remember_batch([NewMemory(f"also during {i}") for i in range(50)])
+    restarted = NodeProcess(procs[1].data_dir, mesh_args("--peer", procs[0].gossip)).start()
+    procs.append(restarted)
+    assert restarted.ready["node_id"] == procs[1].ready["node_id"]
+    clients[1] = restarted.client()
+    wait_for(lambda: [c.status().memories["replicated"] for c in clients] == [50, 350, 300]
+             and converged_vectors(clients), "the restarted node to catch up", 60)
+    ids = [m.id for m in clients[1].list(scope="mesh")]
+    assert len(ids) == len(set(ids)) == 350
+
+
+def test_external_sidecar_shape(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
+    """A node with its sidecar in another process (the Kubernetes shape) joins a mesh of
+    embedded nodes; killing and restarting only the sidecar loses nothing."""
+    procs += start_mesh(tmp, 1)
+    node = NodeProcess(tmp / "ext", ["--sidecar", "external", "--replica-listen",
+                                     "127.0.0.1:0"]).start()
+    procs.append(node)
+    assert node.ready["gossip"] == "" and node.ready["replica_listen"]
+
+    def sidecar() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            memnode_cmd("--log-level", "WARNING", "sidecar", "--node",
+                        node.ready["replica_listen"], *mesh_args("--peer", procs[0].gossip)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    side = sidecar()
+    try:
+        assert side.stdout is not None
+        wait_for(side.stdout.readline, "the sidecar's ready line", 60)
+        a, b = procs[0].client(), node.client()
+        a.remember("written on the embedded node")
+        b.remember("written behind the external sidecar")
+        wait_for(lambda: [a.status().memories["replicated"], b.status().memories["replicated"]]
+                 == [1, 1], "both to replicate")
+        side.kill()
+        side.wait(10)
+        a.remember_batch([NewMemory(f"while the sidecar was down {i}") for i in range(20)])
+        side = sidecar()
+        wait_for(side.stdout.readline, "the restarted sidecar's ready line", 60)
+        wait_for(lambda: b.status().memories["replicated"] == 21, "catch-up after restart", 60)
+        assert b.status().peers and b.status().peers[0]["state"] == "alive"
+    finally:
+        side.kill()
+        side.wait(10)

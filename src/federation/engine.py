@@ -295,18 +295,21 @@ class FederationCore:
         for origin, floor in digest.gc_floors.items():
             self.replica.learn_floor(origin, floor, result)
         self._absorb(result)
+        resync_now = result.resyncs_started > 0 and digest.reply
         batches = self.antientropy.batches_for(
             self.node_id,
             peer,
             digest,
-            self.source.version_vector(),
+            self.replica.version_vector(),  # a source lagging behind returns shorter runs
             self.replica.gc_floors(),
             now,
         )
         for batch in batches:
             self._send(peer, batch, "events")
         if not digest.reply:
-            self._send(peer, self._digest(True), "digest_reply")
+            self._send(peer, self._digest(True), "digest_reply")  # carries our cursors
+        elif resync_now:
+            self._start_exchange(peer)  # reconcile with the peer that told us, now
 
     def _on_batch(self, peer: str, batch: EventBatch) -> None:
         c = self.config
@@ -334,6 +337,8 @@ class FederationCore:
         for run in batch.runs:
             self.replica.apply_run(run, result, sender_watermark=batch.watermarks.get(run.origin))
         self._absorb(result)
+        if result.resyncs_started:
+            self._start_exchange(peer)  # reconcile with the peer that told us, now
         forwards = self.rumors.forward(self.node_id, batch, result.fresh)
         if forwards:
             exclude = {peer} | {e.origin for e in result.fresh}

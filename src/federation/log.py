@@ -17,6 +17,10 @@ Contract of ``run_after(origin, after_seq, max_events, max_bytes)``:
 - a storage failure raises :class:`~federation.errors.SourceError`; the core counts
   it and sends nothing for that origin this time.
 
+The core itself only calls ``run_after`` (with ranges computed from its own version
+vector, so a source that lags behind it - effects not yet persisted - simply returns
+shorter runs); ``version_vector`` is for adapters and tests.
+
 "Retained" means the compacted log: the newest event of every live memory and the
 FORGET tombstones not yet collected.
 """

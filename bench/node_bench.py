@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import _coldstart, _node_report, _remember
-from bench._common import RESULTS, ServeProcess, machine_info, run_json_child, write_json
+from bench._common import (
+    RESULTS,
+    ServeProcess,
+    load_average,
+    machine_info,
+    run_json_child,
+    write_json,
+)
 
 DESCRIPTION = "one node: recall latency, remember throughput, cold start vs raw libraries"
 SECTIONS = ("coldstart", "remember", "recall")
@@ -173,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     }
 
     def save() -> None:
+        results.setdefault("loadavg", []).append(load_average())
         write_json(out_path, results)
 
     _say(f"work dir {work}; results to {out_path}")

@@ -121,7 +121,11 @@ class NodeProcess:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, start_new_session=True)
         assert self.proc.stdout is not None
-        line = wait_for(self.proc.stdout.readline, "the node's ready line", timeout)
+        line = self.proc.stdout.readline()  # blocks until the ready line or the exit
+        if not line:
+            self.proc.wait(timeout)
+            raise AssertionError(f"memnode serve exited with {self.proc.returncode} before "
+                                 f"it was ready:\n{self.stderr()[-3000:]}")
         self.ready = json.loads(line)
         return self
 

@@ -78,14 +78,18 @@ class FederationConfig:
     # --- membership -------------------------------------------------------------------
     suspect_after_ticks: int = 50
     """A member whose heartbeat has not increased for this long becomes suspect. It is
-    still contacted (so it can refute). Too short: false suspicions in big meshes."""
+    still contacted (so it can refute). Heartbeats travel in digests, so this must be
+    at least 2 anti-entropy intervals (validated); too short: false suspicions in big
+    meshes."""
     dead_after_ticks: int = 300
     """A member not heard of for this long is dead: no more gossip or rumors to it,
     only a retry digest every ``dead_retry_ticks``, and it no longer holds back
     tombstone collection (this is the GC horizon; see docs of ReplicaState.gc)."""
     reap_after_ticks: int = 3000
     """A member dead for this long is forgotten, so departed peers do not grow state
-    without bound. A reaped member that comes back simply joins again."""
+    without bound. A reaped member that comes back simply joins again: its digest, or
+    discovery proposing it again (discovery adapters re-propose peers periodically),
+    makes it a member."""
     dead_retry_ticks: int = 100
     """Period of the retry digest sent to each dead member (they may have healed)."""
     max_digest_members: int = 32
@@ -181,6 +185,10 @@ class FederationConfig:
                 raise ConfigError(f"{name} must be positive")
         if self.dead_after_ticks <= self.suspect_after_ticks:
             raise ConfigError("dead_after_ticks must exceed suspect_after_ticks")
+        if self.suspect_after_ticks < 2 * self.anti_entropy_interval_ticks:
+            # heartbeats travel in digests: a member cannot be heard of more than about
+            # once per interval, so a shorter timer suspects healthy members
+            raise ConfigError("suspect_after_ticks must be >= 2 * anti_entropy_interval_ticks")
         if self.max_batch_bytes < self.max_event_bytes + 1024:
             raise ConfigError("max_batch_bytes must hold at least one largest event")
         if self.max_events_per_exchange < self.max_batch_events:

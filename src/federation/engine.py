@@ -8,6 +8,7 @@ Shaped like etcd raft's RawNode. Inputs::
     core.local_events(events)            several at once (one rumor push)
     core.peer_discovered(node_id, addr)  discovery proposed a peer and the transport
                                          proved its identity
+    core.exchange_with(node_id)          start an exchange now (optional)
 
 Outputs, after any input::
 
@@ -177,8 +178,8 @@ class FederationCore:
         """A new (or not alive) peer gets an exchange at once - except during a
         discovery burst (several peers proposed at once, e.g. a restart with static
         peers): then only the first does, within ``inflight_timeout_ticks``, and the
-        others are left to the periodic rounds, so that a node does not pull the same
-        catch-up from every peer at once."""
+        others are left to the periodic rounds (the next one an interval later), so
+        that a node does not pull the same catch-up from several peers at once."""
         if node_id == self.node_id:
             return
         new = self.membership.get(node_id) is None
@@ -189,6 +190,15 @@ class FederationCore:
             if last is None or self.now - last >= self.config.inflight_timeout_ticks:
                 self._last_discovery_exchange = self.now
                 self._start_exchange(node_id)
+                # that exchange is this interval's round: a periodic one right after it
+                # would fetch the same catch-up again from another peer
+                self.antientropy.round_started(self.now)
+
+    def exchange_with(self, peer: str) -> None:
+        """Start an anti-entropy exchange with ``peer`` now (e.g. the transport just
+        reconnected to it). Periodic rounds do this by themselves."""
+        if peer != self.node_id:
+            self._start_exchange(peer)
 
     # ------------------------------------------------------------------ outputs
     def has_ready(self) -> bool:

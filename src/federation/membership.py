@@ -1,7 +1,7 @@
 """Membership: who the peers are and whether they are alive, by gossiped heartbeats.
 
 Every node raises its own heartbeat every tick and carries it in its digests, with
-up to ``max_digest_members`` third-party heartbeats (round-robin over its live
+up to ``max_digest_members`` third-party heartbeats (round-robin over its ALIVE
 members). A member is *heard of* when a digest carries a higher (incarnation,
 heartbeat) for it, or when it sends us anything directly.
 
@@ -328,7 +328,11 @@ class Membership:
         return picked
 
     def gossip_entries(self) -> tuple[MemberHeartbeat, ...]:
-        """Third-party heartbeats for the next digest: round-robin over live members."""
+        """Third-party heartbeats for the next digest: round-robin over live members,
+        ALIVE ones only. Relaying a suspect's stale heartbeat would re-admit it where it
+        was already reaped (zombies); relaying only members heard of within
+        ``suspect_after_ticks`` stops news of a silent member everywhere soon after it
+        falls silent."""
         live = self._live
         k = self._config.max_digest_members
         n = len(live)
@@ -343,4 +347,5 @@ class Membership:
                 ids = ids + live[: k - len(ids)]
             self._cursor = start + k
         members = self._members
-        return tuple(members[i].entry() for i in ids)
+        alive = MemberState.ALIVE
+        return tuple(m.entry() for m in (members[i] for i in ids) if m.state is alive)

@@ -119,9 +119,13 @@ class Simulation:
         net: NetConfig | None = None,
         seeds_per_node: int | None = None,
         model: ModelId = SIM_MODEL,
+        discovery_interval_ticks: int | None = None,
     ) -> None:
         """``seeds_per_node``: peers each node is told about at start (plus its ring
-        successor, so the mesh is connected); None: every other node."""
+        successor, so the mesh is connected); None: every other node.
+        ``discovery_interval_ticks``: every this many ticks each node's discovery proposes
+        its seeds again, as the real discovery adapters do (None: never)."""
+        self.discovery_interval_ticks = discovery_interval_ticks
         self.config = config if config is not None else FederationConfig.lan()
         self.model = model
         self.rng = random.Random(seed)
@@ -281,7 +285,17 @@ class Simulation:
             for node in nodes:
                 if node.up:
                     node.core.tick()
+            every = self.discovery_interval_ticks
+            if every and self.now % every == 0:
+                self.rediscover()
             self._flush()
+
+    def rediscover(self) -> None:
+        """Every live node's discovery proposes its seeds again."""
+        for node in self.nodes:
+            if node.up:
+                for j in node.seeds:
+                    node.core.peer_discovered(self.nodes[j].node_id, self.nodes[j].address)
 
     def rounds(self, n: float) -> None:
         self.step(int(n * self.config.anti_entropy_interval_ticks))

@@ -3,7 +3,7 @@
 The core must not depend on protobuf, yet it bounds batches in bytes and the
 simulator reports bytes. So sizes are computed with protobuf's own encoding rules
 (proto3: a 1-byte tag for field numbers < 16, varint lengths, fields at their default
-value omitted, map entries as nested key/value messages) over the field numbers of
+value omitted, map entries as nested key/value messages with both always written) over the field numbers of
 ``proto/federation/v1/federation.proto``; ``tests/federation`` checks the result
 against real serialization for Event, EventRun and EventBatch.
 
@@ -72,11 +72,18 @@ def _value_size(value: MetaValue) -> int:
     return _len_field(_str_len(value))
 
 
+def _map_key(key: str) -> int:
+    """A map entry's key: always written, even when empty."""
+    n = _str_len(key)
+    return 1 + varint_len(n) + n
+
+
 def _seq_map_size(entries: Mapping[str, int]) -> int:
-    """map<string, uint64>: each entry a nested {key = 1, value = 2} message."""
+    """map<string, uint64>: each entry a nested {key = 1, value = 2} message whose
+    key and value are always written."""
     total = 0
     for key, seq in entries.items():
-        total += _len_field(_str_field(key) + _int_field(seq))
+        total += _len_field(_map_key(key) + 1 + varint_len(seq))
     return total
 
 
@@ -100,7 +107,7 @@ def event_size(event: Event) -> int:
         )
         size += _len_field(model)
     for key, value in event.metadata.items():
-        entry = _str_field(key) + _len_field(_value_size(value))
+        entry = _map_key(key) + _len_field(_value_size(value))
         size += _len_field(entry)
     return size
 

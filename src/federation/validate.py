@@ -75,18 +75,35 @@ class Limits:
         )
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _is_int(value: object, low: int = _INT64[0], high: int = _INT64[1]) -> bool:
+    """An int (not a bool) in [low, high]: what the canonical encoding can pack."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _text(value: object) -> bool:
+    """A str the canonical encoding can carry (valid UTF-8: no lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _malformed(event: Event) -> bool:
     if not isinstance(event, Event):
         return True
-    if not isinstance(event.origin, str) or not event.origin or "/" in event.origin:
+    if not _text(event.origin) or not event.origin or "/" in event.origin:
         return True
-    if not _is_int(event.seq) or event.seq < 1 or not _is_int(event.timestamp_ms):
+    if not _is_int(event.seq, 1, (1 << 64) - 1) or not _is_int(event.timestamp_ms):
         return True
-    if not isinstance(event.local_id, str) or not event.local_id:
+    if not _text(event.local_id) or not event.local_id:
         return True
     if not isinstance(event.kind, EventKind) or not isinstance(event.privacy, SharedPrivacy):
         return True
@@ -99,12 +116,16 @@ def _malformed(event: Event) -> bool:
     if event.kind is EventKind.FORGET:
         return event.model is not None or bool(event.embedding) or bool(event.metadata)
     model = event.model
-    if not isinstance(model, ModelId) or not isinstance(model.name, str) or not model.name:
+    if not isinstance(model, ModelId) or not _text(model.name) or not model.name:
         return True
-    if not _is_int(model.dim) or model.dim < 1 or not isinstance(model.fingerprint, str):
+    if not _is_int(model.dim, 1, (1 << 32) - 1) or not _text(model.fingerprint):
         return True
     for key, value in event.metadata.items():
-        if not isinstance(key, str) or not key:
+        if not _text(key) or not key:
+            return True
+        if isinstance(value, str) and not _text(value):
+            return True
+        if isinstance(value, int) and not isinstance(value, bool) and not _is_int(value):
             return True
         if not isinstance(value, (str, int, float, bool)):
             return True
@@ -140,6 +161,11 @@ def check_event(event: Event, limits: Limits) -> RejectReason | None:
         assert event.model is not None
         if len(event.embedding) != 4 * event.model.dim:
             return RejectReason.WRONG_DIMENSION
-    if limits.verify_signatures and not verify_signature(event):
-        return RejectReason.BAD_SIGNATURE
+    if limits.verify_signatures:
+        try:
+            valid = verify_signature(event)
+        except (ValueError, TypeError, OverflowError, UnicodeError):  # cannot be encoded
+            return RejectReason.MALFORMED
+        if not valid:
+            return RejectReason.BAD_SIGNATURE
     return None

@@ -31,6 +31,7 @@ from memnode.ephemeral import EphemeralStore
 from memnode.errors import DataDirError, FailedPrecondition, NotFound, ResourceExhausted
 from memnode.eventlog import EventLog
 from memnode.identity import Identity, load_or_create
+from memnode.lock import DataDirLock
 from memnode.metakey import MetadataKey
 from memnode.metrics import NodeMetrics
 from memnode.redact import redact
@@ -93,6 +94,16 @@ class Node:
         if data_dir.exists() and not data_dir.is_dir():
             raise DataDirError(f"{data_dir} is not a directory")
         data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = DataDirLock(data_dir)
+        self._lock.acquire()
+        try:
+            self._open(config, embedder)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, config: NodeConfig, embedder: Embedder | None) -> None:
+        data_dir = config.data_dir
         self.identity: Identity
         self.identity, created = load_or_create(data_dir)
         self.node_id = self.identity.node_id
@@ -114,7 +125,7 @@ class Node:
         if self.metakey.is_development:
             log.warning("metadata key: %s; set one for a real federation",
                         self.metakey.describe())
-        self.ephemeral = EphemeralStore(clock_ms, config.ephemeral_max_items)
+        self.ephemeral = EphemeralStore(self._clock_ms, config.ephemeral_max_items)
         self._write_lock = threading.Lock()
         self._apply_failed = False
         self._seq = self.log.watermark(self.node_id)
@@ -133,6 +144,7 @@ class Node:
     def close(self) -> None:
         with self._write_lock:
             self.log.close()
+        self._lock.release()
 
     def on_events(self, listener: Callable[[list[Event]], None]) -> None:
         """Call ``listener`` with this node's new events once they are durable."""

@@ -90,7 +90,14 @@ CASES: list[tuple[str, Callable[[int], Event], RejectReason]] = [
     ("missing signature", _unsigned_defect(signature=b""), RejectReason.MALFORMED),
     ("missing public key", _unsigned_defect(public_key=b""), RejectReason.MALFORMED),
     ("PUT without model", _defect(model=None), RejectReason.MALFORMED),
-    ("nested metadata", _defect(metadata={"k": {"nested": 1}}), RejectReason.MALFORMED),
+    ("nested metadata", _unsigned_defect(metadata={"k": {"n": 1}}), RejectReason.MALFORMED),
+    ("list metadata", _unsigned_defect(metadata={"k": [1, 2]}), RejectReason.MALFORMED),
+    ("int beyond int64", _unsigned_defect(metadata={"k": 1 << 70}), RejectReason.MALFORMED),
+    ("empty metadata key", _unsigned_defect(metadata={"": 1}), RejectReason.MALFORMED),
+    ("timestamp beyond int64", _unsigned_defect(timestamp_ms=1 << 64), RejectReason.MALFORMED),
+    ("bad surrogate in id", _unsigned_defect(local_id="\ud800"), RejectReason.MALFORMED),
+    ("bad surrogate in value", _unsigned_defect(metadata={"k": "\udfff"}), RejectReason.MALFORMED),
+    ("seq is a bool", _unsigned_defect(seq=True), RejectReason.MALFORMED),
     (
         "FORGET with an embedding",
         _defect(kind=EventKind.FORGET, model=None, metadata={}),
@@ -192,8 +199,8 @@ def test_bad_batches_at_the_engine_are_counted_and_the_honest_mesh_converges() -
         (EventBatch(mallory, (EventRun(good.origin, 0, 1, (forged_signature(),)),)), "bad_signature"),
         (EventBatch(mallory, (EventRun(good.origin, 0, 1, (claims_another_origin(),)),)),
          "malformed"),  # the run's origin differs from the event's: a malformed run
-        (EventBatch(mallory, (EventRun(good.origin, 0, limit + 1,
-                                       tuple(writer.put(f"x{i}") for i in range(limit))),)),
+        (EventBatch(mallory, (EventRun(good.origin, 0, limit + 2,
+                                       tuple(writer.put(f"x{i}") for i in range(limit + 1))),)),
          "oversized"),
         (EventBatch(node_id(58), (EventRun(good.origin, 0, 1, (good,)),)), "malformed"),  # sender lie
         ("not a message", "malformed"),

@@ -1,0 +1,118 @@
+"""The size model (federation.sizes) equals real protobuf serialization."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedkit import key, node_id
+from federation.events import Event, EventKind, MetaValue, ModelId, SharedPrivacy, sign
+from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat
+from federation.sizes import batch_size, digest_size, event_size, run_size
+from federation.v1 import federation_pb2 as fpb
+from memnode.v1 import memnode_pb2 as mpb
+
+
+def _value(value: MetaValue) -> mpb.Value:
+    if isinstance(value, bool):
+        return mpb.Value(b=value)
+    if isinstance(value, int):
+        return mpb.Value(i=value)
+    if isinstance(value, float):
+        return mpb.Value(f=value)
+    return mpb.Value(s=value)
+
+
+def to_proto(event: Event) -> fpb.Event:
+    msg = fpb.Event(
+        origin=event.origin, seq=event.seq, kind=int(event.kind), local_id=event.local_id,
+        timestamp_ms=event.timestamp_ms, privacy=int(event.privacy), embedding=event.embedding,
+        public_key=event.public_key, signature=event.signature,
+    )
+    if event.model is not None:
+        msg.model.CopyFrom(mpb.ModelIdentity(
+            name=event.model.name, dim=event.model.dim, fingerprint=event.model.fingerprint))
+    for k, v in event.metadata.items():
+        msg.metadata[k].CopyFrom(_value(v))
+    return msg
+
+
+def run_proto(run: EventRun) -> fpb.EventRun:
+    return fpb.EventRun(origin=run.origin, after_seq=run.after_seq, through_seq=run.through_seq,
+                        events=[to_proto(e) for e in run.events])
+
+
+texts = st.text(max_size=40)
+meta_values = st.one_of(
+    st.booleans(), st.integers(-(1 << 63), (1 << 63) - 1),
+    st.floats(allow_nan=False), texts,
+)
+metadata = st.dictionaries(st.text(min_size=1, max_size=20), meta_values, max_size=6)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> Event:
+    kind = draw(st.sampled_from(list(EventKind)))
+    forget = kind is EventKind.FORGET
+    dim = draw(st.integers(1, 400))
+    event = Event(
+        origin=node_id(1),
+        seq=draw(st.integers(1, 1 << 40)),
+        kind=kind,
+        local_id=draw(st.text(min_size=1, max_size=30)),
+        timestamp_ms=draw(st.integers(-(1 << 50), 1 << 50)),
+        privacy=draw(st.sampled_from(list(SharedPrivacy))),
+        model=None if forget else ModelId(draw(texts), dim, draw(texts)),
+        embedding=b"" if forget else bytes(4 * dim),
+        metadata={} if forget else draw(metadata),
+    )
+    return sign(event, key(1))
+
+
+@settings(max_examples=150, deadline=None)
+@given(events())
+def test_event_size(event: Event) -> None:
+    assert event_size(event) == len(to_proto(event).SerializeToString())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(events(), max_size=4), st.integers(0, 1 << 33), st.integers(0, 300))
+def test_run_and_batch_size(evs: list[Event], after: int, hops: int) -> None:
+    run = EventRun(node_id(1), after, after + len(evs), tuple(evs))
+    assert run_size(run) == len(run_proto(run).SerializeToString())
+    batch = EventBatch(node_id(2), (run, run), hops, {node_id(1): after + 7}, {node_id(1): after})
+    msg = fpb.EventBatch(sender=batch.sender, runs=[run_proto(run), run_proto(run)],
+                         rumor_hops=hops)
+    msg.watermarks[node_id(1)] = after + 7
+    msg.gc_floors[node_id(1)] = after
+    assert batch_size(batch) == len(msg.SerializeToString())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=25), st.integers(0, 1 << 40), max_size=8),
+    st.lists(st.tuples(st.text(min_size=1, max_size=25), st.integers(0, 1 << 40),
+                       st.integers(0, 1 << 40), texts), max_size=5),
+    st.booleans(),
+)
+def test_digest_size(vv: dict[str, int], members: list[tuple[str, int, int, str]], reply: bool) -> None:
+    digest = Digest(node_id(3), 1700000000000, 12345, "10.0.0.1:7400", vv,
+                    tuple(MemberHeartbeat(*m) for m in members), reply, vv, vv)
+    msg = fpb.Digest(sender=digest.sender, incarnation=digest.incarnation,
+                     heartbeat=digest.heartbeat, address=digest.address, reply=reply,
+                     members=[fpb.MemberHeartbeat(node_id=a, incarnation=b, heartbeat=c,
+                                                  address=d) for a, b, c, d in members])
+    for field in (msg.version_vector, msg.gc_floors, msg.resync):
+        for k, v in vv.items():
+            field[k] = v
+    assert digest_size(digest) == len(msg.SerializeToString())
+
+
+def test_a_replicated_384_dim_entry_is_about_1_6_kb() -> None:
+    event = sign(Event(
+        origin=node_id(1), seq=123456, kind=EventKind.PUT, local_id="01J9ZK3Q5V8M2N4P6R8T0W2Y4A",
+        timestamp_ms=1_763_000_000_000, privacy=SharedPrivacy.TEAM,
+        model=ModelId("all-MiniLM-L6-v2", 384, "53aa5117"), embedding=bytes(1536),
+        metadata={"topic": "a" * 16, "source": "b" * 16},
+    ), key(1))
+    assert 1650 <= event_size(event) <= 1800

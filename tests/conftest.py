@@ -16,7 +16,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import NodeHandle, start_node  # noqa: E402
+from helpers import NodeHandle, NodeProcess, start_node  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +43,12 @@ def node_factory(tmp_path: Path, hash_embedder) -> Iterator[Callable[..., NodeHa
 @pytest.fixture
 def node(node_factory) -> NodeHandle:  # type: ignore[no-untyped-def]
     return node_factory()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[NodeProcess]]:
+    """Node processes a test starts; killed at the end whatever happened."""
+    started: list[NodeProcess] = []
+    yield started
+    for proc in started:
+        proc.kill()

@@ -15,11 +15,10 @@ from typing import Any, TypeVar
 
 from federation.sidecar import Sidecar
 from federation.sidecar_config import SidecarConfig
-from federation.transport import Security
 from memnode.client import Client
 from memnode.config import NodeConfig
 from memnode.node import Node
-from memnode.server import NodeServer
+from memnode.server import NodeServer, build_security, with_federation_key
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -56,11 +55,15 @@ class NodeHandle:
 
 
 def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None = None,
-               peers: list[str] | None = None, **config: Any) -> NodeHandle:
+               peers: list[str] | None = None, federation: Path | None = None,
+               **config: Any) -> NodeHandle:
     """An in-process node on port 0; with ``peers`` (possibly empty) it also runs an
-    embedded plaintext sidecar on a free loopback port."""
+    embedded sidecar on a free loopback port: mutual TLS with the credentials in
+    ``federation``, else plaintext."""
     cfg = NodeConfig(data_dir=data_dir, listen="127.0.0.1:0", embedder="test-hash",
                      sync="normal", **config)
+    if federation is not None:
+        cfg = with_federation_key(cfg, SidecarConfig(federation=federation))
     kwargs: dict[str, Any] = {"embedder": embedder}
     if clock_ms is not None:
         kwargs["clock_ms"] = clock_ms
@@ -69,8 +72,11 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
     server.start()
     sidecar = None
     if peers is not None:
-        sidecar = Sidecar(server.replication, SidecarConfig(
-            gossip_listen="127.0.0.1:0", peer=peers, preset="local"), Security())
+        sidecar_config = SidecarConfig(gossip_listen="127.0.0.1:0", peer=peers, preset="local",
+                                       federation=federation, insecure=federation is None)
+        security, authorize = build_security(sidecar_config)
+        assert security is not None
+        sidecar = Sidecar(server.replication, sidecar_config, security, authorize=authorize)
         sidecar.start()
     return NodeHandle(node, server, Client(server.address, timeout=10), data_dir, sidecar)
 

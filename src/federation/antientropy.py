@@ -95,6 +95,10 @@ class AntiEntropy:
                 wants.append((origin, start))
         if not wants:
             return []
+        # What the batches vouch for is the source's log, which may lag our own state
+        # (effects not yet persisted): advertise the lower of the two watermarks. One
+        # source call per exchange that sends something; in-sync exchanges make none.
+        served = self._source.version_vector()
         batches: list[EventBatch] = []
         runs: list[EventRun] = []
         count, size, total = 0, BATCH_OVERHEAD, 0
@@ -108,7 +112,7 @@ class AntiEntropy:
                         sender,
                         tuple(runs),
                         0,
-                        {o: ours[o] for o in origins},
+                        {o: min(ours[o], served.get(o, 0)) for o in origins},
                         {o: floors[o] for o in origins if floors.get(o)},
                     )
                 )

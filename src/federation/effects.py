@@ -13,7 +13,6 @@ are in its log and its own collection before ``local_event`` is called.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from federation.events import Event
 
@@ -63,4 +62,4 @@ class OriginMarks:
     resync_from: int | None
 
 
-Effect = Union[UpsertReplica, DeleteReplica, DropTombstone, OriginMarks]
+Effect = UpsertReplica | DeleteReplica | DropTombstone | OriginMarks

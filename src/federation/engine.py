@@ -44,7 +44,7 @@ from federation.config import FederationConfig
 from federation.effects import DropTombstone, Effect
 from federation.events import Event, ModelId
 from federation.log import EventSource, MemoryEventSource
-from federation.membership import Member, MemberState, Membership
+from federation.membership import Member, Membership, MemberState
 from federation.messages import (
     Digest,
     EventBatch,
@@ -359,10 +359,9 @@ class FederationCore:
 
     def collect_tombstones(self) -> int:
         """Collect causally stable tombstones now (also runs every
-        tombstone_gc_interval_ticks). Returns how many were dropped."""
+        tombstone_gc_interval_ticks): those covered by our vector and the last vector of
+        every live member that sent us one. Returns how many were dropped."""
         vectors = self.membership.live_version_vectors()
-        if vectors is None:
-            return 0  # a live member never told us its vector: nothing is stable yet
         effects = self.replica.collect_tombstones(stable([*vectors, self.version_vector()]))
         dropped = sum(1 for e in effects if isinstance(e, DropTombstone))
         self.metrics.tombstones_collected += dropped

@@ -142,15 +142,18 @@ class Membership:
             out[m.state] += 1
         return out
 
-    def live_version_vectors(self) -> list[VersionVector] | None:
-        """The last known vector of every live member; None if one is still unknown."""
-        vectors = []
+    def live_version_vectors(self) -> list[VersionVector]:
+        """The last known vector of every live member that has sent us one. Members we
+        never heard from directly (proposed by discovery or gossip) do not hold back
+        tombstone collection: if they lack a collected tombstone, the GC floor makes
+        them reconcile (see federation.replica)."""
+        members = self._members
+        out = []
         for node_id in self._live:
-            vv = self._members[node_id].version_vector
-            if vv is None:
-                return None
-            vectors.append(vv)
-        return vectors
+            vv = members[node_id].version_vector
+            if vv is not None:
+                out.append(vv)
+        return out
 
     # timers ------------------------------------------------------------------------
     def _schedule(self, m: Member, due: int) -> None:

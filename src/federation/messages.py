@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Union
 
 from federation.events import Event
 
@@ -99,7 +98,7 @@ class Digest:
     resync: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
 
 
-Message = Union[Digest, EventBatch]
+Message = Digest | EventBatch
 
 
 def _is_int(value: object, minimum: int = 0) -> bool:

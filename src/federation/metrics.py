@@ -1,31 +1,33 @@
 """Counters of the federation core, as plain ints for the adapter to export.
 
-Suggested Prometheus names (all ``memnode_federation_`` prefixed):
+Each field, its meaning, and the suggested Prometheus name (``memnode_federation_``
+prefix; ``{label}`` for the dict fields):
 
-==============================  ==============================================  =========
-field                           meaning                                         name
-==============================  ==============================================  =========
-events_sent                     events carried in batches we sent               events_sent_total
-events_received                 events carried in batches we received           events_received_total
-events_applied                  events that changed our replica state           events_applied_total
-events_duplicate                received events we already had                  events_duplicate_total
-events_buffered                 events held above a gap (total ever)            events_buffered_total
-buffer_overflow_dropped         buffered events dropped on overflow             buffer_dropped_total
-events_rejected[reason]         invalid events, by RejectReason value           events_rejected_total{reason}
-events_ignored_forgotten        PUT/UPDATE of a memory with a tombstone         events_ignored_total
-replicas_reconciled             replicas deleted by reconciliation              reconciled_total
-resyncs_started                 reconciliations started                         resyncs_total
-messages_sent[kind]             digest / digest_reply / events / rumor          messages_sent_total{kind}
-messages_received[kind]         same kinds                                      messages_received_total{kind}
-messages_malformed              messages dropped as malformed                   messages_malformed_total
-bytes_sent / bytes_received     size model (federation.sizes)                   bytes_{sent,received}_total
-anti_entropy_rounds             periodic exchanges started                      anti_entropy_rounds_total
-exchanges_started               all exchanges started (periodic, join, retry)   exchanges_total
-rumors_pushed                   rumor batches pushed for local events           rumors_pushed_total
-rumors_forwarded                rumor batches forwarded                         rumors_forwarded_total
-tombstones_collected            tombstones dropped by GC                        tombstones_collected_total
-joins / rejoins                 members that joined / came back                 member_{joins,rejoins}_total
-==============================  ==============================================  =========
+- ``events_sent`` / ``events_received``: events carried in batches we sent / got
+  (``events_sent_total``, ``events_received_total``)
+- ``events_applied``: events that changed our replica state (``events_applied_total``)
+- ``events_duplicate``: received events we already had (``events_duplicate_total``)
+- ``events_buffered``: events held above a gap, ever (``events_buffered_total``)
+- ``buffer_overflow_dropped``: buffered events dropped on overflow
+  (``buffer_dropped_total``)
+- ``events_rejected[reason]``: invalid events by RejectReason value
+  (``events_rejected_total{reason}``)
+- ``events_ignored_forgotten``: PUT/UPDATE of a memory with a tombstone
+  (``events_ignored_total``)
+- ``replicas_reconciled``: replicas deleted by reconciliation (``reconciled_total``)
+- ``resyncs_started``: reconciliations started (``resyncs_total``)
+- ``messages_sent[kind]`` / ``messages_received[kind]``: kind is digest, digest_reply,
+  events or rumor (``messages_{sent,received}_total{kind}``)
+- ``messages_malformed``: messages dropped as malformed (``messages_malformed_total``)
+- ``bytes_sent`` / ``bytes_received``: size model of federation.sizes
+  (``bytes_{sent,received}_total``; the transport can count real wire bytes instead)
+- ``anti_entropy_rounds``: periodic rounds (``anti_entropy_rounds_total``)
+- ``exchanges_started``: all exchanges we started: periodic, join, retry
+  (``exchanges_total``)
+- ``rumors_pushed`` / ``rumors_forwarded``: rumor batches pushed for local events /
+  forwarded (``rumors_{pushed,forwarded}_total``)
+- ``tombstones_collected``: tombstones dropped by GC (``tombstones_collected_total``)
+- ``joins`` / ``rejoins``: members that joined / came back (``member_{joins,rejoins}_total``)
 
 Gauges are read from the core: ``FederationCore.buffered_events()``,
 ``peers_by_state()``, ``peer_lag(peer)``.

@@ -269,7 +269,8 @@ class ReplicaState:
         return res
 
     def _buffer(self, st: OriginState, run: EventRun, new: list[Event], res: ApplyResult) -> None:
-        if any(b.after_seq <= run.after_seq and b.through_seq >= run.through_seq for b in st.buffer):
+        after, through = run.after_seq, run.through_seq
+        if any(b.after_seq <= after and b.through_seq >= through for b in st.buffer):
             res.duplicates += len(new)
             return
         fresh = [e for e in new if not st.buffered_covers(e.seq)]

@@ -25,18 +25,24 @@ from federation.messages import EventBatch, EventRun
 from federation.sizes import BATCH_OVERHEAD, RUN_OVERHEAD, event_size
 
 
+def _run_of(events: list[Event]) -> EventRun:
+    """The gap-free run of consecutive events of one origin."""
+    return EventRun(events[0].origin, events[0].seq - 1, events[-1].seq, tuple(events))
+
+
 def consecutive_runs(events: Iterable[Event]) -> list[EventRun]:
     """Group events into runs of consecutive seqs per origin (sorted by origin, seq)."""
-    ordered = sorted({(e.origin, e.seq): e for e in events}.values(), key=lambda e: (e.origin, e.seq))
+    unique = {(e.origin, e.seq): e for e in events}
+    ordered = [unique[k] for k in sorted(unique)]
     runs: list[EventRun] = []
     current: list[Event] = []
     for event in ordered:
         if current and (event.origin != current[-1].origin or event.seq != current[-1].seq + 1):
-            runs.append(EventRun(current[0].origin, current[0].seq - 1, current[-1].seq, tuple(current)))
+            runs.append(_run_of(current))
             current = []
         current.append(event)
     if current:
-        runs.append(EventRun(current[0].origin, current[0].seq - 1, current[-1].seq, tuple(current)))
+        runs.append(_run_of(current))
     return runs
 
 
@@ -76,14 +82,14 @@ class Rumors:
                 full = count + len(chunk) >= c.max_batch_events
                 if full or (chunk or runs) and size + chunk_size + es > c.max_batch_bytes:
                     if chunk:
-                        runs.append(EventRun(run.origin, chunk[0].seq - 1, chunk[-1].seq, tuple(chunk)))
+                        runs.append(_run_of(chunk))
                     if runs:
                         batches.append(EventBatch(sender, tuple(runs), hops))
                     runs, chunk, count, size, chunk_size = [], [], 0, BATCH_OVERHEAD, RUN_OVERHEAD
                 chunk.append(event)
                 chunk_size += es
             if chunk:
-                runs.append(EventRun(run.origin, chunk[0].seq - 1, chunk[-1].seq, tuple(chunk)))
+                runs.append(_run_of(chunk))
                 count += len(chunk)
                 size += chunk_size
         if runs:

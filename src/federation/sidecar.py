@@ -30,7 +30,7 @@ from federation.events import Event
 from federation.messages import Message
 from federation.ports import NodeInfo, PeerInfo, ReplicaPort
 from federation.sidecar_config import SidecarConfig
-from federation.transport import GossipTransport, Security, TransportStats
+from federation.transport import Authorizer, GossipTransport, Security, TransportStats
 from federation.v1 import federation_pb2 as fpb
 from memnode.v1 import memnode_pb2 as pb
 
@@ -43,7 +43,7 @@ _LAG_TIMESTAMPS = 4096
 class Sidecar:
     def __init__(self, port: ReplicaPort, config: SidecarConfig, security: Security,
                  *, seed: int | None = None,
-                 authorize: Callable[[Any, str], bool] | None = None) -> None:
+                 authorize: Authorizer | None = None) -> None:
         if security.insecure:
             log.warning("gossip is PLAINTEXT (--insecure): peers' traffic can be read on "
                         "the network; use a federation's certificates for anything real")

@@ -166,12 +166,15 @@ class Simulation:
         key = Ed25519PrivateKey.generate()
         node_id = node_id_from_public_key(public_key_bytes(key))
         store = SimStore(node_id)
-        node = SimNode(i, key, node_id, f"sim:{i}", self._core(node_id, f"sim:{i}", 1, None), store, [])
+        address = f"sim:{i}"
+        node = SimNode(i, key, node_id, address, self._core(node_id, address, 1, None), store, [])
         self.nodes.append(node)
         self.index[node_id] = i
         return node
 
-    def _core(self, node_id: str, address: str, inc: int, snap: ReplicaSnapshot | None) -> FederationCore:
+    def _core(
+        self, node_id: str, address: str, inc: int, snap: ReplicaSnapshot | None
+    ) -> FederationCore:
         return FederationCore(
             node_id=node_id,
             model=self.model,
@@ -204,7 +207,8 @@ class Simulation:
         self.net.down.discard(i)
         if restart:
             node.incarnation += 1
-            node.core = self._core(node.node_id, node.address, node.incarnation, node.store.snapshot())
+            snapshot = node.store.snapshot()
+            node.core = self._core(node.node_id, node.address, node.incarnation, snapshot)
             for j in node.seeds:
                 node.core.peer_discovered(self.nodes[j].node_id, self.nodes[j].address)
             self._flush()
@@ -245,13 +249,17 @@ class Simulation:
         self.tracked.append((node.node_id, seq))
         return event
 
-    def put(self, i: int, local_id: str | None = None, metadata: Mapping[str, MetaValue] | None = None) -> Event:
+    def put(
+        self, i: int, local_id: str | None = None, metadata: Mapping[str, MetaValue] | None = None
+    ) -> Event:
         if local_id is None:
             self._local_counter += 1
             local_id = f"m{self._local_counter}"
         return self._write(i, EventKind.PUT, local_id, metadata)
 
-    def update(self, i: int, local_id: str, metadata: Mapping[str, MetaValue] | None = None) -> Event:
+    def update(
+        self, i: int, local_id: str, metadata: Mapping[str, MetaValue] | None = None
+    ) -> Event:
         return self._write(i, EventKind.UPDATE, local_id, metadata or {"topic": local_id, "v": 2})
 
     def forget(self, i: int, local_id: str) -> Event:
@@ -291,11 +299,15 @@ class Simulation:
             self._flush()
 
     def rediscover(self) -> None:
-        """Every live node's discovery proposes its seeds again."""
+        """Every live node's discovery proposes its seeds again - those it can reach, as
+        the transport's handshake must succeed before a peer is proposed to the core."""
+        connected = self.net.connected
         for node in self.nodes:
             if node.up:
                 for j in node.seeds:
-                    node.core.peer_discovered(self.nodes[j].node_id, self.nodes[j].address)
+                    if connected(node.index, j):
+                        seed = self.nodes[j]
+                        node.core.peer_discovered(seed.node_id, seed.address)
 
     def rounds(self, n: float) -> None:
         self.step(int(n * self.config.anti_entropy_interval_ticks))

@@ -88,7 +88,9 @@ class SimNetwork:
         if copies == 2:
             stats.duplicated += 1
         for _ in range(copies):
-            delay = c.min_delay if c.min_delay == c.max_delay else rng.randint(c.min_delay, c.max_delay)
+            delay = c.min_delay
+            if c.max_delay > c.min_delay:
+                delay = rng.randint(c.min_delay, c.max_delay)
             self._queue.setdefault(now + delay, []).append((src, dst, message))
 
     def due(self, now: int) -> list[tuple[int, int, Message]]:

@@ -2,18 +2,11 @@
 
 The core must not depend on protobuf, yet it bounds batches in bytes and the
 simulator reports bytes. So sizes are computed with protobuf's own encoding rules
-(proto3: a 1-byte tag for field numbers < 16, varint lengths, fields at their default
-value omitted, map entries as nested key/value messages with both always written) over the field numbers of
-``proto/federation/v1/federation.proto``; ``tests/federation`` checks the result
-against real serialization for Event, EventRun and EventBatch.
-
-Messages that have no proto yet are modelled with these field numbers:
-
-- EventBatch: ``rumor_hops = 3`` (varint), ``watermarks = 4`` and ``gc_floors = 5``
-  (map<string, uint64>).
-- Digest: sender 1, incarnation 2, heartbeat 3, address 4, version_vector 5
-  (map<string, uint64>), members 6 (repeated {node_id 1, incarnation 2, heartbeat 3,
-  address 4}), reply 7, gc_floors 8, resync 9.
+(proto3: a 1-byte tag for field numbers < 16, varint lengths, fields at their
+default value omitted, map entries as nested key/value messages with both written)
+over the field numbers of ``proto/federation/v1/federation.proto`` (Event, EventRun,
+EventBatch with rumor_hops 3 / watermarks 4 / gc_floors 5, Digest, MemberHeartbeat).
+``tests/federation/test_fed_sizes.py`` checks the result against real serialization.
 
 Transport framing (HTTP/2, gRPC's 5-byte prefix, TLS) is not counted.
 """

@@ -40,6 +40,10 @@ OPTIONS = [
 ]
 
 
+Authorizer = Callable[[grpc.ServicerContext, str], bool]
+"""``authorize(context, node_id)``: may this connection speak for ``node_id``?"""
+
+
 @dataclass
 class TransportStats:
     """Counters the sidecar exports (read from another thread: plain ints)."""
@@ -49,6 +53,7 @@ class TransportStats:
     messages_dropped: int = 0
     malformed: int = 0
     stream_errors: int = 0
+    identify_failures: int = 0
     by_peer_bytes_sent: dict[str, int] = field(default_factory=dict)
 
 
@@ -150,7 +155,7 @@ class GossipTransport:
         on_message: Callable[[str, Message], None],
         identity: Callable[[], fpb.IdentifyReply],
         security: Security,
-        authorize: Callable[[grpc.ServicerContext, str], bool] | None = None,
+        authorize: Authorizer | None = None,
         max_queue: int = 1024,
         workers: int = 64,
     ) -> None:
@@ -206,6 +211,9 @@ class GossipTransport:
         try:
             reply: fpb.IdentifyReply = fpb_grpc.GossipStub(channel).Identify(me, timeout=timeout)
             return reply
+        except grpc.RpcError:
+            self.stats.identify_failures += 1
+            raise
         finally:
             channel.close()
 
@@ -220,7 +228,7 @@ class GossipTransport:
 class _GossipServicer(fpb_grpc.GossipServicer):
     def __init__(self, transport: GossipTransport, on_message: Callable[[str, Message], None],
                  identity: Callable[[], fpb.IdentifyReply],
-                 authorize: Callable[[grpc.ServicerContext, str], bool] | None) -> None:
+                 authorize: Authorizer | None) -> None:
         self._t = transport
         self._on_message = on_message
         self._identity = identity
@@ -247,5 +255,8 @@ class _GossipServicer(fpb_grpc.GossipServicer):
         return fpb.DeliverAck(received=received)
 
     def Identify(self, request: fpb.IdentifyRequest, context: Any) -> fpb.IdentifyReply:
+        if self._authorize is not None and not self._authorize(context, request.node_id):
+            self._t.log_bad_peer(context.peer(), f"denied: {request.node_id!r}")
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied by this federation")
         return self._identity()
 

@@ -227,9 +227,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         preset = NodeConfig.preset(args.preset)
         config = config_from_args(NodeConfig, args, "MEMNODE_", preset=preset)
         sidecar = _sidecar_config(args)
-    except ValueError as exc:
+        return serve(config, sidecar)
+    except ValueError as exc:  # bad configuration or credentials (CredentialsError)
         raise UsageError(str(exc)) from None
-    return serve(config, sidecar)
 
 
 def cmd_sidecar(args: argparse.Namespace) -> int:

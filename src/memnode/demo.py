@@ -38,25 +38,43 @@ def _port(preferred: int) -> int:
         return preferred if s.connect_ex(("127.0.0.1", preferred)) != 0 else 0
 
 
+def _credentials(data_dir: Path) -> list[Path]:
+    """A federation (CA + metadata key) made on first run, and a certificate per node."""
+    from federation.credentials import init_federation, issue_node
+
+    federation = data_dir / "federation"
+    if not (federation / "ca.crt").exists():
+        init_federation(federation, name="memnode demo federation")
+    creds = []
+    for i in range(NODES):
+        out = data_dir / f"creds-node{i + 1}"
+        if not (out / "node.crt").exists():
+            issue_node(federation, f"node{i + 1}", out)
+        creds.append(out)
+    return creds
+
+
 def _start_mesh(data_dir: Path, embedder_name: str) -> list[Any]:
     from federation.sidecar import Sidecar
     from federation.sidecar_config import SidecarConfig
-    from federation.transport import Security
     from memnode.config import NodeConfig
     from memnode.embedder import load_embedder
     from memnode.node import Node
-    from memnode.server import NodeServer
+    from memnode.server import NodeServer, build_security, with_federation_key
 
     embedder = load_embedder(embedder_name)
     mesh = []
-    for i in range(NODES):
-        config = NodeConfig(data_dir=data_dir / f"node{i + 1}",
-                            listen=f"127.0.0.1:{_port(7420 + 10 * i)}", embedder=embedder_name)
-        server = NodeServer(Node(config, embedder=embedder))
+    for i, creds in enumerate(_credentials(data_dir)):
         peers = [mesh[0][1].address] if mesh else []
-        sidecar = Sidecar(server.replication, SidecarConfig(
-            gossip_listen=f"127.0.0.1:{_port(7422 + 10 * i)}", peer=peers, preset="local",
-        ), Security())
+        sidecar_config = SidecarConfig(gossip_listen=f"127.0.0.1:{_port(7422 + 10 * i)}",
+                                       peer=peers, preset="local", federation=creds)
+        config = with_federation_key(NodeConfig(
+            data_dir=data_dir / f"node{i + 1}", listen=f"127.0.0.1:{_port(7420 + 10 * i)}",
+            embedder=embedder_name), sidecar_config)
+        server = NodeServer(Node(config, embedder=embedder))
+        security, authorize = build_security(sidecar_config)
+        assert security is not None
+        sidecar = Sidecar(server.replication, sidecar_config, security, authorize=authorize)
         server.start()
         sidecar.start()
         mesh.append((server, sidecar))
@@ -79,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     mesh = _start_mesh(args.data_dir, args.embedder)
     clients = [Client(server.address) for server, _ in mesh]
-    print(f"started in {time.perf_counter() - started:.1f} s\n")
+    print(f"started in {time.perf_counter() - started:.1f} s; peers speak mutual TLS with "
+          f"certificates of a federation made in {args.data_dir / 'federation'}\n")
     for n, (server, sidecar) in enumerate(mesh):
         print(f"  node{n + 1}  {server.node.node_id}  api {server.address}  "
               f"gossip {sidecar.address}")

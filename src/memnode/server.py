@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from federation.sidecar import Sidecar
 from federation.sidecar_config import SidecarConfig
 from federation.sidecar_metrics import SidecarCollector
-from federation.transport import Security
+from federation.transport import Authorizer, Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from memnode.config import NodeConfig, split_hostport
 from memnode.node import Node
@@ -123,31 +123,45 @@ class NodeServer:
         self.node.close()
 
 
-def build_security(sidecar: SidecarConfig) -> Security | None:
-    """Transport credentials, or None when the sidecar has no way to talk safely."""
+def build_security(sidecar: SidecarConfig) -> tuple[Security | None, Authorizer | None]:
+    """Transport credentials and the deny-list check, or (None, None) when the sidecar
+    has no way to talk safely. Peers are authenticated by the federation's CA (any
+    member, at any address); a denied node id or certificate name is refused."""
     if sidecar.federation is not None:
-        from federation.credentials import load_security
+        from federation.credentials import DenyList, load_security, make_authorizer
 
-        return load_security(sidecar.federation)
+        security = load_security(sidecar.federation, verify_address=False)
+        return security, make_authorizer(DenyList(sidecar.federation))
     if sidecar.insecure:
-        return Security()
-    return None
+        return Security(), None
+    return None, None
+
+
+def with_federation_key(config: NodeConfig, sidecar: SidecarConfig) -> NodeConfig:
+    """The node hashes metadata with its federation's key unless told otherwise."""
+    if sidecar.federation is not None and config.metadata_key_file is None:
+        from federation.credentials import METADATA_KEY
+
+        return config.model_copy(update={"metadata_key_file": sidecar.federation / METADATA_KEY})
+    return config
 
 
 def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> int:
     """Run a node (and its embedded sidecar) until SIGTERM / SIGINT. Prints one JSON
     "ready" line on stdout."""
     sidecar_config = sidecar_config or SidecarConfig()
-    node = Node(config)
+    security, authorize = (build_security(sidecar_config) if config.sidecar == "embedded"
+                           else (None, None))
+    node = Node(with_federation_key(config, sidecar_config))
     server = NodeServer(node)
     sidecar: Sidecar | None = None
     if config.sidecar == "embedded":
-        security = build_security(sidecar_config)
         if security is None:
             log.warning("no federation configured (--federation DIR or --insecure): "
                         "this node is not replicating")
         else:
-            sidecar = Sidecar(server.replication, sidecar_config, security)
+            sidecar = Sidecar(server.replication, sidecar_config, security,
+                              authorize=authorize)
     server.start()
     if sidecar is not None:
         sidecar.start()
@@ -181,12 +195,12 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
 
     from federation.replica_client import GrpcReplicaPort
 
-    security = build_security(config)
+    security, authorize = build_security(config)
     if security is None:
         raise ValueError("the sidecar needs --federation DIR (mutual TLS) or --insecure")
     port = GrpcReplicaPort(node_addr)
     port.wait_ready(connect_timeout)
-    sidecar = Sidecar(port, config, security)
+    sidecar = Sidecar(port, config, security, authorize=authorize)
     sidecar.start()
     metrics_port = 0
     if metrics_listen:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -28,12 +28,12 @@ MODEL = ModelId("test-model", 8, "feedface")
 OTHER_MODEL = ModelId("other-model", 8, "deadbeef")
 
 
-@lru_cache(maxsize=None)
+@cache
 def key(n: int) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"fed-test-%d" % n).digest())
 
 
-@lru_cache(maxsize=None)
+@cache
 def node_id(n: int) -> str:
     return node_id_from_public_key(public_key_bytes(key(n)))
 
@@ -81,7 +81,9 @@ class Origin:
         self.seq = 0
         self.events: list[Event] = []
 
-    def _next(self, kind: EventKind, local_id: str, metadata: Mapping[str, MetaValue] | None) -> Event:
+    def _next(
+        self, kind: EventKind, local_id: str, metadata: Mapping[str, MetaValue] | None
+    ) -> Event:
         self.seq += 1
         event = make_event(self.n, self.seq, kind, local_id, metadata)
         self.events.append(event)
@@ -98,9 +100,8 @@ class Origin:
 
 
 def replica(n: int = 100, *, max_buffered: int = 1024, verify: bool = True) -> ReplicaState:
-    return ReplicaState(
-        node_id(n), Limits(model=MODEL, verify_signatures=verify), max_buffered_per_origin=max_buffered
-    )
+    limits = Limits(model=MODEL, verify_signatures=verify)
+    return ReplicaState(node_id(n), limits, max_buffered_per_origin=max_buffered)
 
 
 def reference_live(events: Iterable[Event]) -> frozenset[tuple[str, int]]:

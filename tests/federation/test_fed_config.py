@@ -64,4 +64,5 @@ def test_bad_values_are_refused(overrides: dict[str, object]) -> None:
 def test_overrides_apply_to_a_preset() -> None:
     config = FederationConfig.kubernetes(fanout=5)
     assert config.fanout == 5
-    assert config.anti_entropy_interval_ticks == FederationConfig.kubernetes().anti_entropy_interval_ticks
+    default = FederationConfig.kubernetes()
+    assert config.anti_entropy_interval_ticks == default.anti_entropy_interval_ticks

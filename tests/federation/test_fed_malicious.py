@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
-
 from fedkit import (
     MODEL,
     OTHER_MODEL,
@@ -19,6 +19,7 @@ from fedkit import (
     replica,
     rumor,
 )
+
 from federation.config import FederationConfig
 from federation.engine import FederationCore
 from federation.events import Event, EventKind, sign
@@ -63,11 +64,11 @@ def someone_elses_key_for_origin(seq: int) -> Event:
     return replace(theirs, signature=mine.signature)
 
 
-def _defect(**changes: object) -> Callable[[int], Event]:
+def _defect(**changes: Any) -> Callable[[int], Event]:
     return lambda seq: _signed(replace(_base(seq), **changes))
 
 
-def _unsigned_defect(**changes: object) -> Callable[[int], Event]:
+def _unsigned_defect(**changes: Any) -> Callable[[int], Event]:
     return lambda seq: replace(_base(seq), **changes)
 
 
@@ -196,13 +197,15 @@ def test_bad_batches_at_the_engine_are_counted_and_the_honest_mesh_converges() -
     good = writer.put("g")
     limit = victim.config.max_batch_events
     attacks: list[tuple[object, str]] = [
-        (EventBatch(mallory, (EventRun(good.origin, 0, 1, (forged_signature(),)),)), "bad_signature"),
+        (EventBatch(mallory, (EventRun(good.origin, 0, 1, (forged_signature(),)),)),
+         "bad_signature"),
         (EventBatch(mallory, (EventRun(good.origin, 0, 1, (claims_another_origin(),)),)),
          "malformed"),  # the run's origin differs from the event's: a malformed run
         (EventBatch(mallory, (EventRun(good.origin, 0, limit + 2,
                                        tuple(writer.put(f"x{i}") for i in range(limit + 1))),)),
          "oversized"),
-        (EventBatch(node_id(58), (EventRun(good.origin, 0, 1, (good,)),)), "malformed"),  # sender lie
+        # the batch claims another sender than the authenticated peer
+        (EventBatch(node_id(58), (EventRun(good.origin, 0, 1, (good,)),)), "malformed"),
         ("not a message", "malformed"),
     ]
     for message, reason in attacks:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from federation.config import FederationConfig
-from federation.membership import MemberState, Membership
+from federation.membership import Membership, MemberState
 from federation.messages import MemberHeartbeat
 from federation.sim import Simulation
 
@@ -132,9 +132,9 @@ def test_a_killed_node_goes_suspect_then_dead_then_is_reaped() -> None:
 
 SLOW_ROUNDS = FederationConfig.local(  # periodic anti-entropy every 100 ticks only
     anti_entropy_interval_ticks=100,
-    suspect_after_ticks=200,
-    dead_after_ticks=300,
-    reap_after_ticks=1000,
+    suspect_after_ticks=300,
+    dead_after_ticks=500,
+    reap_after_ticks=2000,
     dead_retry_ticks=25,
 )
 
@@ -146,7 +146,7 @@ def test_rejoin_triggers_anti_entropy_at_once() -> None:
     for i in range(4):
         sim.put(i)
         sim.put(i)
-    sim.step(400)  # node 4 is dead for everyone; the others converged
+    sim.step(700)  # node 4 is dead for everyone; the others converged
     assert all(n.core.peers_by_state()["dead"] == 1 for n in sim.nodes[:4])
     assert sim.now % 100 not in range(90, 100)  # no periodic round is about to help
     sim.revive(4, restart=True)  # a new incarnation re-discovers its peers
@@ -162,7 +162,7 @@ def test_a_healed_partition_rejoins_through_dead_peer_retries() -> None:
     sim.partition([{0, 1, 2}, {3}])
     sim.put(0)
     sim.put(3)
-    sim.step(400)
+    sim.step(700)
     assert sim.nodes[3].core.peers_by_state()["dead"] == 3
     assert all(n.core.peers_by_state()["dead"] == 1 for n in sim.nodes[:3])
     sim.heal()
@@ -179,7 +179,7 @@ def test_a_partition_longer_than_reaping_heals_through_rediscovery() -> None:
     sim.partition([{0, 1}, {2, 3}])
     sim.put(0)
     sim.put(3)
-    sim.step(600)
+    sim.step(900)
     across = {0: {2, 3}, 1: {2, 3}, 2: {0, 1}, 3: {0, 1}}
     reaped = 0
     for i, others in across.items():

@@ -10,9 +10,6 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from fedkit import (
     Origin,
     core,
@@ -22,6 +19,9 @@ from fedkit import (
     replica,
     rumor,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from federation.config import FederationConfig
 from federation.engine import FederationCore
 from federation.events import Event, EventKind

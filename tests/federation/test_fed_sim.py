@@ -34,7 +34,7 @@ def test_a_partition_with_writes_on_both_sides_heals_to_one_state() -> None:
     sim.partition([{0, 1, 2, 3}, {4, 5, 6, 7}])
     _write_mix(sim, [0, 1, 2, 3], 12, "left")
     _write_mix(sim, [4, 5, 6, 7], 12, "right")
-    sim.forget(5, "before1")  # a FORGET of a memory both sides hold
+    sim.forget(1, "before1")  # a FORGET of a memory both sides hold
     sim.rounds(15)  # each side converges on its own (half the peers are unreachable)
     left, right = _live_ids(sim, 0), _live_ids(sim, 4)
     assert left != right and left == _live_ids(sim, 3) and right == _live_ids(sim, 7)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from fedkit import key, node_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedkit import key, node_id
 from federation.events import Event, EventKind, MetaValue, ModelId, SharedPrivacy, sign
 from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat
 from federation.sizes import batch_size, digest_size, event_size, run_size
@@ -25,8 +25,10 @@ def _value(value: MetaValue) -> mpb.Value:
 
 def to_proto(event: Event) -> fpb.Event:
     msg = fpb.Event(
-        origin=event.origin, seq=event.seq, kind=int(event.kind), local_id=event.local_id,
-        timestamp_ms=event.timestamp_ms, privacy=int(event.privacy), embedding=event.embedding,
+        origin=event.origin, seq=event.seq, local_id=event.local_id,
+        kind=int(event.kind),  # type: ignore[arg-type]
+        privacy=int(event.privacy),  # type: ignore[arg-type]
+        timestamp_ms=event.timestamp_ms, embedding=event.embedding,
         public_key=event.public_key, signature=event.signature,
     )
     if event.model is not None:
@@ -95,7 +97,9 @@ def test_run_and_batch_size(evs: list[Event], after: int, hops: int) -> None:
                        st.integers(0, 1 << 40), texts), max_size=5),
     st.booleans(),
 )
-def test_digest_size(vv: dict[str, int], members: list[tuple[str, int, int, str]], reply: bool) -> None:
+def test_digest_size(
+    vv: dict[str, int], members: list[tuple[str, int, int, str]], reply: bool
+) -> None:
     digest = Digest(node_id(3), 1700000000000, 12345, "10.0.0.1:7400", vv,
                     tuple(MemberHeartbeat(*m) for m in members), reply, vv, vv)
     msg = fpb.Digest(sender=digest.sender, incarnation=digest.incarnation,

@@ -53,7 +53,9 @@ def test_compare_agrees_with_dominates(x: VersionVector, y: VersionVector) -> No
 
 
 @given(vectors, vectors)
-def test_missing_is_exactly_what_the_other_lacks(mine: VersionVector, theirs: VersionVector) -> None:
+def test_missing_is_exactly_what_the_other_lacks(
+    mine: VersionVector, theirs: VersionVector
+) -> None:
     gaps = missing(mine, theirs)
     for origin in ORIGINS:
         if mine.get(origin) > theirs.get(origin):

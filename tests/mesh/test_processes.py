@@ -9,8 +9,8 @@ from helpers import NodeProcess, converged_vectors, memnode_cmd, mesh_args, star
 from memnode import Client, NewMemory, NotFound
 
 
-def test_three_nodes_converge_and_forget_propagates(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
-    procs += start_mesh(tmp, 3)
+def test_three_nodes_converge_and_forget_propagates(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
+    procs += start_mesh(tmp_path, 3)
     clients = [p.client() for p in procs]
     ids = [c.remember(f"fact {i} from node {n}", {"n": n}, privacy="team")
            for n, c in enumerate(clients) for i in range(5)]
@@ -38,12 +38,12 @@ def _missing(client: Client, memory_id: str) -> bool:
     return False
 
 
-def test_late_joiner_catches_up(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
-    procs += start_mesh(tmp, 2)
+def test_late_joiner_catches_up(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
+    procs += start_mesh(tmp_path, 2)
     first = procs[0].client()
     first.remember_batch([NewMemory(f"early memory {i}") for i in range(300)])
     procs[1].client().remember("second node's memory")
-    late = NodeProcess(tmp / "late", mesh_args("--peer", procs[1].gossip)).start()
+    late = NodeProcess(tmp_path / "late", mesh_args("--peer", procs[1].gossip)).start()
     procs.append(late)
     client = late.client()
     wait_for(lambda: client.status().memories["replicated"] == 301,
@@ -51,8 +51,8 @@ def test_late_joiner_catches_up(tmp: Path, procs: list) -> None:  # type: ignore
     assert converged_vectors([first, procs[1].client(), client])
 
 
-def test_killed_node_restarts_and_mesh_converges_without_loss(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
-    procs += start_mesh(tmp, 3)
+def test_killed_node_restarts_and_mesh_converges_without_loss(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
+    procs += start_mesh(tmp_path, 3)
     clients = [p.client() for p in procs]
     clients[0].remember_batch([NewMemory(f"before {i}") for i in range(200)])
     # kill node 1 while node 0's batch streams to it, write more on both survivors
@@ -69,11 +69,11 @@ def test_killed_node_restarts_and_mesh_converges_without_loss(tmp: Path, procs: 
     assert len(ids) == len(set(ids)) == 350
 
 
-def test_external_sidecar_shape(tmp: Path, procs: list) -> None:  # type: ignore[type-arg]
+def test_external_sidecar_shape(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
     """A node with its sidecar in another process (the Kubernetes shape) joins a mesh of
     embedded nodes; killing and restarting only the sidecar loses nothing."""
-    procs += start_mesh(tmp, 1)
-    node = NodeProcess(tmp / "ext", ["--sidecar", "external", "--replica-listen",
+    procs += start_mesh(tmp_path, 1)
+    node = NodeProcess(tmp_path / "ext", ["--sidecar", "external", "--replica-listen",
                                      "127.0.0.1:0"]).start()
     procs.append(node)
     assert node.ready["gossip"] == "" and node.ready["replica_listen"]

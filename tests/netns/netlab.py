@@ -9,6 +9,7 @@ removed by :meth:`Netlab.teardown`, whatever happened before. ``Netlab.create`` 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
@@ -47,6 +48,7 @@ class Netlab:
     bridge: str = ""
     hosts: list[Host] = field(default_factory=list)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    capture_banner: str = ""  # what tcpdump said before it listened
     _made: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) in order made
 
     @property
@@ -131,6 +133,7 @@ class Netlab:
         seen = read_until(proc, "listening on", timeout, stream="stderr")
         if "listening on" not in seen:
             raise AssertionError(f"tcpdump did not start: {seen!r}")
+        self.capture_banner = seen
         return proc
 
     # -- teardown -------------------------------------------------------------------
@@ -140,22 +143,18 @@ class Netlab:
         bridge. Never raises."""
         for proc in self.procs:
             if proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         for proc in self.procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-            except subprocess.TimeoutExpired:  # pragma: no cover
-                pass
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     pipe.close()
         made = list(reversed(self._made))
-        for kind, name in [m for m in made if m[0] == "link" and m[1] != self.bridge]:
-            _ip("link", "del", name, check=False)
-        for kind, name in [m for m in made if m[0] == "netns"]:
+        for name in [n for k, n in made if k == "link" and n != self.bridge]:
+            _ip("link", "del", name, check=False)  # the veth pair goes with its host end
+        for name in [n for k, n in made if k == "netns"]:
             _ip("netns", "del", name, check=False)
         if ("link", self.bridge) in made:
             _ip("link", "del", self.bridge, check=False)

@@ -58,7 +58,7 @@ def lab() -> Iterator[Netlab]:
         yield lab
     finally:
         lab.teardown()
-    assert not lab.leftovers(), f"teardown left {lab.leftovers()}"
+    wait_for(lambda: not lab.leftovers(), "the lab's interfaces and namespaces to go", 10)
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def test_no_text_or_team_metadata_on_the_wire(lab: Netlab, tmp_path: Path) -> No
         t_converged = time.monotonic()
         # the keyed hash each TEAM value travels as, as seen on a replica
         team_hashes = {}
-        for n, client in enumerate(clients):
+        for client in clients:
             for m in client.list(scope="mesh"):
                 if not m.local and "secret" in m.metadata:
                     team_hashes[m.id] = m.metadata["secret"]
@@ -161,7 +161,7 @@ def test_no_text_or_team_metadata_on_the_wire(lab: Netlab, tmp_path: Path) -> No
         tcpdump.send_signal(signal.SIGINT)
         tcpdump.wait(15)
         assert tcpdump.stderr is not None
-        tcpdump_report = tcpdump.stderr.read().decode(errors="replace")
+        tcpdump_report = lab.capture_banner + tcpdump.stderr.read().decode(errors="replace")
         for proc in nodes:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -172,7 +172,8 @@ def test_no_text_or_team_metadata_on_the_wire(lab: Netlab, tmp_path: Path) -> No
     raw = pcap.read_bytes()
     dropped = re.search(r"(\d+) packets? dropped by kernel", tcpdump_report)
     assert dropped and dropped.group(1) == "0", f"tcpdump lost packets: {tcpdump_report}"
-    flows = tcp_flows(read_pcap(pcap))
+    frames = read_pcap(pcap)
+    flows = tcp_flows(frames)
     assert flows, "nothing captured"
     assert all(f.gaps == 0 for f in flows.values()), "holes in a captured TCP stream"
     gossip = {k: f for k, f in flows.items() if GOSSIP_PORT in (k[1], k[3])}
@@ -213,8 +214,9 @@ def test_no_text_or_team_metadata_on_the_wire(lab: Netlab, tmp_path: Path) -> No
 
     in_raw = sum(p.encode() in raw for p in publics)
     emb_in_raw = sum(e in raw for e in embeddings.values())
-    print(f"\ncapture: {len(raw)} bytes pcap, {sum(len(f.data) for f in gossip.values())} "
-          f"gossip payload bytes in {len(gossip)} TCP directions ({len(pairs)} host pairs), "
+    print(f"\ncapture: {len(raw)} bytes pcap, {len(frames)} frames, "
+          f"{sum(len(f.data) for f in gossip.values())} gossip payload bytes in "
+          f"{len(gossip)} TCP directions ({len(pairs)} host pairs), "
           f"{len(messages)} gRPC messages, {len(data_blob)} DATA bytes; other flows: "
           f"{sorted(set(flows) - set(gossip))}\n"
           f"memories: {len(shared)} shared ({len(publics)} PUBLIC, {len(team_hashes)} TEAM) "

@@ -1,0 +1,108 @@
+"""Mutual TLS between sidecars: members converge; outsiders and denied members get nothing
+and inject nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from helpers import NodeHandle, converged_vectors, memnode_cmd, wait_for
+
+from federation.credentials import add_to_deny_list, init_federation, issue_node
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Path:
+    fed = tmp_path / "federation"
+    init_federation(fed)
+    return fed
+
+
+def _member(federation: Path, tmp_path: Path, name: str) -> Path:
+    return issue_node(federation, name, tmp_path / f"creds-{name}")
+
+
+def _stalled(outsider: NodeHandle) -> bool:
+    """The outsider has tried, and failed, to reach its peer at least twice."""
+    assert outsider.sidecar is not None
+    stats = outsider.sidecar.transport.stats
+    return stats.stream_errors + stats.identify_failures >= 2
+
+
+def test_members_converge_and_share_the_metadata_key(node_factory, federation: Path,  # type: ignore[no-untyped-def]
+                                                     tmp_path: Path) -> None:
+    a: NodeHandle = node_factory("a", peers=[], federation=_member(federation, tmp_path, "a"))
+    assert a.sidecar is not None
+    b: NodeHandle = node_factory("b", peers=[a.sidecar.address],
+                                 federation=_member(federation, tmp_path, "b"))
+    c: NodeHandle = node_factory("c", peers=[a.sidecar.address],
+                                 federation=_member(federation, tmp_path, "c"))
+    clients = [a.client, b.client, c.client]
+    for n, client in enumerate(clients):
+        client.remember(f"secure fact from {n}", {"team": "blue"})
+    wait_for(lambda: [x.status().memories["replicated"] for x in clients] == [2, 2, 2]
+             and converged_vectors(clients), "the TLS mesh to converge")
+    assert not a.node.metakey.is_development
+    assert a.node.metakey.fingerprint() == c.node.metakey.fingerprint()
+    hits = c.client.recall("secure fact from 0", scope="mesh", where={"team": "blue"})
+    assert {h.origin for h in hits} == {a.node.node_id, b.node.node_id, c.node.node_id}
+
+
+def _assert_isolated(member: NodeHandle, outsider: NodeHandle) -> None:
+    member.client.remember("members only")
+    outsider.client.remember("an outsider's injection")
+    wait_for(lambda: _stalled(outsider), "the outsider's connection attempts to fail")
+    # a member write after the attempts: still nothing crosses, either way
+    member.client.remember("members only, again")
+    assert member.client.status().memories["replicated"] == 0
+    assert outsider.client.status().memories["replicated"] == 0
+    assert outsider.node.node_id not in member.client.status().version_vector
+
+
+def test_a_certificate_from_another_ca_is_refused(node_factory, federation: Path,  # type: ignore[no-untyped-def]
+                                                  tmp_path: Path) -> None:
+    a: NodeHandle = node_factory("a", peers=[], federation=_member(federation, tmp_path, "a"))
+    other = tmp_path / "other-federation"
+    init_federation(other)
+    assert a.sidecar is not None
+    intruder: NodeHandle = node_factory(
+        "x", peers=[a.sidecar.address], federation=issue_node(other, "x", tmp_path / "cx"))
+    _assert_isolated(a, intruder)
+
+
+def test_a_plaintext_peer_is_refused(node_factory, federation: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a: NodeHandle = node_factory("a", peers=[], federation=_member(federation, tmp_path, "a"))
+    assert a.sidecar is not None
+    plain: NodeHandle = node_factory("p", peers=[a.sidecar.address])  # --insecure
+    _assert_isolated(a, plain)
+
+
+def test_a_denied_member_gets_nothing_and_injects_nothing(node_factory, federation: Path,  # type: ignore[no-untyped-def]
+                                                          tmp_path: Path) -> None:
+    creds_a = _member(federation, tmp_path, "a")
+    add_to_deny_list(creds_a, "mallory")
+    a: NodeHandle = node_factory("a", peers=[], federation=creds_a)
+    assert a.sidecar is not None
+    mallory: NodeHandle = node_factory("m", peers=[a.sidecar.address],
+                                       federation=_member(federation, tmp_path, "mallory"))
+    mallory.client.remember("an injection attempt")
+    a.client.remember("members only")
+    wait_for(lambda: a.sidecar.transport.stats.malformed >= 1,  # type: ignore[union-attr]
+             "the denied member to be refused")
+    assert a.client.status().memories["replicated"] == 0
+    assert mallory.client.status().memories["replicated"] == 0
+
+
+def test_expired_credentials_refuse_to_start(federation: Path, tmp_path: Path) -> None:
+    past = datetime.now(UTC) - timedelta(days=10)
+    creds = issue_node(federation, "old", tmp_path / "old", not_before=past - timedelta(days=30),
+                       not_after=past)
+    result = subprocess.run(
+        memnode_cmd("serve", "--data-dir", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
+                    "--embedder", "test-hash", "--gossip-listen", "127.0.0.1:0",
+                    "--federation", str(creds)),
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "expired" in result.stderr
+    assert "Traceback" not in result.stderr

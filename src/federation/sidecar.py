@@ -16,6 +16,7 @@ snapshot with a new incarnation, so it can crash and restart freely.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import random
@@ -74,7 +75,7 @@ class Sidecar:
         self.transport.start()
         self._spawn(self._run, "sidecar-core")
         for address in self.config.peer:
-            self._spawn(lambda a=address: self._discover(a), f"identify-{address}")
+            self._spawn(functools.partial(self._discover, address), f"identify-{address}")
         log.info("sidecar of %s gossiping on %s (peers: %s)", self.node_id, self.address,
                  ", ".join(self.config.peer) or "none yet")
 

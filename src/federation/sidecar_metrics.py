@@ -6,7 +6,7 @@
 | memnode_federation_events_received_total | counter | | events carried in batches received |
 | memnode_federation_events_applied_total | counter | | events that changed the replica |
 | memnode_federation_events_duplicate_total | counter | | received events already known |
-| memnode_federation_events_rejected_total | counter | reason | invalid events (bad_signature, wrong_model...) |
+| memnode_federation_events_rejected_total | counter | reason | invalid events, by reason |
 | memnode_federation_events_buffered | gauge | | events held above a gap now |
 | memnode_federation_messages_sent_total | counter | kind | digest, digest_reply, events, rumor |
 | memnode_federation_messages_received_total | counter | kind | same kinds |

@@ -13,6 +13,7 @@ must be asked for explicitly by the caller (``--insecure``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -31,7 +32,7 @@ from federation.wire import MalformedEvent, message_from_proto, message_to_proto
 log = logging.getLogger("memnode.sidecar.transport")
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-OPTIONS = [
+OPTIONS: list[tuple[str, str | int]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 10_000),
@@ -73,7 +74,7 @@ class Security:
 def open_channel(address: str, security: Security) -> grpc.Channel:
     if security.channel is None:
         return grpc.insecure_channel(address, options=OPTIONS)
-    options = list(OPTIONS)
+    options: list[tuple[str, str | int]] = list(OPTIONS)
     if security.target_name_override:
         options.append(("grpc.ssl_target_name_override", security.target_name_override))
     return grpc.secure_channel(address, security.channel, options=options)
@@ -104,10 +105,8 @@ class _PeerSender:
 
     def close(self) -> None:
         self._closed.set()
-        try:
+        with contextlib.suppress(queue.Full):
             self._queue.put_nowait(self._CLOSE)
-        except queue.Full:
-            pass
 
     def _messages(self, first: fpb.GossipMessage) -> Iterator[fpb.GossipMessage]:
         item: Any = first

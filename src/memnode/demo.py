@@ -63,7 +63,7 @@ def _start_mesh(data_dir: Path, embedder_name: str) -> list[Any]:
     from memnode.server import NodeServer, build_security, with_federation_key
 
     embedder = load_embedder(embedder_name)
-    mesh = []
+    mesh: list[Any] = []
     for i, creds in enumerate(_credentials(data_dir)):
         peers = [mesh[0][1].address] if mesh else []
         sidecar_config = SidecarConfig(gossip_listen=f"127.0.0.1:{_port(7422 + 10 * i)}",

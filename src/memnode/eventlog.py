@@ -7,8 +7,8 @@ per client request and synced before the client is answered:
   with everything Chroma needs to apply it, text included, and every replica change
   (op ``replica``: bring the memory's replica in line with its newest event here). Rows
   are deleted once Chroma has applied them; at start, whatever is left is replayed
-  (idempotent upserts and deletes). So a ``kill -9`` at any moment loses no acknowledged write and leaves no
-  half-applied one.
+  (idempotent upserts and deletes). So a ``kill -9`` at any moment loses no
+  acknowledged write and leaves no half-applied one.
 - ``events``: the signed replication events of every origin this node knows (its own
   and its peers'), never text. Compaction keeps the newest event per live memory and
   the FORGET tombstone of a forgotten one.

@@ -18,7 +18,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from federation.effects import Effect
@@ -31,10 +31,10 @@ from memnode.ephemeral import EphemeralStore
 from memnode.errors import DataDirError, FailedPrecondition, NotFound, ResourceExhausted
 from memnode.eventlog import EventLog
 from memnode.identity import Identity, load_or_create
+from memnode.ingest import RememberInput, RememberResult, prepare
 from memnode.lock import DataDirLock
 from memnode.metakey import MetadataKey
 from memnode.metrics import NodeMetrics
-from memnode.redact import redact
 from memnode.replication import sync_replicas
 from memnode.store import ChromaStore
 
@@ -43,24 +43,6 @@ log = logging.getLogger("memnode.node")
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass
-class RememberInput:
-    """One memory as a client sends it (validated by the node)."""
-
-    text: bytes | str
-    metadata: Mapping[str, object] = field(default_factory=dict)
-    privacy: int = 0  # 0 = TEAM
-    keep_pii: bool = False
-    ttl_seconds: float = 0.0
-    embedding: bytes = b""
-
-
-@dataclass(frozen=True)
-class RememberResult:
-    id: str
-    redactions: int
 
 
 @dataclass(frozen=True)
@@ -274,47 +256,9 @@ class Node:
     def remember(self, items: Sequence[RememberInput]) -> list[RememberResult]:
         """Store a batch atomically: every item is written or none is."""
         cfg = self.config
-        validation.batch_size(len(items), cfg.max_batch_items)
-        now = self._clock_ms()
-        texts: list[str] = []
-        prepared = []
-        for n, item in enumerate(items):
-            where = f"item {n}: " if len(items) > 1 else ""
-            try:
-                raw = item.text.encode() if isinstance(item.text, str) else item.text
-                text = validation.decode_text(raw, cfg.max_text_bytes)
-                level = validation.privacy(item.privacy)
-                meta = validation.metadata(item.metadata, cfg.max_metadata_keys,
-                                           cfg.max_metadata_value_bytes)
-                vec = (validation.embedding(item.embedding, self.model.dim)
-                       if item.embedding else None)
-                if item.ttl_seconds and level != Privacy.EPHEMERAL:
-                    raise validation.InvalidArgument("ttl_seconds applies to EPHEMERAL only")
-            except validation.InvalidArgument as exc:
-                raise type(exc)(where + str(exc)) from None
-            redactions = 0
-            if cfg.redact_pii and not item.keep_pii:
-                text, found = redact(text)
-                for kind, count in found.items():
-                    self.metrics.redactions.labels(kind=kind).inc(count)
-                redactions = sum(found.values())
-            texts.append(text)
-            prepared.append((text, level, meta, vec, item.ttl_seconds, redactions))
-        to_embed = [i for i, p in enumerate(prepared) if p[3] is None]
-        started = time.perf_counter()
-        vectors = self.embedder.embed([texts[i] for i in to_embed]) if to_embed else None
-        self.metrics.embed_seconds.observe(time.perf_counter() - started)
-        records: list[LocalRecord] = []
-        for i, (text, level, meta, vec, ttl, _) in enumerate(prepared):
-            if vec is None:
-                assert vectors is not None
-                vec = vectors[to_embed.index(i)]
-            expires = 0
-            if level == Privacy.EPHEMERAL:
-                expires = now + int(1000 * (ttl or cfg.ephemeral_ttl_seconds))
-            records.append(LocalRecord(self._new_id(), text, vec, meta, level, now, now, expires))
-        ephemeral = [r for r in records if r.privacy == Privacy.EPHEMERAL]
-        persisted = [r for r in records if r.privacy != Privacy.EPHEMERAL]
+        batch = prepare(items, cfg, self.embedder, self.metrics, self._clock_ms(), self._new_id)
+        ephemeral = [r for r in batch.records if r.privacy == Privacy.EPHEMERAL]
+        persisted = [r for r in batch.records if r.privacy != Privacy.EPHEMERAL]
         if ephemeral and self.ephemeral.count() + len(ephemeral) > cfg.ephemeral_max_items:
             raise ResourceExhausted(
                 f"ephemeral store is full ({cfg.ephemeral_max_items} memories)"
@@ -326,7 +270,8 @@ class Node:
                 self._commit(persisted, (), events)
             for r in ephemeral:
                 self.ephemeral.put(r)
-        return [RememberResult(r.id, p[5]) for r, p in zip(records, prepared, strict=True)]
+        return [RememberResult(r.id, n)
+                for r, n in zip(batch.records, batch.redactions, strict=True)]
 
     def update(self, memory_id: str, metadata: Mapping[str, object],
                remove_keys: Sequence[str] = ()) -> LocalRecord:

@@ -21,7 +21,8 @@ from memnode.errors import (
     ResourceExhausted,
     Unavailable,
 )
-from memnode.node import Node, RememberInput
+from memnode.ingest import RememberInput
+from memnode.node import Node
 from memnode.v1 import memnode_pb2 as pb
 from memnode.v1 import memnode_pb2_grpc as pb_grpc
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from fedkit import Origin, core, node_id, pump, rumor
-
 from federation.config import FederationConfig
 from federation.effects import OriginMarks, UpsertReplica
 from federation.engine import FederationCore
 from federation.messages import Digest, EventBatch
 from federation.sizes import digest_size
+
+from fedkit import Origin, core, node_id, pump, rumor
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "federation"
 # The pure core: every module of the package except the adapters written around it.

@@ -7,6 +7,14 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+
+from federation.config import FederationConfig
+from federation.engine import FederationCore
+from federation.events import Event, EventKind, sign
+from federation.messages import Digest, EventBatch, EventRun
+from federation.replica import ReplicaState, fingerprint
+from federation.validate import RejectReason
+
 from fedkit import (
     MODEL,
     OTHER_MODEL,
@@ -19,13 +27,6 @@ from fedkit import (
     replica,
     rumor,
 )
-
-from federation.config import FederationConfig
-from federation.engine import FederationCore
-from federation.events import Event, EventKind, sign
-from federation.messages import Digest, EventBatch, EventRun
-from federation.replica import ReplicaState, fingerprint
-from federation.validate import RejectReason
 
 ORIGIN = 30
 

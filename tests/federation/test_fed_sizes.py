@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from fedkit import key, node_id
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +10,8 @@ from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat
 from federation.sizes import batch_size, digest_size, event_size, run_size
 from federation.v1 import federation_pb2 as fpb
 from memnode.v1 import memnode_pb2 as mpb
+
+from fedkit import key, node_id
 
 
 def _value(value: MetaValue) -> mpb.Value:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from helpers import NodeProcess, converged_vectors, memnode_cmd, mesh_args, start_mesh, wait_for
 from memnode import Client, NewMemory, NotFound
+
+from helpers import NodeProcess, converged_vectors, memnode_cmd, mesh_args, start_mesh, wait_for
 
 
 def test_three_nodes_converge_and_forget_propagates(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]

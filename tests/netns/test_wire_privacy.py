@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from netlab import Netlab, NetlabUnavailable, http2_frames, read_pcap, read_until, tcp_flows
 
 from federation.events import EventKind
 from federation.wire import event_from_bytes
-from helpers import converged_vectors, wait_for
 from memnode import Client
+
+from helpers import converged_vectors, wait_for
+from netlab import Netlab, NetlabUnavailable, http2_frames, read_pcap, read_until, tcp_flows
 
 pytestmark = pytest.mark.slow
 
@@ -125,7 +126,7 @@ def test_no_text_or_team_metadata_on_the_wire(lab: Netlab, tmp_path: Path) -> No
         line = read_until(proc, "\n", 60)
         assert line.strip(), (f"node {i} did not start: "
                               f"{(tmp_path / f'node{i}.log').read_text()[-2000:]}")
-        ready.append(json.loads(line))
+        ready.append(json.loads(line.splitlines()[0]))
         assert ready[i]["listen"] == f"{lab.hosts[i].ip}:{API_PORT}"
     node_ids = [r["node_id"] for r in ready]
     clients = [Client(f"{h.ip}:{API_PORT}", timeout=30) for h in lab.hosts]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from federation.events import EventKind, verify_signature
-from helpers import FakeClock, NodeHandle
 from memnode import Client, FailedPrecondition, NewMemory, NotFound
+
+from helpers import FakeClock, NodeHandle
 
 
 def test_remember_get_recall_forget(node: NodeHandle) -> None:

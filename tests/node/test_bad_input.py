@@ -6,9 +6,10 @@ import grpc
 import numpy as np
 import pytest
 
-from helpers import NodeHandle
 from memnode.v1 import memnode_pb2 as pb
 from memnode.v1 import memnode_pb2_grpc as pb_grpc
+
+from helpers import NodeHandle
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from helpers import NodeProcess, wait_for
 from memnode import Client, MemnodeError, NewMemory
+
+from helpers import NodeProcess, wait_for
 
 
 def test_sigkill_during_bulk_import_keeps_every_acknowledged_write(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NodeHandle, NodeProcess, memnode_cmd
 from memnode.errors import DataDirError
+
+from helpers import NodeHandle, NodeProcess, memnode_cmd
 
 
 def test_identity_key_is_private(node: NodeHandle) -> None:

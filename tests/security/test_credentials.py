@@ -35,8 +35,9 @@ from federation.credentials import (
     peer_names,
 )
 from federation.transport import Security
-from helpers import memnode_cmd
 from memnode.metakey import MetadataKey
+
+from helpers import memnode_cmd
 
 NOW = dt.datetime.now(dt.UTC)
 

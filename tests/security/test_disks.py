@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import NodeProcess, converged_vectors, start_mesh, wait_for
 from memnode import Client
+
+from helpers import NodeProcess, converged_vectors, start_mesh, wait_for
 
 pytestmark = pytest.mark.slow
 

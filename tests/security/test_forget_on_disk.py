@@ -8,9 +8,10 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from helpers import NodeProcess, converged_vectors, memnode_cmd, start_mesh, wait_for
 
 from memnode import NotFound
+
+from helpers import NodeProcess, converged_vectors, memnode_cmd, start_mesh, wait_for
 
 
 def _files_containing(root: Path, needle: bytes) -> list[Path]:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import NodeHandle, converged_vectors, memnode_cmd, wait_for
 
 from federation.credentials import add_to_deny_list, init_federation, issue_node
+
+from helpers import NodeHandle, converged_vectors, memnode_cmd, wait_for
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from types import ModuleType
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "node": ("bench.node_bench",
              "one node: recall latency, remember throughput, cold start vs raw libraries"),
+    "convergence": ("bench.convergence",
+                    "a real mesh: write-to-visible latency, propagation, bytes/entry, CPU"),
 }
 
 

@@ -176,7 +176,13 @@ def notes(results: dict[str, Any]) -> list[str]:
             f"{p0['mean_text_chars']:.0f} chars, ~5% with PII the node redacts), "
             "RememberBatch to a `memnode serve` process vs, in the bench process, "
             + "; ".join(f"{e}: {d}" for e, d in remember.get("raw_encoders", {}).items())
-            + ", then collection.add; batch by batch, alternating. Raw split: "
+            + ", then collection.add; batch by batch, alternating. Ratio: median over "
+            "batches of (raw time / node time) for the same texts (interquartile range "
+            + ", ".join(f"{p['paired_ratio_p25_p75'][0]:.2f}-{p['paired_ratio_p25_p75'][1]:.2f}"
+                        for p in remember["phases"])
+            + "); ratio of total rates "
+            + ", ".join(f"{p['ratio_of_totals']:.2f}" for p in remember["phases"])
+            + ". Raw split: "
             + "; ".join(f"{p['embedder']}/{p['sync']} encode {p['raw']['encode_items_per_s']:.0f}"
                         f"/s, add {p['raw']['add_items_per_s']:.0f}/s"
                         for p in remember["phases"]) + ".")

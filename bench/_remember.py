@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bench import _corpus as corpus
-from bench._common import Budget, ServeProcess, median, ratio
+from bench._common import Budget, ServeProcess, median, percentile, ratio
 
 Encode = Callable[[list[str]], Any]
 
@@ -148,6 +148,9 @@ def phase(work: Path, embedder: str, sync: str, *, texts: int, batch: int, secon
         channel.close()
 
     done_items = sum(len(b) for b in batches[: budget.count])
+    # Each node batch is timed next to the raw batch of the same texts: the median of
+    # these paired ratios shrugs off bursts of load from other processes on the machine.
+    paired = [r / n for n, r in zip(node_s, raw_s, strict=True)]
     node_rate = done_items / sum(node_s) if node_s else float("nan")
     raw_rate = done_items / sum(raw_s) if raw_s else float("nan")
     return {
@@ -162,5 +165,8 @@ def phase(work: Path, embedder: str, sync: str, *, texts: int, batch: int, secon
                 "encode_items_per_s": round(done_items / sum(encode_s), 1) if encode_s else None,
                 "add_items_per_s": round(done_items / sum(add_s), 1) if add_s else None,
                 "encoder": RAW_ENCODERS[embedder]},
-        "ratio": ratio(node_rate, raw_rate),
+        "ratio": round(median(paired), 3) if paired else float("nan"),
+        "ratio_of_totals": ratio(node_rate, raw_rate),
+        "paired_ratio_p25_p75": [round(percentile(paired, 25), 3),
+                                 round(percentile(paired, 75), 3)] if paired else [],
     }

@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
                                    ("minilm-int8", "full"), ("minilm-int8", "normal")):
                 _say(f"remember: {embedder} sync={sync}, {texts} texts")
                 p = _remember.phase(rem_dir, embedder, sync, texts=texts, batch=args.batch,
-                                    seconds=120 if quick else 300, encoders=encoders)
+                                    seconds=240 if quick else 600, encoders=encoders)
                 results["remember"]["phases"].append(p)
                 _say(f"remember {embedder}/{sync}: node {p['node']['items_per_s']}/s, raw "
                      f"{p['raw']['items_per_s']}/s, ratio {p['ratio']}")

@@ -55,12 +55,12 @@ class AntiEntropy:
 
     # deltas ------------------------------------------------------------------------
     def _start(
-        self, peer: str, origin: str, ours: int, digest: Digest, now: int
+        self, peer: str, origin: str, ours: int, vouched: int, digest: Digest, now: int
     ) -> int | None:
         """Where to start sending ``origin`` to ``peer``, or None for nothing."""
         theirs = digest.version_vector.get(origin, 0)
         cursor = digest.resync.get(origin)
-        if cursor is not None and cursor < theirs and ours >= digest.gc_floors.get(origin, 0):
+        if cursor is not None and cursor < theirs and vouched >= digest.gc_floors.get(origin, 0):
             # a reconciliation request we can answer conclusively: our log from there
             return cursor if cursor < ours else None
         if ours <= theirs:
@@ -85,19 +85,22 @@ class AntiEntropy:
         ours: Mapping[str, int],
         floors: Mapping[str, int],
         now: int,
+        resyncing: Mapping[str, int] | None = None,
     ) -> list[EventBatch]:
-        """The batches that carry what ``peer`` (whose digest this is) lacks."""
+        """The batches that carry what ``peer`` (whose digest this is) lacks.
+        ``resyncing``: our own reconciliation cursors (we vouch only up to them)."""
         c = self._config
+        cursors = resyncing or {}
         wants: list[tuple[str, int]] = []
         for origin, wm in ours.items():
-            start = self._start(peer, origin, wm, digest, now)
+            start = self._start(peer, origin, wm, cursors.get(origin, wm), digest, now)
             if start is not None:
                 wants.append((origin, start))
         if not wants:
             return []
         # What the batches vouch for is the source's log, which may lag our own state
-        # (effects not yet persisted): advertise the lower of the two watermarks. One
-        # source call per exchange that sends something; in-sync exchanges make none.
+        # (effects not yet persisted), and only up to our cursor for an origin we are
+        # reconciling ourselves. One source call per exchange that sends something.
         served = self._source.version_vector()
         batches: list[EventBatch] = []
         runs: list[EventRun] = []
@@ -112,7 +115,7 @@ class AntiEntropy:
                         sender,
                         tuple(runs),
                         0,
-                        {o: min(ours[o], served.get(o, 0)) for o in origins},
+                        {o: min(cursors.get(o, ours[o]), served.get(o, 0)) for o in origins},
                         {o: floors[o] for o in origins if floors.get(o)},
                     )
                 )

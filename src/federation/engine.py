@@ -313,6 +313,7 @@ class FederationCore:
             self.replica.version_vector(),  # a source lagging behind returns shorter runs
             self.replica.gc_floors(),
             now,
+            self.replica.resync_cursors(),
         )
         for batch in batches:
             self._send(peer, batch, "events")

@@ -46,10 +46,11 @@ class EventBatch:
     ``rumor_hops`` is 0 for anti-entropy traffic and k >= 1 for a push-on-write
     rumor that has travelled k hops (forwarded while below ``rumor_max_hops``).
     For the origins of its runs, an anti-entropy batch also carries the sender's
-    ``watermarks`` and ``gc_floors`` (the highest seq of a collected tombstone the
-    sender's log may lack; zeros omitted). A receiver whose watermark is below a
-    floor may hold memories forgotten meanwhile and reconciles them; a run is
-    conclusive for that only if the sender's watermark reached the floor.
+    ``watermarks`` (how far it vouches for its log: its watermark, or its own
+    reconciliation cursor while it reconciles that origin) and ``gc_floors`` (the
+    highest seq of a collected tombstone the sender's log may lack; zeros omitted).
+    A receiver that may hold memories forgotten meanwhile reconciles them; a run is
+    conclusive for that only if the sender vouched up to the floor.
     """
 
     sender: str

@@ -30,10 +30,11 @@ replay is dropped as a duplicate.
 
 Reconciliation (a node that missed a FORGET whose tombstone was then collected
 everywhere): collected tombstones raise the *GC floor* of the origin, which travels
-in digests and batches. A node that learns a floor above its watermark while holding
-live entries of that origin may hold memories forgotten meanwhile, which no run will
-ever mention again. It then sets a cursor (``resync_from = 0``) advertised in its
-digests; peers whose watermark reaches the floor answer with runs from the cursor
+in digests and batches (a log lacks a collected tombstone only if its floor covers
+it). A node whose watermark is below the floor and that holds live entries of that
+origin may, when a run jumps its watermark over absent seqs, pass a FORGET that no
+run will ever mention again. It then sets a cursor (``resync_from = 0``) advertised
+in its digests; peers whose watermark reaches the floor answer with runs from the cursor
 (a snapshot of their compacted log), and every live entry of ours in a run's range
 that the run does not mention is deleted (``DeleteReplica(forget=None)``). The cursor
 advances with each such conclusive run until it reaches the watermark.
@@ -150,6 +151,14 @@ class ReplicaState:
     def gc_floors(self) -> dict[str, int]:
         return {o: st.gc_floor for o, st in self._origins.items() if st.gc_floor}
 
+    def vouched(self, origin: str) -> int:
+        """How far our log of ``origin`` can be trusted to reflect every FORGET: the
+        watermark, or the reconciliation cursor while we reconcile that origin."""
+        st = self._origins.get(origin)
+        if st is None:
+            return 0
+        return st.resync_from if st.resync_from is not None else st.watermark
+
     def resync_cursors(self) -> dict[str, int]:
         return {
             o: st.resync_from for o, st in self._origins.items() if st.resync_from is not None
@@ -219,9 +228,10 @@ class ReplicaState:
         *,
         sender_watermark: int | None = None,
     ) -> ApplyResult:
-        """Apply one run from a peer. ``sender_watermark`` is the sender's watermark of
-        the run's origin when it built the run (EventBatch.watermarks), needed only to
-        decide whether a run is conclusive for reconciliation."""
+        """Apply one run from a peer. ``sender_watermark`` is how far the sender vouched
+        for its log of the run's origin (EventBatch.watermarks: its watermark, or its
+        own cursor while it reconciles), needed only to decide whether a run is
+        conclusive for our reconciliation."""
         res = result if result is not None else ApplyResult()
         if _run_is_malformed(run):
             res.reject(RejectReason.MALFORMED, max(1, len(getattr(run, "events", ()) or ())))
@@ -257,13 +267,14 @@ class ReplicaState:
             return res
         if resyncing:
             self._reconcile(st, run, res, sender_watermark)
+        self._check_gap(st, run, len(new), res)
         for event in new:
             self._apply_one(st, event, res)
         if run.through_seq > st.watermark:
             st.watermark = run.through_seq
+        self._drain(st, res)
         if st.resync_from is not None and st.resync_from >= st.watermark:
             st.resync_from = None
-        self._drain(st, res)
         self._vv = None
         res.effects.append(self._marks(st))
         return res
@@ -285,10 +296,21 @@ class ReplicaState:
             run = st.buffer_pop_ready()
             if run is None:
                 return
-            for event in run.events:
-                if event.seq > st.watermark:
-                    self._apply_one(st, event, res, fresh=False)
+            above = [e for e in run.events if e.seq > st.watermark]
+            self._check_gap(st, run, len(above), res)
+            for event in above:
+                self._apply_one(st, event, res, fresh=False)
             st.watermark = run.through_seq
+
+    def _check_gap(self, st: OriginState, run: EventRun, new: int, res: ApplyResult) -> None:
+        """Before the watermark jumps over seqs missing from ``run``: if tombstones were
+        collected above our watermark (``gc_floor``), a missing seq may be the FORGET
+        of a memory we still hold, which nothing will ever mention again. Reconcile."""
+        if st.resync_from is not None or not st.live or st.gc_floor <= st.watermark:
+            return
+        if run.through_seq - st.watermark > new:  # some seqs of the jump are absent
+            st.resync_from = 0
+            res.resyncs_started += 1
 
     def _apply_one(
         self, st: OriginState, event: Event, res: ApplyResult, *, fresh: bool = True
@@ -351,15 +373,19 @@ class ReplicaState:
             if check_event(event, self.limits) is not None:
                 continue
             self._apply_one(st, event, res, fresh=False)
-        conclusive = max(run.through_seq, sender_watermark or 0) >= st.gc_floor
+        # conclusive only if the sender vouched for a log that passed the floor: its
+        # advertised watermark (its cursor while it reconciles itself; run.through_seq
+        # proves nothing, a stale log can reach far beyond a FORGET it never saw)
+        conclusive = (sender_watermark or 0) >= st.gc_floor
         if conclusive and run.through_seq > st.resync_from:
             st.resync_from = run.through_seq
 
     # GC floors and tombstones ------------------------------------------------------------
     def learn_floor(self, origin: str, floor: int, res: ApplyResult) -> None:
-        """A peer's log lacks tombstones of ``origin`` up to ``floor``. If that is above
-        our watermark and we hold live entries of ``origin``, some may have been
-        forgotten meanwhile: start reconciling from 0."""
+        """A peer's log may lack tombstones of ``origin`` up to ``floor`` (it collected
+        them, or applied runs that skipped them). Call before applying that peer's runs:
+        a run that then jumps our watermark over a gap below the floor starts a
+        reconciliation (:meth:`_check_gap`)."""
         if origin == self.node_id or floor <= 0:
             return
         st = self._origins.get(origin)
@@ -368,10 +394,8 @@ class ReplicaState:
         if floor <= st.gc_floor:
             return
         st.gc_floor = floor
-        if floor > st.watermark and st.live:
-            if st.resync_from is None:
-                res.resyncs_started += 1
-            st.resync_from = 0
+        if st.resync_from is not None and floor > st.watermark:
+            st.resync_from = 0  # a higher floor: what was checked may be stale again
         res.effects.append(self._marks(st))
 
     def collect_tombstones(self, stable: Mapping[str, int]) -> list[Effect]:

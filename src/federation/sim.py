@@ -163,7 +163,7 @@ class Simulation:
 
     def _create(self) -> SimNode:
         i = len(self.nodes)
-        key = Ed25519PrivateKey.generate()
+        key = Ed25519PrivateKey.from_private_bytes(self.rng.randbytes(32))  # reproducible
         node_id = node_id_from_public_key(public_key_bytes(key))
         store = SimStore(node_id)
         address = f"sim:{i}"

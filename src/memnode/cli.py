@@ -15,18 +15,14 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, TextIO
 
+from memnode.cli_admin import add_admin_commands
 from memnode.client import Client, Hit, NewMemory, default_addr
-from memnode.errors import InvalidArgument, MemnodeError, NotFound, Unavailable
+from memnode.errors import InvalidArgument, MemnodeError, NotFound, Unavailable, UsageError
 from memnode.values import parse_value
 
 EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND = 1, 2, 3, 4
-
-
-class UsageError(Exception):
-    pass
 
 
 def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
@@ -202,86 +198,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sidecar_config(args: argparse.Namespace) -> Any:
-    from federation.sidecar_config import SidecarConfig
-    from memnode.config import config_from_args
-
-    preset = SidecarConfig(preset=args.preset)
-    return config_from_args(SidecarConfig, args, "MEMNODE_", preset=preset)
-
-
-def cmd_compact(args: argparse.Namespace) -> int:
-    from memnode.compact import compact
-
-    report = compact(Path(args.data_dir))
-    print(f"compacted {args.data_dir}: {report.local} own memories, {report.replicas} "
-          f"replicas; {report.bytes_before} -> {report.bytes_after} bytes", file=sys.stderr)
-    return 0
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from memnode.config import NodeConfig, config_from_args
-    from memnode.server import serve
-
-    try:
-        preset = NodeConfig.preset(args.preset)
-        config = config_from_args(NodeConfig, args, "MEMNODE_", preset=preset)
-        sidecar = _sidecar_config(args)
-        return serve(config, sidecar)
-    except ValueError as exc:  # bad configuration or credentials (CredentialsError)
-        raise UsageError(str(exc)) from None
-
-
-def cmd_sidecar(args: argparse.Namespace) -> int:
-    from memnode.server import serve_sidecar
-
-    try:
-        config = _sidecar_config(args)
-        return serve_sidecar(args.node, config, args.metrics_listen)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def cmd_federation_init(args: argparse.Namespace) -> int:
-    from federation.credentials import CredentialsError, init_federation
-
-    try:
-        paths = init_federation(args.dir, name=args.name, days=args.days)
-    except CredentialsError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"federation {paths.federation_id} created in {paths.dir}")
-    print(f"keep {paths.ca_key.name} and {paths.metadata_key.name} secret; issue node "
-          f"credentials with: memnode federation issue {paths.dir} --name NODE --out DIR",
-          file=sys.stderr)
-    return 0
-
-
-def cmd_federation_issue(args: argparse.Namespace) -> int:
-    from federation.credentials import CredentialsError, issue_node
-
-    try:
-        out = issue_node(args.dir, args.name, args.out, dns=args.dns or (), ips=args.ip or (),
-                         days=args.days)
-    except CredentialsError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"credentials of {args.name} written to {out}")
-    print(f"start the node with --federation {out}", file=sys.stderr)
-    return 0
-
-
-def cmd_federation_deny(args: argparse.Namespace) -> int:
-    from federation.credentials import DENY_FILE, CredentialsError, add_to_deny_list
-
-    try:
-        added = add_to_deny_list(args.dir, args.node_id)
-    except CredentialsError as exc:
-        raise UsageError(str(exc)) from None
-    print(f"{args.node_id} {'denied' if added else 'was already denied'} in "
-          f"{args.dir / DENY_FILE}; copy this file to every node's credentials directory",
-          file=sys.stderr)
-    return 0
-
-
 # -- parser ----------------------------------------------------------------------------
 
 
@@ -346,58 +262,7 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", default="-")
     p.add_argument("--scope", choices=["local", "mesh"], default="local")
 
-    fp = sub.add_parser("federation", help="create a federation and its members' credentials",
-                        description="create a federation (CA and metadata key), issue node "
-                        "certificates for mutual TLS, and deny members")
-    fsub = fp.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
-    p = fsub.add_parser("init", help="create a federation in DIR (CA, metadata key)")
-    p.set_defaults(func=cmd_federation_init)
-    p.add_argument("dir", type=Path, metavar="DIR")
-    p.add_argument("--name", default="memnode federation", help="the CA's name")
-    p.add_argument("--days", type=int, default=3650, help="validity of the CA")
-    p = fsub.add_parser("issue", help="issue a node's credentials from federation DIR")
-    p.set_defaults(func=cmd_federation_issue)
-    p.add_argument("dir", type=Path, metavar="DIR")
-    p.add_argument("--name", required=True, help="the node's name (certificate CN)")
-    p.add_argument("--out", type=Path, required=True, help="new credentials directory")
-    p.add_argument("--dns", action="append", metavar="NAME",
-                   help="a DNS name the node is reached at (repeatable)")
-    p.add_argument("--ip", action="append", metavar="ADDR",
-                   help="an IP address the node is reached at (repeatable; "
-                   "127.0.0.1 and ::1 are always included)")
-    p.add_argument("--days", type=int, default=365, help="validity of the certificate")
-    p = fsub.add_parser("deny", help="add a node id or certificate name to DIR's deny list")
-    p.set_defaults(func=cmd_federation_deny)
-    p.add_argument("dir", type=Path, metavar="DIR")
-    p.add_argument("node_id", metavar="NODE_ID")
-
-    p = sub.add_parser("serve", help="run a node", description="run a node")
-    p.set_defaults(func=cmd_serve)
-    p.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "local"),
-                   choices=["local", "lan", "kubernetes"])
-    cp = sub.add_parser("compact", help="rewrite a stopped node's stores so that "
-                        "forgotten data leaves the disk", description="rewrite a stopped "
-                        "node's stores so that forgotten data leaves the disk")
-    cp.set_defaults(func=cmd_compact)
-    cp.add_argument("--data-dir", required=True)
-
-    sp = sub.add_parser("sidecar", help="run the federation sidecar next to a node",
-                        description="run the federation sidecar next to a node "
-                        "(reached on its node-local Replica API)")
-    sp.set_defaults(func=cmd_sidecar)
-    sp.add_argument("--node", default=os.environ.get("MEMNODE_NODE", "127.0.0.1:7421"),
-                    help="the node's Replica API HOST:PORT or unix:PATH [env MEMNODE_NODE]")
-    sp.add_argument("--metrics-listen", default=os.environ.get("MEMNODE_METRICS_LISTEN", ""),
-                    help="HOST:PORT for the sidecar's Prometheus /metrics")
-    sp.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "lan"),
-                    choices=["local", "lan", "kubernetes"])
-    if with_serve_flags:  # pydantic is imported only when serving
-        from federation.sidecar_config import SidecarConfig
-        from memnode.config import NodeConfig, add_config_arguments
-
-        add_config_arguments(p, NodeConfig, "MEMNODE_")
-        add_config_arguments(p, SidecarConfig, "MEMNODE_", skip=("preset",))
-        add_config_arguments(sp, SidecarConfig, "MEMNODE_", skip=("preset",))
+    add_admin_commands(sub, with_serve_flags)
     return parser
 
 

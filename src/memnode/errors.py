@@ -6,7 +6,8 @@
     ├── FailedPrecondition   e.g. forgetting another node's memory -> FAILED_PRECONDITION
     ├── ResourceExhausted    a batch or text over a limit         -> RESOURCE_EXHAUSTED
     ├── Unavailable          the node cannot be reached           -> UNAVAILABLE
-    └── DataDirError         a corrupt, foreign or unreadable data directory (at start)
+    ├── DataDirError         a corrupt, foreign or unreadable data directory (at start)
+    └── UsageError           a command line that cannot work (the CLI exits 2)
 
 Each error carries a ``kind`` used as the label of ``memnode_errors_total``.
 """
@@ -40,3 +41,7 @@ class Unavailable(MemnodeError):
 
 class DataDirError(MemnodeError):
     kind = "data_dir"
+
+
+class UsageError(MemnodeError):
+    kind = "usage"

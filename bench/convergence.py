@@ -1,0 +1,234 @@
+"""Write-to-visible latency of a real mesh.
+
+    python -m bench convergence --nodes 3 --writes 200 [--rate 20] [--hosts loopback|netns]
+        [--loss PCT] [--delay MS] [--tls] [--embedder test-hash|minilm-int8]
+        [--topology star|ring] [--json OUT] [--plot OUT.png]
+
+Starts N ``memnode serve`` processes with embedded sidecars (see bench/_mesh.py), waits
+until each sees N-1 alive peers, then writes W memories (unique text, TEAM metadata)
+at R per second round-robin over the nodes and measures, for each write, the time until
+every node's version vector covers it (bench/_watch.py). Reports p50/p99/max, the
+propagation rate (writes visible everywhere within ``--timeout`` of their ack / W), the
+gossip bytes sent per replicated entry (Prometheus counters of every sidecar, summed,
+over W * (N-1)), and the CPU seconds each node process used during the writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench._common import RESULTS, load_average, machine_info, median, write_json
+from bench._mesh import MeshOptions, MeshUnavailable, cpu_seconds, running_mesh
+from bench._watch import Watcher
+
+DESCRIPTION = "a real mesh: write-to-visible latency, propagation, bytes/entry, CPU"
+REFERENCE_S = 2.01
+"""The reference system: a 3-node federated memory sync converged in about 2.01 s."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 100)")
+    parser.add_argument("--rate", type=float, default=20.0, help="writes per second")
+    parser.add_argument("--hosts", choices=("loopback", "netns"), default="loopback")
+    parser.add_argument("--loss", type=float, default=0.0, help="percent (netns)")
+    parser.add_argument("--delay", type=float, default=0.0, help="one-way ms (netns)")
+    parser.add_argument("--tls", action="store_true", help="mutual TLS (else --insecure)")
+    parser.add_argument("--embedder", default="test-hash",
+                        choices=("test-hash", "minilm-int8", "minilm"))
+    parser.add_argument("--topology", choices=("star", "ring"), default="star")
+    parser.add_argument("--preset", choices=("local", "lan", "kubernetes"), default="local")
+    parser.add_argument("--sync", choices=("full", "normal"), default=None,
+                        help="the node's log sync mode (default: the node's own default)")
+    parser.add_argument("--poll-ms", type=float, default=2.0,
+                        help="version-vector poll interval per node while writes are pending")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds after its ack within which a write must be visible "
+                             "everywhere (default 10; netns 30)")
+    parser.add_argument("--quick", action="store_true", help="100 writes")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT")
+    parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+
+
+def say(message: str) -> None:
+    print(f"[bench convergence {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr,
+          flush=True)
+
+
+def result_name(o: MeshOptions, quick: bool) -> str:
+    name = f"convergence-{o.nodes}-{o.hosts}"
+    if o.loss or o.delay_ms:
+        name += f"-loss{o.loss:g}-delay{o.delay_ms:g}"
+    if o.tls:
+        name += "-tls"
+    if o.embedder != "test-hash":
+        name += f"-{o.embedder}"
+    return name + ("-quick" if quick else "")
+
+
+def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: float = 2.0,
+            timeout: float = 10.0, log: Any = say) -> dict[str, Any]:
+    """One run: start the mesh, write, measure, stop. Raises MeshUnavailable."""
+    from memnode import Client
+
+    token = secrets.token_hex(4)
+    t_start = time.monotonic()
+    with running_mesh(o, work, log, timeout=300 + 20 * o.nodes) as mesh:
+        started_s = time.monotonic() - t_start
+        log(f"{o.nodes} nodes up in {started_s:.1f}s; waiting for the mesh to connect")
+        connect_s = mesh.wait_connected(60 + 5 * o.nodes)
+        clients = [Client(a, timeout=30) for a in mesh.addrs()]
+        pollers = [Client(a, timeout=10) for a in mesh.addrs()]
+        try:
+            origins = [n.node_id for n in mesh.nodes]
+            watcher = Watcher([lambda c=c: c.status().version_vector for c in pollers],
+                              origins, poll_ms=poll_ms)
+            base = watcher.start()
+            m0, cpu0 = mesh.metrics(), mesh.cpu()
+            me0 = cpu_seconds_self()
+
+            def write(k: int) -> None:
+                c = clients[k % o.nodes]
+                c.remember(f"bench write {k} {token}: convergence measurement text",
+                           {"team": "bench", "k": str(k), "run": token}, privacy="team")
+
+            log(f"connected in {connect_s:.1f}s; {writes} writes at {rate:g}/s")
+            budget = writes / rate * 3 + 60
+            records = watcher.run_writes(writes, rate, write, base, budget)
+            watcher.wait_visible(records, timeout)
+            time.sleep(0.3)  # let the last rumors' duplicates land before reading counters
+            m1, cpu1 = mesh.metrics(), mesh.cpu()
+            me1 = cpu_seconds_self()
+            watcher.stop()
+            result = watcher.analyse(records, timeout)
+            final = [c.status() for c in pollers]
+        finally:
+            for c in clients + pollers:
+                c.close()
+        result["samples"]["poll_ms"] = poll_ms
+        n_repl = writes * (o.nodes - 1)
+        sent = sum(b["bytes_sent"] - a["bytes_sent"] for a, b in zip(m0, m1, strict=True))
+        events = sum(b["events_sent"] - a["events_sent"] for a, b in zip(m0, m1, strict=True))
+        kinds: dict[str, float] = {}
+        for a, b in zip(m0, m1, strict=True):
+            for k, v in b.items():
+                if k.startswith("messages_sent."):
+                    kinds[k.split(".", 1)[1]] = kinds.get(k.split(".", 1)[1], 0) + v - a.get(k, 0)
+        cpu = [round(b - a, 3) for a, b in zip(cpu0, cpu1, strict=True)]
+        window = (max((r.acked for r in records if r.acked), default=0.0)
+                  - watcher.started_at)
+        replicated = [s.memories["replicated"] for s in final]
+        result.update({
+            "nodes": o.nodes, "writes": writes, "rate": rate,
+            "embedder": o.embedder, "hosts": o.hosts, "loss": o.loss, "delay": o.delay_ms,
+            "tls": o.tls, "topology": o.topology, "preset": o.preset,
+            "mesh": o.describe(), "netem": mesh.notes,
+            "bytes_per_entry": round(sent / n_repl, 1) if n_repl else None,
+            "bytes_sent_total": int(sent),
+            "events_sent_per_entry": round(events / n_repl, 3) if n_repl else None,
+            "messages_sent_by_kind": {k: int(v) for k, v in sorted(kinds.items())},
+            "cpu_seconds_per_node": round(median(cpu), 3) if cpu else None,
+            "cpu_seconds_by_node": cpu,
+            "harness_cpu_seconds": round(me1 - me0, 3),
+            "write_window_s": round(window, 2),
+            "startup_s": round(started_s, 1), "connect_s": round(connect_s, 1),
+            "replicated_at_end": replicated,
+            "seconds": round(time.monotonic() - t_start, 1),
+        })
+        p99 = result["latency_ms"]["p99"]
+        if o.nodes == 3 and p99:
+            result["reference"] = {
+                "seconds": REFERENCE_S,
+                "ratio_p99": round(p99 / 1000 / REFERENCE_S, 4),
+                "ratio_max": round((result["latency_ms"]["max"] or 0) / 1000 / REFERENCE_S, 4),
+                "note": "our write-to-visible p99 (and max) over the reference's ~2.01 s "
+                        "3-node convergence; < 1 is faster",
+            }
+        return result
+
+
+def cpu_seconds_self() -> float:
+    import os
+
+    t = os.times()
+    return t.user + t.system
+
+
+def table(r: dict[str, Any]) -> str:
+    lat, req, ack = r["latency_ms"], r["from_request_ms"], r["ack_ms"]
+    rows = [
+        ("mesh", r["mesh"]),
+        ("writes", f"{r['writes']} at {r['rate']:g}/s, {r['writes_acked']} acknowledged"),
+        ("propagated", f"{r['propagated']}/{r['writes']} = {r['propagation_rate']:.2%}"),
+        ("ack -> visible on all (ms)",
+         f"p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}  max {lat['max']}"),
+        ("request -> visible on all (ms)",
+         f"p50 {req['p50']}  p99 {req['p99']}  max {req['max']}"),
+        ("request -> ack (ms)", f"p50 {ack['p50']}  p99 {ack['p99']}"),
+        ("gossip bytes / replicated entry",
+         f"{r['bytes_per_entry']} B ({r['events_sent_per_entry']} events sent per entry; "
+         f"protobuf bytes, no gRPC/HTTP2/TLS framing)"),
+        ("messages sent", ", ".join(f"{k} {v}" for k, v in r["messages_sent_by_kind"].items())),
+        ("CPU s per node (median)",
+         f"{r['cpu_seconds_per_node']} over {r['write_window_s']} s of writes "
+         f"(harness {r['harness_cpu_seconds']} s)"),
+        ("poll", f"every {r['poll']['interval_ms']:g} ms per node, Status RPC p50 "
+                 f"{r['poll']['rpc_ms_p50']} ms (the resolution of each visibility time)"),
+    ]
+    if "reference" in r:
+        ref = r["reference"]
+        rows.append(("vs reference 2.01 s",
+                     f"p99 = {ref['ratio_p99']:.4f}x, max = {ref['ratio_max']:.4f}x"))
+    for note in r.get("netem", []):
+        rows.append(("network", note))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    quick = bool(args.quick)
+    o = MeshOptions(nodes=args.nodes, hosts=args.hosts, loss=args.loss, delay_ms=args.delay,
+                    tls=args.tls, embedder=args.embedder, topology=args.topology,
+                    preset=args.preset, sync=args.sync or "")
+    writes = args.writes or (100 if quick else 200)
+    timeout = args.timeout or (30.0 if o.hosts == "netns" else 10.0)
+    name = result_name(o, quick)
+    out = args.json or RESULTS / f"{name}.json"
+    plot = args.plot or out.with_suffix(".png")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="memnode-bench-conv-"))
+    say(f"{o.describe()}; work dir {work}")
+    head: dict[str, Any] = {
+        "benchmark": "convergence", "quick": quick,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "machine": machine_info(),
+    }
+    try:
+        result = measure(o, writes, args.rate, work, poll_ms=args.poll_ms, timeout=timeout)
+    except MeshUnavailable as exc:
+        say(f"cannot run: {exc}")
+        write_json(out, {**head, "skipped": str(exc), "nodes": o.nodes, "hosts": o.hosts,
+                         "loss": o.loss, "delay": o.delay_ms, "tls": o.tls})
+        return 0
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    result = {**head, **result, "loadavg_at_end": load_average()}
+    write_json(out, result)
+    from bench import _plots
+
+    if _plots.convergence(result, plot):
+        result["plot"] = str(plot)
+    print(table(result))
+    say(f"results in {out}" + (f" and {plot}" if plot.exists() else ""))
+    return 0

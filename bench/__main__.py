@@ -20,6 +20,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
              "one node: recall latency, remember throughput, cold start vs raw libraries"),
     "convergence": ("bench.convergence",
                     "a real mesh: write-to-visible latency, propagation, bytes/entry, CPU"),
+    "simulate": ("bench.simulate",
+                 "the pure core simulated: rounds, messages, bytes to converge, up to 10k nodes"),
 }
 
 

@@ -80,7 +80,7 @@ def convergence(r: dict[str, Any], path: Path) -> bool:
 def simulate(r: dict[str, Any], path: Path) -> bool:
     """Rounds to converge against N (with log2 N and the Serf model), residue curves."""
     plt = _pyplot()
-    runs = [x for x in r["runs"] if x.get("converged") is not None]
+    runs = [x for x in r["runs"] if x.get("converged")]
     if plt is None or not runs:
         return False
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.6))
@@ -96,6 +96,8 @@ def simulate(r: dict[str, Any], path: Path) -> bool:
     a.plot(grid, [serf_rounds(n, f, r.get("loss", 0.0)) for n in grid], "-.", color="black",
            label=f"Serf model (fanout {f}, 99.99%)")
     a.set_xscale("log")
+    a.set_xticks(ns, [str(n) for n in ns])
+    a.minorticks_off()
     a.set_xlabel("nodes (N)")
     a.set_ylabel("rounds")
     a.set_title(f"rounds to converge ({r['writes']} writes, loss {r.get('loss', 0):g}%)")

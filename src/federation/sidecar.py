@@ -28,7 +28,7 @@ from typing import Any
 
 from federation.engine import FederationCore
 from federation.events import Event
-from federation.messages import Message
+from federation.messages import Digest, Message
 from federation.ports import NodeInfo, PeerInfo, ReplicaPort
 from federation.sidecar_config import SidecarConfig
 from federation.transport import Authorizer, GossipTransport, Security, TransportStats
@@ -60,6 +60,9 @@ class Sidecar:
         self._stop_watch: Callable[[], None] = lambda: None
         self._own_times: OrderedDict[int, int] = OrderedDict()  # own seq -> wall ms
         self._known_peers: dict[str, str] = {}
+        self._exchanges: dict[str, float] = {}  # peer -> when our digest left
+        self.exchange_count = 0
+        self.exchange_seconds_total = 0.0
         self.transport = GossipTransport(
             config.gossip_listen, on_message=self._on_message, identity=self._identity,
             security=security, authorize=authorize,
@@ -193,7 +196,10 @@ class Sidecar:
         local: list[Event] = []
         for kind, *args in items:
             if kind == "message":
-                core.on_message(args[0], args[1])
+                sender, message = args
+                if isinstance(message, Digest) and message.reply:
+                    self._exchange_done(sender)
+                core.on_message(sender, message)
             elif kind == "local":
                 local += args[0]
             elif kind == "discovered":
@@ -216,10 +222,19 @@ class Sidecar:
         while core.has_ready():
             ready = core.ready()
             for out in ready.messages:
+                if isinstance(out.message, Digest) and not out.message.reply:
+                    self._exchanges[out.to] = time.monotonic()
                 self.transport.send(out.to, out.address, out.message)
             if ready.effects:
                 self.port.persist(ready.effects)
             core.advance()
+
+    def _exchange_done(self, peer: str) -> None:
+        """A peer answered our digest: one anti-entropy exchange, timed end to end."""
+        started = self._exchanges.pop(peer, None)
+        if started is not None:
+            self.exchange_count += 1
+            self.exchange_seconds_total += time.monotonic() - started
 
     def _report(self) -> None:
         """Every tick: the node learns its peers' state (for ``memnode status``)."""

@@ -15,6 +15,7 @@
 | memnode_federation_bytes_received_total | counter | | bytes on the wire (protobuf) |
 | memnode_federation_anti_entropy_rounds_total | counter | | periodic exchanges started |
 | memnode_federation_exchanges_total | counter | | all exchanges (periodic, join, retry) |
+| memnode_federation_exchange_duration_seconds | summary | | from our digest to the reply digest |
 | memnode_federation_peers | gauge | state | peers by state: alive, suspect, dead |
 | memnode_federation_peer_lag_events | gauge | peer | our events the peer's last digest lacked |
 | memnode_federation_peer_lag_seconds | gauge | peer | age of our oldest event the peer lacks |
@@ -26,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -71,6 +72,10 @@ class SidecarCollector(Collector):
                       m.anti_entropy_rounds)
         yield counter("exchanges", "Exchanges started (periodic, join, retry)",
                       m.exchanges_started)
+        yield SummaryMetricFamily(P + "exchange_duration_seconds",
+                                  "From our digest to the peer's reply digest",
+                                  count_value=self._sidecar.exchange_count,
+                                  sum_value=self._sidecar.exchange_seconds_total)
         yield _labelled(GaugeMetricFamily, "peers", "Peers by state", "state",
                         core.peers_by_state())
         lag_events: dict[str, float] = {}

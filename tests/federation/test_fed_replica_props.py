@@ -18,7 +18,7 @@ from federation.engine import FederationCore
 from federation.events import Event, EventKind
 from federation.log import MemoryEventSource
 from federation.messages import EventRun
-from federation.replica import ReplicaState, fingerprint
+from federation.replica import ApplyResult, ReplicaState, fingerprint
 
 from fedkit import (
     Origin,
@@ -273,3 +273,53 @@ def test_kind_of_effects() -> None:
     assert isinstance(effects[0], UpsertReplica) and effects[0].event is put
     assert isinstance(effects[2], DeleteReplica) and effects[2].forget is forget
     assert forget.kind is EventKind.FORGET
+
+
+def _gap_scenario() -> tuple[ReplicaState, Origin, Event, ReplicaState]:
+    """Origin writes m@1, FORGET m@2, n@3, o@4; ``full`` has it all and collected the
+    tombstone (floor 2); ``stale`` has only m@1."""
+    writer = Origin(26)
+    m = writer.put("m")
+    events = [m, writer.forget("m"), writer.put("n"), writer.put("o")]
+    full = replica(1)
+    for event in events:
+        full.apply_event(event)
+    full.collect_tombstones(full.version_vector())
+    stale = replica(2)
+    return stale, writer, m, full
+
+
+def test_a_floor_learned_before_holding_entries_still_triggers_reconciliation() -> None:
+    stale, writer, m, full = _gap_scenario()
+    result = ApplyResult()
+    stale.learn_floor(writer.node_id, 2, result)  # from a digest, while holding nothing
+    assert not stale.resync_cursors()
+    stale.apply_event(m)  # a late rumor: now it holds m
+    gap = MemoryEventSource(full).run_after(writer.node_id, 1, 100, 1 << 20)
+    assert [e.seq for e in gap.events] == [3, 4]  # seq 2 (the FORGET) collected
+    result = stale.apply_run(gap, sender_watermark=4)
+    assert result.resyncs_started == 1 and stale.resync_cursors() == {writer.node_id: 0}
+    snapshot = MemoryEventSource(full).run_after(writer.node_id, 0, 100, 1 << 20)
+    result = stale.apply_run(snapshot, sender_watermark=4)
+    assert result.reconciled == 1 and stale.get_live(m.memory_id) is None
+    assert not stale.resync_cursors()
+    assert live_of(stale) == live_of(full)
+
+
+def test_a_stale_sender_cannot_conclude_a_reconciliation() -> None:
+    stale, writer, m, full = _gap_scenario()
+    stale.apply_event(m)
+    stale.learn_floor(writer.node_id, 2, ApplyResult())
+    gap = MemoryEventSource(full).run_after(writer.node_id, 1, 100, 1 << 20)
+    stale.apply_run(gap, sender_watermark=4)
+    cursor = {writer.node_id: 0}
+    assert stale.resync_cursors() == cursor
+    # another stale node, reconciling too (vouching only up to its cursor 0), answers
+    # with its log, which still has m
+    liar = EventRun(writer.node_id, 0, 4, (m, *gap.events))
+    result = stale.apply_run(liar, sender_watermark=0)
+    assert result.reconciled == 0 and stale.get_live(m.memory_id) is not None
+    assert stale.resync_cursors() == cursor  # not concluded
+    snapshot = MemoryEventSource(full).run_after(writer.node_id, 0, 100, 1 << 20)
+    stale.apply_run(snapshot, sender_watermark=4)
+    assert stale.get_live(m.memory_id) is None and not stale.resync_cursors()

@@ -104,3 +104,54 @@ def test_external_sidecar_shape(tmp_path: Path, procs: list) -> None:  # type: i
     finally:
         side.kill()
         side.wait(10)
+
+
+def test_wiped_node_rejoins_as_a_new_node_and_gets_everything(tmp_path: Path,
+                                                              procs: list) -> None:  # type: ignore[type-arg]
+    import shutil
+
+    procs += start_mesh(tmp_path, 2)
+    a, b = procs[0].client(), procs[1].client()
+    a.remember_batch([NewMemory(f"kept by a {i}") for i in range(40)])
+    b.remember_batch([NewMemory(f"kept by b {i}") for i in range(10)])
+    wait_for(lambda: b.status().memories["replicated"] == 40, "b to replicate a")
+    old_id = procs[1].ready["node_id"]
+    procs[1].kill()
+    shutil.rmtree(procs[1].data_dir)
+    reborn = NodeProcess(procs[1].data_dir, mesh_args("--peer", procs[0].gossip)).start()
+    procs.append(reborn)
+    assert reborn.ready["node_id"] != old_id
+    c = reborn.client()
+    # b's memories died with its disk, but a holds replicas of them: the mesh keeps them
+    wait_for(lambda: c.status().memories["replicated"] == 50,
+             "the wiped node to receive the whole mesh state", 60)
+    assert old_id in c.status().version_vector
+
+
+def test_metrics_endpoint_exports_node_and_federation_metrics(tmp_path: Path,
+                                                              procs: list) -> None:  # type: ignore[type-arg]
+    import urllib.request
+
+    procs += start_mesh(tmp_path, 2, "--metrics-listen", "127.0.0.1:0")
+    a, b = procs[0].client(), procs[1].client()
+    a.remember("measured")
+    wait_for(lambda: b.status().memories["replicated"] == 1, "replication")
+
+    def scrape() -> str:
+        url = f"http://127.0.0.1:{procs[1].ready['metrics_port']}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return str(response.read().decode())
+
+    def exchanged() -> str | None:
+        text = scrape()
+        done = ("exchange_duration_seconds_count" in text
+                and "exchange_duration_seconds_count 0.0" not in text
+                and 'memnode_federation_peers{state="alive"} 1.0' in text)
+        return text if done else None
+
+    text = wait_for(exchanged, "a completed exchange in the metrics")
+    for name in ("memnode_federation_events_applied_total 1.0",
+                 'memnode_memories{collection="replicas"} 1.0',
+                 "memnode_federation_bytes_received_total",
+                 "memnode_federation_peer_lag_events{peer="):
+        assert name in text, name

@@ -20,8 +20,20 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
              "one node: recall latency, remember throughput, cold start vs raw libraries"),
     "convergence": ("bench.convergence",
                     "a real mesh: write-to-visible latency, propagation, bytes/entry, CPU"),
+    "scale": ("bench.scale",
+              "convergence at 16 nodes on loopback and across netns hosts with loss + delay"),
     "simulate": ("bench.simulate",
                  "the pure core simulated: rounds, messages, bytes to converge, up to 10k nodes"),
+    "catchup": ("bench.catchup",
+                "a new node catches up M memories, against raw chromadb add of the same vectors"),
+    "wire": ("bench.wire",
+             "bytes per replicated entry and per in-sync digest exchange at 1k and 100k"),
+    "sidebyside": ("bench.sidebyside",
+                   "memnode vs the 2.01 s reference, a naive full-state puller and pycrdt"),
+    "tls": ("bench.tls_cost",
+            "mTLS vs --insecure: 3-node write-to-visible latency and bulk catch-up, as ratios"),
+    "figures": ("bench.figures",
+                "rewrite the README figures table (between its bench markers) from results"),
 }
 
 

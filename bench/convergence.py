@@ -21,12 +21,13 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench._common import RESULTS, load_average, machine_info, median, write_json
-from bench._mesh import MeshOptions, MeshUnavailable, cpu_seconds, running_mesh
+from bench._mesh import MeshOptions, MeshUnavailable, running_mesh
 from bench._watch import Watcher
 
 DESCRIPTION = "a real mesh: write-to-visible latency, propagation, bytes/entry, CPU"
@@ -36,7 +37,7 @@ REFERENCE_S = 2.01
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 100)")
+    parser.add_argument("--writes", type=int, default=200)
     parser.add_argument("--rate", type=float, default=20.0, help="writes per second")
     parser.add_argument("--hosts", choices=("loopback", "netns"), default="loopback")
     parser.add_argument("--loss", type=float, default=0.0, help="percent (netns)")
@@ -53,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds after its ack within which a write must be visible "
                              "everywhere (default 10; netns 30)")
-    parser.add_argument("--quick", action="store_true", help="100 writes")
+    parser.add_argument("--quick", action="store_true",
+                        help="the same run (200 writes are cheap), saved as *-quick.json")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT")
     parser.add_argument("--plot", type=Path, default=None, metavar="OUT.png")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -91,8 +93,7 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
         pollers = [Client(a, timeout=10) for a in mesh.addrs()]
         try:
             origins = [n.node_id for n in mesh.nodes]
-            watcher = Watcher([lambda c=c: c.status().version_vector for c in pollers],
-                              origins, poll_ms=poll_ms)
+            watcher = Watcher([_probe(c) for c in pollers], origins, poll_ms=poll_ms)
             base = watcher.start()
             m0, cpu0 = mesh.metrics(), mesh.cpu()
             me0 = cpu_seconds_self()
@@ -157,6 +158,14 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
         return result
 
 
+def _probe(client: Any) -> Callable[[], dict[str, int]]:
+    def probe() -> dict[str, int]:
+        vv: dict[str, int] = client.status().version_vector
+        return vv
+
+    return probe
+
+
 def cpu_seconds_self() -> float:
     import os
 
@@ -200,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
     o = MeshOptions(nodes=args.nodes, hosts=args.hosts, loss=args.loss, delay_ms=args.delay,
                     tls=args.tls, embedder=args.embedder, topology=args.topology,
                     preset=args.preset, sync=args.sync or "")
-    writes = args.writes or (100 if quick else 200)
+    writes = args.writes
     timeout = args.timeout or (30.0 if o.hosts == "netns" else 10.0)
     name = result_name(o, quick)
     out = args.json or RESULTS / f"{name}.json"

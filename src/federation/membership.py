@@ -16,9 +16,10 @@ States and timers (ticks, FederationConfig)::
 
 - ALIVE and SUSPECT members are "live": gossip, rumors and anti-entropy go to them.
 - DEAD members get nothing but one retry digest every ``dead_retry_ticks``.
-- A (re)join - a new member, a higher incarnation (its sidecar restarted), or any
-  news of a SUSPECT/DEAD member - is reported so the engine can start an exchange at
-  once when the evidence is direct (see FederationCore).
+- A (re)join - a new member, a higher incarnation (its sidecar restarted), or news of
+  a DEAD member - is reported so the engine can start an exchange at once when the
+  evidence is direct (see FederationCore). News of a SUSPECT member just makes it
+  ALIVE again (it was only slow to be heard of).
 
 Timers are bucketed by due tick and re-checked lazily, so a tick costs O(members
 whose timer is due), not O(members).
@@ -252,7 +253,8 @@ class Membership:
     def observe_direct(
         self, node_id: str, incarnation: int, heartbeat: int, address: str, now: int
     ) -> bool:
-        """A digest from the member itself. True on a join or rejoin."""
+        """A digest from the member itself. True on a join or rejoin (new member, new
+        incarnation, or back from DEAD)."""
         if node_id == self.node_id:
             return False
         m = self._members.get(node_id)
@@ -260,7 +262,7 @@ class Membership:
             self._reaped.pop(node_id, None)
             self._admit(node_id, address, incarnation, heartbeat, now)
             return True
-        rejoined = incarnation > m.incarnation or m.state is not MemberState.ALIVE
+        rejoined = incarnation > m.incarnation or m.state is MemberState.DEAD
         if (incarnation, heartbeat) > (m.incarnation, m.heartbeat):
             m.incarnation, m.heartbeat = incarnation, heartbeat
         if address:
@@ -271,18 +273,21 @@ class Membership:
         return rejoined
 
     def observe_contact(self, node_id: str, now: int) -> bool:
-        """Any other message from a known member. True if it was not alive."""
+        """Any other message from a known member: it is alive. True if it was DEAD (a
+        rejoin); a SUSPECT that speaks merely refutes the suspicion."""
         m = self._members.get(node_id)
         if m is None:
             return False
         m.last_heard = now
         if m.state is MemberState.ALIVE:
             return False
+        was_dead = m.state is MemberState.DEAD
         self._set_alive(m, now)
-        return True
+        return was_dead
 
     def observe_gossip(self, entries: Iterable[MemberHeartbeat], now: int) -> list[str]:
-        """Third-party heartbeats. Returns members that came back (indirect rejoins)."""
+        """Third-party heartbeats. Returns DEAD members that came back (indirect
+        rejoins)."""
         back: list[str] = []
         for e in entries:
             if e.node_id == self.node_id:
@@ -303,8 +308,9 @@ class Membership:
                 if e.address:
                     m.address = e.address
                 if m.state is not MemberState.ALIVE:
+                    if m.state is MemberState.DEAD:
+                        back.append(m.node_id)
                     self._set_alive(m, now)
-                    back.append(m.node_id)
         return back
 
     # choices -----------------------------------------------------------------------

@@ -267,11 +267,13 @@ class ReplicaState:
             return res
         if resyncing:
             self._reconcile(st, run, res, sender_watermark)
-        self._check_gap(st, run, len(new), res)
+        skips = self._skips_below_floor(st, run, len(new))
         for event in new:
             self._apply_one(st, event, res)
         if run.through_seq > st.watermark:
             st.watermark = run.through_seq
+        if skips:
+            self._start_resync(st, res)
         self._drain(st, res)
         if st.resync_from is not None and st.resync_from >= st.watermark:
             st.resync_from = None
@@ -297,18 +299,24 @@ class ReplicaState:
             if run is None:
                 return
             above = [e for e in run.events if e.seq > st.watermark]
-            self._check_gap(st, run, len(above), res)
+            skips = self._skips_below_floor(st, run, len(above))
             for event in above:
                 self._apply_one(st, event, res, fresh=False)
             st.watermark = run.through_seq
+            if skips:
+                self._start_resync(st, res)
 
-    def _check_gap(self, st: OriginState, run: EventRun, new: int, res: ApplyResult) -> None:
-        """Before the watermark jumps over seqs missing from ``run``: if tombstones were
-        collected above our watermark (``gc_floor``), a missing seq may be the FORGET
-        of a memory we still hold, which nothing will ever mention again. Reconcile."""
-        if st.resync_from is not None or not st.live or st.gc_floor <= st.watermark:
-            return
-        if run.through_seq - st.watermark > new:  # some seqs of the jump are absent
+    @staticmethod
+    def _skips_below_floor(st: OriginState, run: EventRun, new: int) -> bool:
+        """Whether moving the watermark to ``run.through_seq`` jumps over absent seqs
+        while tombstones above the watermark were collected (``gc_floor``): an absent
+        seq may then be the FORGET of a memory we hold - or that this very run brings -
+        which nothing will ever mention again."""
+        return st.gc_floor > st.watermark and run.through_seq - st.watermark > new
+
+    def _start_resync(self, st: OriginState, res: ApplyResult) -> None:
+        """Reconcile from 0, if we hold anything the skipped FORGETs may concern."""
+        if st.resync_from is None and st.live:
             st.resync_from = 0
             res.resyncs_started += 1
 
@@ -385,7 +393,7 @@ class ReplicaState:
         """A peer's log may lack tombstones of ``origin`` up to ``floor`` (it collected
         them, or applied runs that skipped them). Call before applying that peer's runs:
         a run that then jumps our watermark over a gap below the floor starts a
-        reconciliation (:meth:`_check_gap`)."""
+        reconciliation (:meth:`_skips_below_floor`)."""
         if origin == self.node_id or floor <= 0:
             return
         st = self._origins.get(origin)

@@ -352,22 +352,26 @@ class Node:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
         size = min(page_size or 100, 1000)
         phase, offset = _parse_token(token)
+        phases = ["e", "l", "r"] if mesh else ["e", "l"]
         local: list[LocalRecord] = []
         replicas: list[ReplicaRecord] = []
-        if phase == "e":
-            local = self.ephemeral.records()
-            phase, offset = "l", 0
-        if phase == "l" and len(local) < size:
-            got = self.store.list_local(offset, size - len(local))
-            local += got
+        while phase and len(local) + len(replicas) < size:
+            want = size - len(local) - len(replicas)
+            got: list[LocalRecord] | list[ReplicaRecord]
+            if phase == "e":
+                got = self.ephemeral.records()[offset : offset + want]
+                local += got
+            elif phase == "l":
+                got = self.store.list_local(offset, want)
+                local += got
+            else:
+                got = self.store.list_replicas(offset, want)
+                replicas += got
             offset += len(got)
-            if len(got) < size - len(local) + len(got):
-                phase, offset = ("r", 0) if mesh else ("", 0)
-        if phase == "r" and len(local) < size:
-            replicas = self.store.list_replicas(offset, size - len(local))
-            offset += len(replicas)
-            if len(local) + len(replicas) < size:
-                phase = ""
+            if len(got) < want:  # this phase is exhausted: on to the next
+                following = phases.index(phase) + 1
+                phase = phases[following] if following < len(phases) else ""
+                offset = 0
         return Page(local, replicas, f"{phase}:{offset}" if phase else "")
 
     def version_vector(self) -> dict[str, int]:
@@ -385,6 +389,6 @@ def _parse_token(token: str) -> tuple[str, int]:
     if not token:
         return "e", 0
     phase, _, offset = token.partition(":")
-    if phase not in ("l", "r") or not offset.isdigit():
+    if phase not in ("e", "l", "r") or not offset.isdigit():
         raise validation.InvalidArgument(f"bad page token {token!r}")
     return phase, int(offset)

@@ -16,7 +16,8 @@ from fedkit import Origin, core, node_id, pump, rumor
 SRC = Path(__file__).resolve().parents[2] / "src" / "federation"
 # The pure core: every module of the package except the adapters written around it.
 CORE_MODULES = [
-    "antientropy", "config", "effects", "engine", "errors", "events", "log", "membership",
+    "__init__", "antientropy", "config", "effects", "engine", "errors", "events", "log",
+    "membership",
     "messages", "metrics", "origin", "replica", "rumor", "sim", "simnet", "sizes",
     "validate", "versions",
 ]
@@ -188,3 +189,14 @@ def test_peer_status_and_lag() -> None:
     assert statuses[b.node_id].state.value == "alive"
     assert statuses[b.node_id].events_behind == 5
     assert a.peers_by_state() == {"alive": 2, "suspect": 0, "dead": 0}
+
+
+def test_the_package_exports_the_core_api() -> None:
+    import federation
+
+    for name in federation.__all__:
+        assert getattr(federation, name) is not None
+    exported = {getattr(federation, n) for n in federation.__all__}
+    from federation import engine, messages
+
+    assert engine.FederationCore in exported and messages.EventBatch in exported

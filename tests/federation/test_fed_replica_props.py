@@ -323,3 +323,16 @@ def test_a_stale_sender_cannot_conclude_a_reconciliation() -> None:
     snapshot = MemoryEventSource(full).run_after(writer.node_id, 0, 100, 1 << 20)
     stale.apply_run(snapshot, sender_watermark=4)
     assert stale.get_live(m.memory_id) is None and not stale.resync_cursors()
+
+
+def test_a_gap_run_that_brings_the_stale_entry_itself_triggers_reconciliation() -> None:
+    stale, writer, m, full = _gap_scenario()
+    # a peer that is itself still reconciling (it vouches for nothing) sends its log,
+    # which skips the collected FORGET (seq 2) but still holds m
+    n, o = (e for e in full.live_entries())
+    stale.learn_floor(writer.node_id, 2, ApplyResult())
+    result = stale.apply_run(EventRun(writer.node_id, 0, 4, (m, n, o)), sender_watermark=0)
+    assert result.resyncs_started == 1 and stale.resync_cursors() == {writer.node_id: 0}
+    snapshot = MemoryEventSource(full).run_after(writer.node_id, 0, 100, 1 << 20)
+    stale.apply_run(snapshot, sender_watermark=4)
+    assert live_of(stale) == live_of(full) and not stale.resync_cursors()

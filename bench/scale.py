@@ -1,0 +1,93 @@
+"""The convergence runs the README's figures need beyond 3 nodes on loopback.
+
+    python -m bench scale [--quick] [--only loopback16,netns]
+
+- ``loopback16``: 16 nodes on loopback (star), as ``bench convergence --nodes 16``.
+- ``netns``: 3 nodes on 3 network-namespace hosts with 10% loss and 50 ms one-way delay
+  on gossip packets, as ``bench convergence --hosts netns --loss 10 --delay 50``. Skipped
+  (with the reason in its result file) where namespaces, iptables or NetfilterQueue
+  are missing; without delay support it runs with loss only and says so.
+
+Each run writes the same result file and plot as the equivalent ``bench convergence``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench._common import RESULTS, load_average, machine_info, write_json
+from bench._mesh import MeshOptions, MeshUnavailable
+from bench.convergence import measure, result_name, table
+
+DESCRIPTION = "convergence at 16 nodes on loopback and across netns hosts with loss + delay"
+RUNS = ("loopback16", "netns")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--only", default=",".join(RUNS))
+    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 100)")
+    parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true")
+
+
+def say(message: str) -> None:
+    print(f"[bench scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def configs(only: list[str]) -> list[MeshOptions]:
+    out = []
+    if "loopback16" in only:
+        out.append(MeshOptions(nodes=16))
+    if "netns" in only:
+        out.append(MeshOptions(nodes=3, hosts="netns", loss=10.0, delay_ms=50.0))
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    quick = bool(args.quick)
+    writes = args.writes or (100 if quick else 200)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    for o in configs(only):
+        out = RESULTS / f"{result_name(o, quick)}.json"
+        head: dict[str, Any] = {
+            "benchmark": "convergence", "quick": quick,
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": f"python -m bench scale{' --quick' if quick else ''} "
+                       f"(= convergence --nodes {o.nodes} --hosts {o.hosts}"
+                       + (f" --loss {o.loss:g} --delay {o.delay_ms:g}" if o.hosts == "netns"
+                          else "") + f" --writes {writes})",
+            "machine": machine_info(),
+        }
+        work = Path(tempfile.mkdtemp(prefix="memnode-bench-scale-"))
+        say(o.describe())
+        try:
+            timeout = 30.0 if o.hosts == "netns" else 10.0
+            try:
+                r = measure(o, writes, args.rate, work, timeout=timeout, log=say)
+            except MeshUnavailable as exc:
+                if o.delay_ms and "delay" in str(exc):
+                    say(f"no delay here ({exc}); running with loss only")
+                    o2 = MeshOptions(nodes=o.nodes, hosts=o.hosts, loss=o.loss)
+                    r = measure(o2, writes, args.rate, work, timeout=timeout, log=say)
+                    r["delay_unavailable"] = str(exc)
+                else:
+                    say(f"skipped: {exc}")
+                    write_json(out, {**head, "skipped": str(exc), "nodes": o.nodes,
+                                     "hosts": o.hosts, "loss": o.loss, "delay": o.delay_ms})
+                    continue
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        result = {**head, **r, "loadavg_at_end": load_average()}
+        write_json(out, result)
+        from bench import _plots
+
+        _plots.convergence(result, out.with_suffix(".png"))
+        print(table(result))
+    return 0

@@ -5,9 +5,10 @@ goes to node ``k % N``, scheduled at ``k / R`` s), one writer thread per node so
 each origin's writes are sequential: the ``j``-th write on a node is that origin's
 event ``base + j`` (one write = one event), so its seq is known without asking.
 
-Visibility: one thread per node calls ``probe()`` (one RPC returning that node's whole
+Visibility: one thread per node calls ``probe()`` (one call returning that node's whole
 version vector ``{origin: highest contiguous seq}``) every ``poll_ms`` while some
-issued write is not yet visible there, and every 50 ms otherwise. Each poll's answer
+issued write is not yet visible there, and waits for the next write otherwise (a poll
+a second at most while idle). Each poll's answer
 is stamped with the time the RPC returned (an upper bound: the write became visible
 between the previous poll and this one). A write of origin ``O`` with seq ``s`` is
 visible on a node from the first poll whose ``vv[O] >= s``.
@@ -75,7 +76,7 @@ class Watcher:
     """Pollers and writers over ``probes`` (one per node); see the module docstring."""
 
     def __init__(self, probes: Sequence[Probe], origins: Sequence[str], poll_ms: float = 2.0,
-                 idle_ms: float = 50.0) -> None:
+                 idle_ms: float = 1000.0) -> None:
         self.probes = list(probes)
         self.origins = list(origins)
         self.poll = poll_ms / 1000.0
@@ -193,6 +194,7 @@ class Watcher:
     # results -------------------------------------------------------------------------
     def analyse(self, records: list[WriteRecord], timeout: float) -> dict[str, Any]:
         lat, from_req, ack, curve = [], [], [], []
+        half: list[float] = []
         visible_before_ack = 0
         missing: list[int] = []
         for r in records:
@@ -210,6 +212,8 @@ class Watcher:
             if last <= r.acked:
                 visible_before_ack += 1
             lat.append(max(0.0, last - r.acked))
+            ordered = sorted(s for s in seen if s is not None)
+            half.append(max(0.0, ordered[len(ordered) // 2] - r.acked))
             from_req.append(last - r.sent)
             curve.append((r.acked - self.started_at, last - self.started_at))
         acked = sum(1 for r in records if r.acked)
@@ -222,6 +226,7 @@ class Watcher:
             "not_propagated": missing[:50],
             "latency_ms": summary_ms(lat),
             "from_request_ms": summary_ms(from_req),
+            "half_of_nodes_ms": summary_ms(half),
             "ack_ms": summary_ms(ack),
             "visible_before_ack": visible_before_ack,
             "poll": {"interval_ms": self.poll * 1000,
@@ -230,6 +235,7 @@ class Watcher:
                      "polls": sum(t.polls for t in self.timelines),
                      "errors": self.probe_errors},
             "samples": {"latency_ms": [round(x * 1000, 3) for x in lat],
+                        "half_ms": [round(x * 1000, 3) for x in half],
                         "acked_s": [round(a, 4) for a, _ in curve],
                         "visible_s": [round(v, 4) for _, v in curve]},
         }

@@ -238,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
           f"bytes per entry\n"
           f"  raw chromadb add: {raw['median_s']} s ({raw['per_s']}/s, batches of "
           f"{args.raw_batch})\n"
-          f"  ratio node/raw: {ratio} (target >= 0.8)")
+          f"  ratio node/raw: {ratio} (target >= 0.8)\n"
+          f"  progress (s after ready, memories held): "
+          + ", ".join(f"{t}s {k}" for t, k in node["progress"][:12]))
     say(f"results in {out}")
     return 0

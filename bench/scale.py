@@ -2,7 +2,10 @@
 
     python -m bench scale [--quick] [--only loopback16,netns]
 
-- ``loopback16``: 16 nodes on loopback (star), as ``bench convergence --nodes 16``.
+- ``loopback16``: 16 nodes on loopback (star), as ``bench convergence --nodes 16``, at
+  the default 20 writes/s, and again at 5 writes/s (``--slow-rate``): 16 node processes
+  replicating 20 writes/s take about 2 cores of this 2-core machine, so the first run
+  shows the latency of a saturated machine and the second the protocol's.
 - ``netns``: 3 nodes on 3 network-namespace hosts with 10% loss and 50 ms one-way delay
   on gossip packets, as ``bench convergence --hosts netns --loss 10 --delay 50``. Skipped
   (with the reason in its result file) where namespaces, iptables or NetfilterQueue
@@ -32,8 +35,10 @@ RUNS = ("loopback16", "netns")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default=",".join(RUNS))
-    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 100)")
+    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 60)")
     parser.add_argument("--rate", type=float, default=20.0)
+    parser.add_argument("--slow-rate", type=float, default=5.0,
+                        help="a second 16-node run at this rate (0 or --quick: none)")
     parser.add_argument("--quick", action="store_true")
 
 
@@ -41,28 +46,32 @@ def say(message: str) -> None:
     print(f"[bench scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def configs(only: list[str]) -> list[MeshOptions]:
+def configs(only: list[str], rate: float, slow: float) -> list[tuple[MeshOptions, float]]:
     out = []
     if "loopback16" in only:
-        out.append(MeshOptions(nodes=16))
+        out.append((MeshOptions(nodes=16), rate))
+        if slow:
+            out.append((MeshOptions(nodes=16), slow))
     if "netns" in only:
-        out.append(MeshOptions(nodes=3, hosts="netns", loss=10.0, delay_ms=50.0))
+        out.append((MeshOptions(nodes=3, hosts="netns", loss=10.0, delay_ms=50.0), rate))
     return out
 
 
 def run(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
-    writes = args.writes or (100 if quick else 200)
+    writes = args.writes or (60 if quick else 200)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
-    for o in configs(only):
-        out = RESULTS / f"{result_name(o, quick)}.json"
+    slow = 0.0 if quick else args.slow_rate
+    for o, rate in configs(only, args.rate, slow):
+        n_writes = writes if rate >= args.rate else max(20, writes // 2)
+        out = RESULTS / f"{result_name(o, quick, rate)}.json"
         head: dict[str, Any] = {
             "benchmark": "convergence", "quick": quick,
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "command": f"python -m bench scale{' --quick' if quick else ''} "
                        f"(= convergence --nodes {o.nodes} --hosts {o.hosts}"
                        + (f" --loss {o.loss:g} --delay {o.delay_ms:g}" if o.hosts == "netns"
-                          else "") + f" --writes {writes})",
+                          else "") + f" --writes {n_writes} --rate {rate:g})",
             "machine": machine_info(),
         }
         work = Path(tempfile.mkdtemp(prefix="memnode-bench-scale-"))
@@ -70,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             timeout = 30.0 if o.hosts == "netns" else 10.0
             try:
-                r = measure(o, writes, args.rate, work, timeout=timeout, log=say)
+                r = measure(o, n_writes, rate, work, timeout=timeout, log=say)
             except MeshUnavailable as exc:
                 if o.delay_ms and "delay" in str(exc):
                     say(f"no delay here ({exc}); running with loss only")
                     o2 = MeshOptions(nodes=o.nodes, hosts=o.hosts, loss=o.loss)
-                    r = measure(o2, writes, args.rate, work, timeout=timeout, log=say)
+                    r = measure(o2, n_writes, rate, work, timeout=timeout, log=say)
                     r["delay_unavailable"] = str(exc)
                 else:
                     say(f"skipped: {exc}")

@@ -49,7 +49,7 @@ DESCRIPTION = "memnode vs the 2.01 s reference, a naive full-state puller and py
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=3)
-    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 100)")
+    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 60)")
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=1.0,
                         help="the naive baseline's pull interval (s)")
@@ -143,7 +143,7 @@ def baseline(mode: str, n: int, writes: int, rate: float, interval: float, poll_
 def run(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
     n, rate = args.nodes, args.rate
-    writes = args.writes or (100 if quick else 200)
+    writes = args.writes or (60 if quick else 200)
     out = args.json or RESULTS / ("sidebyside-quick.json" if quick else "sidebyside.json")
     plot = args.plot or out.with_suffix(".png")
     work = Path(tempfile.mkdtemp(prefix="memnode-bench-sbs-"))

@@ -33,9 +33,9 @@ DESCRIPTION = "mTLS vs --insecure: 3-node write-to-visible latency and bulk catc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 100)")
+    parser.add_argument("--writes", type=int, default=None, help="default 200 (quick 60)")
     parser.add_argument("--rate", type=float, default=20.0)
-    parser.add_argument("--memories", type=int, default=None, help="default 10000 (quick 2000)")
+    parser.add_argument("--memories", type=int, default=None, help="default 10000 (quick 1000)")
     parser.add_argument("--pairs", type=int, default=None, help="default 2 (quick 1)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT")
@@ -53,8 +53,8 @@ def _ratio(a: list[float], b: list[float]) -> float | None:
 
 def run(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
-    writes = args.writes or (100 if quick else 200)
-    memories = args.memories or (2000 if quick else 10_000)
+    writes = args.writes or (60 if quick else 200)
+    memories = args.memories or (1000 if quick else 10_000)
     pairs = args.pairs or (1 if quick else 2)
     out = args.json or RESULTS / ("tls-quick.json" if quick else "tls.json")
     work = Path(tempfile.mkdtemp(prefix="memnode-bench-tls-"))

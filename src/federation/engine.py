@@ -24,13 +24,19 @@ its origin, and a crash before persisting only leaves our watermarks behind, whi
 our next digests reveal and peers fill. The core never blocks and never raises on
 network input (bad input is counted in ``core.metrics``).
 
-When a peer joins or rejoins and the evidence is direct (discovery - see
-``peer_discovered`` for bursts -, or a message from the peer itself), an exchange
-happens at once: a digest from the peer is answered
-with what it lacks and our reply digest; any other message from a peer that was not
-alive makes us send it a digest. Rejoins learned only from third-party gossip do not
+When a peer joins or rejoins (new, new incarnation, or back from DEAD) and the
+evidence is direct - discovery (see ``peer_discovered`` for bursts) or a message
+from the peer itself - an exchange happens at once: a digest from the peer is
+answered with what it lacks and our reply digest; any other message from a DEAD peer
+makes us send it a digest. Rejoins learned only from third-party gossip do not
 trigger exchanges (every node would flood the returning peer with the same events);
 its own digests, our periodic rounds and dead-peer retries reach it.
+
+Restarting (the sidecar keeps no state): build a new core with a higher
+``incarnation``, the node's ``snapshot`` (compacted log and OriginMarks) and its log
+as ``source``, then propose the known peers with ``peer_discovered``. When ``source``
+is given the snapshot's events may omit embeddings and metadata: the core keeps
+them only for ids, seqs and kinds, and reads what it sends from the source.
 """
 
 from __future__ import annotations
@@ -161,14 +167,21 @@ class FederationCore:
         self.local_events((event,))
 
     def local_events(self, events: Iterable[Event]) -> None:
-        """Our own new events, in seq order. Raises LocalEventError on a bad one."""
-        batch = list(events)
-        for event in batch:
-            result = self.replica.append_local(event)
-            self._effects.extend(result.effects)
-        if not batch:
-            return
-        pushes = self.rumors.push(self.node_id, batch)
+        """Our own new events, in seq order, pushed at once to ``fanout`` live peers.
+        Raises LocalEventError on the first bad one (a caller bug); those before it
+        are kept and pushed."""
+        appended: list[Event] = []
+        try:
+            for event in events:
+                result = self.replica.append_local(event)
+                self._effects.extend(result.effects)
+                appended.append(event)
+        finally:
+            if appended:
+                self._push(appended)
+
+    def _push(self, events: list[Event]) -> None:
+        pushes = self.rumors.push(self.node_id, events)
         for peer in self.membership.sample_live(self.config.fanout):
             for rumor in pushes:
                 self._send(peer, rumor, "rumor")

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from federation.replica import ApplyResult
+from federation.outcome import ApplyResult
 
 
 @dataclass

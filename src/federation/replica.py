@@ -21,23 +21,7 @@ Applying: PUT/UPDATE upserts the entry (unless the memory has a tombstone: FORGE
 terminal, such an event is ignored and counted), FORGET removes the entry and keeps
 a tombstone. Each change is an :mod:`effect <federation.effects>` for the adapter.
 
-Compaction and tombstone GC: the retained log is the live entries plus tombstones.
-A tombstone is collected once causally stable (every live member's version vector
-covers it, :meth:`ReplicaState.collect_tombstones`); after that only the watermark
-remembers the memory, and it is enough: every PUT/UPDATE of that memory has a seq
-below the FORGET's, hence below the watermark of anyone who applied the FORGET, so a
-replay is dropped as a duplicate.
-
-Reconciliation (a node that missed a FORGET whose tombstone was then collected
-everywhere): collected tombstones raise the *GC floor* of the origin, which travels
-in digests and batches (a log lacks a collected tombstone only if its floor covers
-it). A node whose watermark is below the floor and that holds live entries of that
-origin may, when a run jumps its watermark over absent seqs, pass a FORGET that no
-run will ever mention again. It then sets a cursor (``resync_from = 0``) advertised
-in its digests; peers whose watermark reaches the floor answer with runs from the cursor
-(a snapshot of their compacted log), and every live entry of ours in a run's range
-that the run does not mention is deleted (``DeleteReplica(forget=None)``). The cursor
-advances with each such conclusive run until it reaches the watermark.
+Compaction, tombstone GC and reconciliation: see :mod:`federation.tombstones`.
 
 Limit: a run's range is vouched for by the member that sends it, not signed by the
 origin; an authenticated but malicious member can make receivers skip events
@@ -47,46 +31,33 @@ origin; an authenticated but malicious member can make receivers skip events
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
 from federation.errors import LocalEventError
 from federation.events import Event, EventKind
 from federation.messages import EventRun
 from federation.origin import OriginState
+from federation.outcome import ApplyResult
+from federation.tombstones import (
+    collect,
+    raise_floor,
+    reconcile,
+    skips_below_floor,
+    start_resync,
+)
 from federation.validate import Limits, RejectReason, check_event
 from federation.versions import VersionVector
 
-
-@dataclass
-class ApplyResult:
-    """What one input did to the replica. ``fresh`` lists the events that were new to
-    this node (applied, ignored-as-forgotten or buffered), for rumor forwarding."""
-
-    applied: int = 0
-    duplicates: int = 0
-    buffered: int = 0
-    overflow_dropped: int = 0
-    ignored_forgotten: int = 0
-    reconciled: int = 0
-    resyncs_started: int = 0
-    rejected: dict[RejectReason, int] = field(default_factory=dict)
-    fresh: list[Event] = field(default_factory=list)
-    effects: list[Effect] = field(default_factory=list)
-
-    def reject(self, reason: RejectReason, count: int = 1) -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + count
-
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
+__all__ = ["ApplyResult", "ReplicaSnapshot", "ReplicaState", "apply_all", "fingerprint"]
 
 
 @dataclass(frozen=True)
 class ReplicaSnapshot:
     """Durable state to rebuild the core from at restart: the compacted log (newest
     event per live memory and tombstones, every origin including our own) and the
-    last :class:`OriginMarks` persisted per origin."""
+    last :class:`OriginMarks` persisted per origin (our own origin's watermark is the
+    head of our log). Trusted as is: it is our own disk."""
 
     events: Sequence[Event] = ()
     marks: Sequence[OriginMarks] = ()
@@ -266,14 +237,14 @@ class ReplicaState:
             self._buffer(st, run, new, res)
             return res
         if resyncing:
-            self._reconcile(st, run, res, sender_watermark)
-        skips = self._skips_below_floor(st, run, len(new))
+            reconcile(st, run, res, sender_watermark, self.limits, self._apply_forget)
+        skips = skips_below_floor(st, run, len(new))
         for event in new:
             self._apply_one(st, event, res)
         if run.through_seq > st.watermark:
             st.watermark = run.through_seq
         if skips:
-            self._start_resync(st, res)
+            start_resync(st, res)
         self._drain(st, res)
         if st.resync_from is not None and st.resync_from >= st.watermark:
             st.resync_from = None
@@ -299,26 +270,12 @@ class ReplicaState:
             if run is None:
                 return
             above = [e for e in run.events if e.seq > st.watermark]
-            skips = self._skips_below_floor(st, run, len(above))
+            skips = skips_below_floor(st, run, len(above))
             for event in above:
                 self._apply_one(st, event, res, fresh=False)
             st.watermark = run.through_seq
             if skips:
-                self._start_resync(st, res)
-
-    @staticmethod
-    def _skips_below_floor(st: OriginState, run: EventRun, new: int) -> bool:
-        """Whether moving the watermark to ``run.through_seq`` jumps over absent seqs
-        while tombstones above the watermark were collected (``gc_floor``): an absent
-        seq may then be the FORGET of a memory we hold - or that this very run brings -
-        which nothing will ever mention again."""
-        return st.gc_floor > st.watermark and run.through_seq - st.watermark > new
-
-    def _start_resync(self, st: OriginState, res: ApplyResult) -> None:
-        """Reconcile from 0, if we hold anything the skipped FORGETs may concern."""
-        if st.resync_from is None and st.live:
-            st.resync_from = 0
-            res.resyncs_started += 1
+                start_resync(st, res)
 
     def _apply_one(
         self, st: OriginState, event: Event, res: ApplyResult, *, fresh: bool = True
@@ -351,60 +308,20 @@ class ReplicaState:
         if fresh:
             res.fresh.append(event)
 
-    def _reconcile(
-        self, st: OriginState, run: EventRun, res: ApplyResult, sender_watermark: int | None
-    ) -> None:
-        """A run from the reconciliation cursor: drop our live entries in its range that
-        the sender's compacted log no longer has, apply FORGETs we missed below our
-        watermark, and advance the cursor if the sender had passed the GC floor."""
-        assert st.resync_from is not None
-        high = min(run.through_seq, st.watermark)
-        seqs = {e.seq for e in run.events}
-        mentioned = {e.memory_id for e in run.events}
-        for event in list(st.retained_after(run.after_seq, high)):
-            if event.seq in seqs or event.memory_id in mentioned:
-                continue
-            if event.kind is EventKind.FORGET:
-                continue
-            del st.live[event.memory_id]
-            st.release(event.seq)
-            res.effects.append(DeleteReplica(event.memory_id, None))
-            res.reconciled += 1
-        for event in run.events:
-            if event.seq > st.watermark:
-                break
-            if event.kind is not EventKind.FORGET or event.memory_id in st.tombstones:
-                continue
-            current = st.live.get(event.memory_id)
-            if current is not None and current.seq > event.seq:
-                continue
-            if check_event(event, self.limits) is not None:
-                continue
-            self._apply_one(st, event, res, fresh=False)
-        # conclusive only if the sender vouched for a log that passed the floor: its
-        # advertised watermark (its cursor while it reconciles itself; run.through_seq
-        # proves nothing, a stale log can reach far beyond a FORGET it never saw)
-        conclusive = (sender_watermark or 0) >= st.gc_floor
-        if conclusive and run.through_seq > st.resync_from:
-            st.resync_from = run.through_seq
+    def _apply_forget(self, st: OriginState, event: Event, res: ApplyResult) -> None:
+        self._apply_one(st, event, res, fresh=False)
 
     # GC floors and tombstones ------------------------------------------------------------
     def learn_floor(self, origin: str, floor: int, res: ApplyResult) -> None:
         """A peer's log may lack tombstones of ``origin`` up to ``floor`` (it collected
         them, or applied runs that skipped them). Call before applying that peer's runs:
         a run that then jumps our watermark over a gap below the floor starts a
-        reconciliation (:meth:`_skips_below_floor`)."""
+        reconciliation (:func:`federation.tombstones.skips_below_floor`)."""
         if origin == self.node_id or floor <= 0:
             return
-        st = self._origins.get(origin)
-        if st is None:
-            st = self._state(origin)
-        if floor <= st.gc_floor:
-            return
-        st.gc_floor = floor
-        if st.resync_from is not None and floor > st.watermark:
-            st.resync_from = 0  # a higher floor: what was checked may be stale again
-        res.effects.append(self._marks(st))
+        st = self._state(origin)
+        if raise_floor(st, floor):
+            res.effects.append(self._marks(st))
 
     def collect_tombstones(self, stable: Mapping[str, int]) -> list[Effect]:
         """Drop the tombstones every live member has (seq <= stable[origin])."""
@@ -412,16 +329,10 @@ class ReplicaState:
         for origin, st in self._origins.items():
             if not st.tombstones:
                 continue
-            limit = min(stable.get(origin, 0), st.watermark)
-            gone = [(m, e.seq) for m, e in st.tombstones.items() if e.seq <= limit]
-            if not gone:
-                continue
-            for memory_id, seq in gone:
-                del st.tombstones[memory_id]
-                st.release(seq)
-                effects.append(DropTombstone(memory_id, origin, seq))
-                st.gc_floor = max(st.gc_floor, seq)
-            effects.append(self._marks(st))
+            gone = collect(st, stable.get(origin, 0))
+            if gone:
+                effects.extend(DropTombstone(m, origin, seq) for m, seq in gone)
+                effects.append(self._marks(st))
         return effects
 
     # restart -----------------------------------------------------------------------

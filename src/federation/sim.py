@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.config import FederationConfig
-from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
 from federation.engine import FederationCore
 from federation.events import (
     Event,
@@ -38,48 +37,9 @@ from federation.events import (
 )
 from federation.replica import ReplicaSnapshot
 from federation.simnet import NetConfig, SimNetwork
+from federation.simstore import SimStore
 
 SIM_MODEL = ModelId("sim-model", 384, "0123456789abcdef")
-
-
-class SimStore:
-    """A node's durable state, built only from the effects it was asked to persist
-    (plus its own events, which the node logs before calling local_event)."""
-
-    def __init__(self, node_id: str) -> None:
-        self.node_id = node_id
-        self.replicas: dict[str, Event] = {}
-        self.tombstones: dict[str, Event] = {}
-        self.own: dict[str, Event] = {}  # own compacted log: memory id -> newest event
-        self.own_seq = 0
-        self.marks: dict[str, OriginMarks] = {}
-
-    def own_event(self, event: Event) -> None:
-        self.own[event.memory_id] = event
-        self.own_seq = event.seq
-
-    def apply(self, effects: Iterable[Effect]) -> None:
-        for effect in effects:
-            if isinstance(effect, UpsertReplica):
-                self.replicas[effect.event.memory_id] = effect.event
-            elif isinstance(effect, DeleteReplica):
-                self.replicas.pop(effect.memory_id, None)
-                if effect.forget is not None:
-                    self.tombstones[effect.memory_id] = effect.forget
-            elif isinstance(effect, DropTombstone):
-                self.tombstones.pop(effect.memory_id, None)
-                own = self.own.get(effect.memory_id)
-                if own is not None and own.seq == effect.seq:
-                    del self.own[effect.memory_id]
-            else:
-                self.marks[effect.origin] = effect
-
-    def snapshot(self) -> ReplicaSnapshot:
-        events = [*self.replicas.values(), *self.tombstones.values(), *self.own.values()]
-        own = self.marks.get(self.node_id)
-        marks = [m for o, m in self.marks.items() if o != self.node_id]
-        marks.append(OriginMarks(self.node_id, self.own_seq, own.gc_floor if own else 0, None))
-        return ReplicaSnapshot(events, marks)
 
 
 @dataclass
@@ -391,42 +351,3 @@ class Simulation:
             messages_by_kind={k: v - k0.get(k, 0) for k, v in k1.items() if v - k0.get(k, 0)},
             residue=residue,
         )
-
-
-@dataclass
-class ConvergenceFigures:
-    """What bench/ reports for one mesh size."""
-
-    nodes: int
-    single: ConvergenceReport
-    """One PUT on one node, in a converged and quiet mesh."""
-    burst: ConvergenceReport
-    """``writes`` PUTs on random nodes at the same tick."""
-    writes: int
-
-
-def measure_convergence(
-    n: int,
-    writes: int,
-    *,
-    config: FederationConfig | None = None,
-    seed: int = 0,
-    seeds_per_node: int | None = 8,
-    warmup_rounds: int = 5,
-    max_rounds: float = 100,
-    net: NetConfig | None = None,
-) -> ConvergenceFigures:
-    """Rounds, messages and bytes to full convergence of a single write and of a burst
-    of ``writes`` writes, in an N-node mesh bootstrapped from ``seeds_per_node`` seeds
-    (membership spreads during ``warmup_rounds``)."""
-    sim = Simulation(n, config=config, seed=seed, net=net, seeds_per_node=seeds_per_node)
-    sim.rounds(warmup_rounds)
-    sim.run_until_converged(max_rounds)
-    sim.tracked.clear()
-    sim.put(sim.rng.randrange(n))
-    single = sim.run_until_converged(max_rounds)
-    sim.tracked.clear()
-    for _ in range(writes):
-        sim.put(sim.rng.randrange(n))
-    burst = sim.run_until_converged(max_rounds)
-    return ConvergenceFigures(n, single, burst, writes)

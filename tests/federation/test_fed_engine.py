@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from federation.config import FederationConfig
 from federation.effects import OriginMarks, UpsertReplica
 from federation.engine import FederationCore
@@ -17,9 +19,8 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "federation"
 # The pure core: every module of the package except the adapters written around it.
 CORE_MODULES = [
     "__init__", "antientropy", "config", "effects", "engine", "errors", "events", "log",
-    "membership",
-    "messages", "metrics", "origin", "replica", "rumor", "sim", "simnet", "sizes",
-    "validate", "versions",
+    "membership", "messages", "metrics", "origin", "outcome", "replica", "rumor", "sim",
+    "simbench", "simnet", "simstore", "sizes", "tombstones", "validate", "versions",
 ]
 FORBIDDEN = {"grpc", "chromadb", "asyncio", "socket", "threading", "zeroconf", "google",
              "time", "selectors", "subprocess", "multiprocessing", "federation.v1"}
@@ -200,3 +201,18 @@ def test_the_package_exports_the_core_api() -> None:
     from federation import engine, messages
 
     assert engine.FederationCore in exported and messages.EventBatch in exported
+
+
+def test_local_events_must_be_ours_and_in_order() -> None:
+    from federation.errors import LocalEventError
+
+    me = core(140)
+    mine, other = Origin(140), Origin(141)
+    first = mine.put("a")
+    with pytest.raises(LocalEventError):
+        me.local_events([first, mine.put("b"), other.put("x")])
+    assert me.version_vector() == {me.node_id: 2}  # the two before the bad one are kept
+    skipped = Origin(140)
+    skipped.seq = 5
+    with pytest.raises(LocalEventError):
+        me.local_event(skipped.put("gap"))  # seq 6, expected 3

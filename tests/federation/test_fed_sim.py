@@ -142,12 +142,14 @@ def test_a_64_node_mesh_converges() -> None:
     single = sim.put(7)
     report = sim.run_until_converged(10)
     assert report.converged
-    # One write: a rumor with fanout 3 reaches ~95% of the nodes in about log3(64) + 2
-    # = 6 hops (ticks); the rest (fanout 3: ~exp(-3) = 5%) learn it at their next
-    # exchange, and every node exchanges at least once per round (10 ticks). Measured:
-    # 12-17 ticks over seeds 1-5; the bound leaves room for an unlucky node.
+    # One write: a rumor with fanout 3 reaches most nodes in about log3(64) + 2 = 6
+    # hops (ticks); the few it misses (about exp(-3) = 5%, more while membership is
+    # still partial) get it at their next exchange, and every node starts one exchange
+    # per round (10 ticks) and is picked by about one other. So 1-2 rounds. Measured
+    # over simulator seeds 1-10: 12-22 ticks, residue after round 1 of 2-16%; 20
+    # writes at once: 10-20 ticks. The bounds leave a round for an unlucky node.
     assert report.ticks <= 30, report
-    assert report.residue[0] < 0.15
+    assert report.residue[0] < 0.25
     for n in range(20):
         sim.put((n * 13) % 64)
     report = sim.run_until_converged(10)

@@ -1,0 +1,49 @@
+"""The simulator's "disk": a node's durable state, built only from its effects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.events import Event
+from federation.replica import ReplicaSnapshot
+
+
+class SimStore:
+    """A node's durable state, built only from the effects it was asked to persist
+    (plus its own events, which the node logs before calling local_event)."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.replicas: dict[str, Event] = {}
+        self.tombstones: dict[str, Event] = {}
+        self.own: dict[str, Event] = {}  # own compacted log: memory id -> newest event
+        self.own_seq = 0
+        self.marks: dict[str, OriginMarks] = {}
+
+    def own_event(self, event: Event) -> None:
+        self.own[event.memory_id] = event
+        self.own_seq = event.seq
+
+    def apply(self, effects: Iterable[Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, UpsertReplica):
+                self.replicas[effect.event.memory_id] = effect.event
+            elif isinstance(effect, DeleteReplica):
+                self.replicas.pop(effect.memory_id, None)
+                if effect.forget is not None:
+                    self.tombstones[effect.memory_id] = effect.forget
+            elif isinstance(effect, DropTombstone):
+                self.tombstones.pop(effect.memory_id, None)
+                own = self.own.get(effect.memory_id)
+                if own is not None and own.seq == effect.seq:
+                    del self.own[effect.memory_id]
+            else:
+                self.marks[effect.origin] = effect
+
+    def snapshot(self) -> ReplicaSnapshot:
+        events = [*self.replicas.values(), *self.tombstones.values(), *self.own.values()]
+        own = self.marks.get(self.node_id)
+        marks = [m for o, m in self.marks.items() if o != self.node_id]
+        marks.append(OriginMarks(self.node_id, self.own_seq, own.gc_floor if own else 0, None))
+        return ReplicaSnapshot(events, marks)

@@ -104,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                     "tls_catchup_per_s": median(thr(True)) if thr(True) else None},
         "loadavg_at_end": load_average(),
     }
+    result["medians"] = {k: (round(v, 2) if isinstance(v, float) else v)
+                         for k, v in result["medians"].items()}
     write_json(out, result)
     md = result["medians"]
     print(f"mTLS vs plaintext, {pairs} pair(s), same run:\n"

@@ -16,7 +16,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import NodeHandle, NodeProcess, start_node  # noqa: E402
+from helpers import STARTED, NodeHandle, NodeProcess, start_node  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +45,15 @@ def node(node_factory) -> NodeHandle:  # type: ignore[no-untyped-def]
     return node_factory()
 
 
+@pytest.fixture(autouse=True)
+def _no_leftover_node_processes() -> Iterator[None]:
+    """Whatever happens in a test, the node processes it started are killed after it."""
+    yield
+    while STARTED:
+        STARTED.pop().kill()
+
+
 @pytest.fixture
-def procs() -> Iterator[list[NodeProcess]]:
-    """Node processes a test starts; killed at the end whatever happened."""
-    started: list[NodeProcess] = []
-    yield started
-    for proc in started:
-        proc.kill()
+def procs() -> list[NodeProcess]:
+    """A list to keep a test's node processes in (all are killed after the test)."""
+    return []

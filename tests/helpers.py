@@ -111,6 +111,10 @@ def run_cli(*args: str, addr: str | None = None, input: str | None = None,
                           input=input, timeout=timeout)
 
 
+STARTED: list[NodeProcess] = []
+"""Every node process started; the test fixture kills what a test leaves running."""
+
+
 @dataclass
 class NodeProcess:
     """``memnode serve`` in its own process (its own process group)."""
@@ -126,6 +130,7 @@ class NodeProcess:
                           *self.extra)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, start_new_session=True)
+        STARTED.append(self)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until the ready line or the exit
         if not line:

@@ -132,7 +132,8 @@ def sim_rows() -> list[Row]:
         ticks, ae = r["ticks_to_converge"], r["rounds_to_converge"]
         rows.append((f"Simulated {n} nodes: 100% of nodes (fanout {data['fanout']}, "
                      f"{r['writes']} writes)", f"<= {limit} rounds",
-                     f"{ticks} ticks = message hops ({ae} anti-entropy rounds; "
+                     f"worst write {ticks} ticks = message hops, median write "
+                     f"{r['median_write_ticks']} ({ae} anti-entropy rounds; "
                      f"{ticks * data.get('tick_ms', 100) / 1000:g} s at the lan preset's "
                      f"{data.get('tick_ms', 100)} ms ticks); 99.99% in {r['ticks_to_99_99']}; "
                      f"log2 N {r['log2_n']}; Serf model {r['serf_rounds']} rounds "

@@ -5,7 +5,9 @@
 - ``loopback16``: 16 nodes on loopback (star), as ``bench convergence --nodes 16``, at
   the default 20 writes/s, and again at 5 writes/s (``--slow-rate``): 16 node processes
   replicating 20 writes/s take about 2 cores of this 2-core machine, so the first run
-  shows the latency of a saturated machine and the second the protocol's.
+  shows the latency of a saturated machine and the second the protocol's; the slow
+  run is repeated with the ``lan`` preset (fanout 3, 10 hops), the one meant for tens
+  of nodes (``local``: fanout 2, 3 hops, for a few nodes on one host).
 - ``netns``: 3 nodes on 3 network-namespace hosts with 10% loss and 50 ms one-way delay
   on gossip packets, as ``bench convergence --hosts netns --loss 10 --delay 50``. Skipped
   (with the reason in its result file) where namespaces, iptables or NetfilterQueue
@@ -27,7 +29,7 @@ from typing import Any
 
 from bench._common import RESULTS, load_average, machine_info, write_json
 from bench._mesh import MeshOptions, MeshUnavailable
-from bench.convergence import measure, result_name, table
+from bench.convergence import measure, pick_median, result_name, table
 
 DESCRIPTION = "convergence at 16 nodes on loopback and across netns hosts with loss + delay"
 RUNS = ("loopback16", "netns")
@@ -39,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--slow-rate", type=float, default=5.0,
                         help="a second 16-node run at this rate (0 or --quick: none)")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs per configuration, the median p99 run reported "
+                             "(default 3; quick 1)")
     parser.add_argument("--quick", action="store_true")
 
 
@@ -52,6 +57,7 @@ def configs(only: list[str], rate: float, slow: float) -> list[tuple[MeshOptions
         out.append((MeshOptions(nodes=16), rate))
         if slow:
             out.append((MeshOptions(nodes=16), slow))
+            out.append((MeshOptions(nodes=16, preset="lan"), slow))
     if "netns" in only:
         out.append((MeshOptions(nodes=3, hosts="netns", loss=10.0, delay_ms=50.0), rate))
     return out
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     writes = args.writes or (60 if quick else 200)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     slow = 0.0 if quick else args.slow_rate
+    repeat = args.repeat or (1 if quick else 3)
     for o, rate in configs(only, args.rate, slow):
         n_writes = writes if rate >= args.rate else max(20, writes // 2)
         out = RESULTS / f"{result_name(o, quick, rate)}.json"
@@ -79,12 +86,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             timeout = 30.0 if o.hosts == "netns" else 10.0
             try:
-                r = measure(o, n_writes, rate, work, timeout=timeout, log=say)
+                r = pick_median([measure(o, n_writes, rate, work / f"run{k}",
+                                         timeout=timeout, log=say) for k in range(repeat)])
             except MeshUnavailable as exc:
                 if o.delay_ms and "delay" in str(exc):
                     say(f"no delay here ({exc}); running with loss only")
                     o2 = MeshOptions(nodes=o.nodes, hosts=o.hosts, loss=o.loss)
-                    r = measure(o2, n_writes, rate, work, timeout=timeout, log=say)
+                    r = measure(o2, n_writes, rate, work / "loss-only", timeout=timeout,
+                                log=say)
                     r["delay_unavailable"] = str(exc)
                 else:
                     say(f"skipped: {exc}")

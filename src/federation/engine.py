@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from federation.antientropy import AntiEntropy
 from federation.config import FederationConfig
@@ -60,7 +60,7 @@ from federation.messages import (
 )
 from federation.metrics import Metrics
 from federation.replica import ApplyResult, ReplicaSnapshot, ReplicaState
-from federation.rumor import Rumors
+from federation.rumor import Rumors, seen_by, seen_mask
 from federation.sizes import batch_size, digest_size, message_size
 from federation.validate import Limits, RejectReason
 from federation.versions import VersionVector, stable
@@ -181,8 +181,10 @@ class FederationCore:
                 self._push(appended)
 
     def _push(self, events: list[Event]) -> None:
-        pushes = self.rumors.push(self.node_id, events)
-        for peer in self.membership.sample_live(self.config.fanout):
+        targets = self.membership.sample_live(self.config.fanout)
+        seen = seen_mask([self.node_id, *targets])
+        pushes = [replace(r, rumor_seen=seen) for r in self.rumors.push(self.node_id, events)]
+        for peer in targets:
             for rumor in pushes:
                 self._send(peer, rumor, "rumor")
                 self.metrics.rumors_pushed += 1
@@ -365,8 +367,12 @@ class FederationCore:
             self._start_exchange(peer)  # reconcile with the peer that told us, now
         forwards = self.rumors.forward(self.node_id, batch, result.fresh)
         if forwards:
-            exclude = {peer} | {e.origin for e in result.fresh}
-            for target in self.membership.sample_live(c.fanout, exclude):
+            reached = seen_by(self.membership.live_ids(), batch.rumor_seen)
+            exclude = {peer, *reached} | {e.origin for e in result.fresh}
+            targets = self.membership.sample_live(c.fanout, exclude)
+            seen = seen_mask([self.node_id, *targets])
+            forwards = [replace(rumor, rumor_seen=seen) for rumor in forwards]
+            for target in targets:
                 for rumor in forwards:
                     self._send(target, rumor, "rumor")
                     self.metrics.rumors_forwarded += 1

@@ -58,6 +58,12 @@ class EventBatch:
     rumor_hops: int = 0
     watermarks: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     gc_floors: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    rumor_seen: int = 0
+    """A rumor's 64-bit mask of the nodes known to have been sent it (the sender and
+    the peers it pushed it to, one bit per node id: :func:`federation.rumor.seen_bit`).
+    A receiver does not forward to peers whose bit is set: in a small mesh the origin's
+    own push reaches everyone and nobody forwards. A false positive only skips a
+    forward, which other paths or anti-entropy make up."""
 
     @property
     def event_count(self) -> int:
@@ -141,6 +147,8 @@ def batch_is_well_formed(batch: EventBatch, *, max_events: int) -> bool:
     if not isinstance(batch.sender, str) or not batch.sender:
         return False
     if not isinstance(batch.runs, tuple) or not _is_int(batch.rumor_hops):
+        return False
+    if not _is_int(batch.rumor_seen) or batch.rumor_seen >= 1 << 64:
         return False
     if not all(isinstance(r, EventRun) and isinstance(r.events, tuple) for r in batch.runs):
         return False

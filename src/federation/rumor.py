@@ -5,6 +5,10 @@
 - A node that receives a rumor forwards the events that were *new to it* (applied or
   buffered; duplicates never) to ``fanout`` other live peers, with ``hops + 1``,
   unless ``hops`` reached ``rumor_max_hops``.
+- Every rumor carries ``rumor_seen``, a 64-bit mask of its sender and the peers that
+  sender pushed it to; a receiver forwards only to peers outside it. In a mesh no
+  bigger than ``fanout + 1`` the origin's push reaches everyone and nobody forwards:
+  each replica receives each event once.
 
 Every node forwards an event at most once (the second copy is a duplicate), so a
 write costs at most about N * fanout messages and stops by itself; the hop limit
@@ -17,12 +21,31 @@ watermarks or GC floors.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from federation.config import FederationConfig
 from federation.events import Event
 from federation.messages import EventBatch, EventRun
 from federation.sizes import BATCH_OVERHEAD, RUN_OVERHEAD, event_size
+
+
+def seen_bit(node_id: str) -> int:
+    """The bit of ``node_id`` in a rumor's ``rumor_seen`` mask."""
+    digest = hashlib.blake2b(node_id.encode("utf-8"), digest_size=1).digest()
+    return 1 << (digest[0] % 64)
+
+
+def seen_mask(node_ids: Iterable[str]) -> int:
+    mask = 0
+    for node_id in node_ids:
+        mask |= seen_bit(node_id)
+    return mask
+
+
+def seen_by(peers: Iterable[str], mask: int) -> list[str]:
+    """The peers a rumor with ``mask`` has (probably) reached already."""
+    return [p for p in peers if mask & seen_bit(p)]
 
 
 def _run_of(events: list[Event]) -> EventRun:

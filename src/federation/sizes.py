@@ -106,9 +106,11 @@ def event_size(event: Event) -> int:
 
 
 def run_size(run: EventRun) -> int:
+    """Events inside a run travel without their origin (the run's; federation.wire)."""
     size = _str_field(run.origin) + _int_field(run.after_seq) + _int_field(run.through_seq)
     for event in run.events:
-        size += _len_field(event_size(event))
+        elided = _str_field(event.origin) if event.origin == run.origin else 0
+        size += _len_field(event_size(event) - elided)
     return size
 
 
@@ -121,6 +123,8 @@ BATCH_OVERHEAD = 64
 
 def batch_size(batch: EventBatch) -> int:
     size = _str_field(batch.sender) + _int_field(batch.rumor_hops)
+    if batch.rumor_seen:
+        size += 9  # fixed64
     for run in batch.runs:
         size += _len_field(run_size(run))
     return size + _seq_map_size(batch.watermarks) + _seq_map_size(batch.gc_floors)

@@ -86,11 +86,19 @@ def event_from_bytes(data: bytes) -> Event:
 
 
 def run_to_proto(run: EventRun) -> fpb.EventRun:
-    return fpb.EventRun(origin=run.origin, after_seq=run.after_seq, through_seq=run.through_seq,
-                        events=[event_to_proto(e) for e in run.events])
+    """Events inside a run leave out their origin (the run's): 22 bytes each."""
+    msg = fpb.EventRun(origin=run.origin, after_seq=run.after_seq, through_seq=run.through_seq,
+                       events=[event_to_proto(e) for e in run.events])
+    for event in msg.events:
+        if event.origin == run.origin:
+            event.ClearField("origin")
+    return msg
 
 
 def run_from_proto(msg: fpb.EventRun) -> EventRun:
+    for event in msg.events:
+        if not event.origin:
+            event.origin = msg.origin
     return EventRun(msg.origin, msg.after_seq, msg.through_seq,
                     tuple(event_from_proto(e) for e in msg.events))
 
@@ -99,7 +107,7 @@ def batch_to_proto(batch: EventBatch) -> fpb.EventBatch:
     return fpb.EventBatch(
         sender=batch.sender, runs=[run_to_proto(r) for r in batch.runs],
         rumor_hops=batch.rumor_hops, watermarks=dict(batch.watermarks),
-        gc_floors=dict(batch.gc_floors),
+        gc_floors=dict(batch.gc_floors), rumor_seen=batch.rumor_seen,
     )
 
 
@@ -107,7 +115,7 @@ def batch_from_proto(msg: fpb.EventBatch) -> EventBatch:
     return EventBatch(
         sender=msg.sender, runs=tuple(run_from_proto(r) for r in msg.runs),
         rumor_hops=msg.rumor_hops, watermarks=dict(msg.watermarks),
-        gc_floors=dict(msg.gc_floors),
+        gc_floors=dict(msg.gc_floors), rumor_seen=msg.rumor_seen,
     )
 
 

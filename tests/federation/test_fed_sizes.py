@@ -1,49 +1,17 @@
-"""The size model (federation.sizes) equals real protobuf serialization."""
+"""The size model (federation.sizes) equals the real wire form (federation.wire)."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.events import Event, EventKind, MetaValue, ModelId, SharedPrivacy, sign
+from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
 from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat
 from federation.sizes import batch_size, digest_size, event_size, run_size
 from federation.v1 import federation_pb2 as fpb
-from memnode.v1 import memnode_pb2 as mpb
+from federation.wire import batch_to_proto, event_to_proto, run_to_proto
 
 from fedkit import key, node_id
-
-
-def _value(value: MetaValue) -> mpb.Value:
-    if isinstance(value, bool):
-        return mpb.Value(b=value)
-    if isinstance(value, int):
-        return mpb.Value(i=value)
-    if isinstance(value, float):
-        return mpb.Value(f=value)
-    return mpb.Value(s=value)
-
-
-def to_proto(event: Event) -> fpb.Event:
-    msg = fpb.Event(
-        origin=event.origin, seq=event.seq, local_id=event.local_id,
-        kind=int(event.kind),  # type: ignore[arg-type]
-        privacy=int(event.privacy),  # type: ignore[arg-type]
-        timestamp_ms=event.timestamp_ms, embedding=event.embedding,
-        public_key=event.public_key, signature=event.signature,
-    )
-    if event.model is not None:
-        msg.model.CopyFrom(mpb.ModelIdentity(
-            name=event.model.name, dim=event.model.dim, fingerprint=event.model.fingerprint))
-    for k, v in event.metadata.items():
-        msg.metadata[k].CopyFrom(_value(v))
-    return msg
-
-
-def run_proto(run: EventRun) -> fpb.EventRun:
-    return fpb.EventRun(origin=run.origin, after_seq=run.after_seq, through_seq=run.through_seq,
-                        events=[to_proto(e) for e in run.events])
-
 
 texts = st.text(max_size=40)
 meta_values = st.one_of(
@@ -75,20 +43,18 @@ def events(draw: st.DrawFn) -> Event:
 @settings(max_examples=150, deadline=None)
 @given(events())
 def test_event_size(event: Event) -> None:
-    assert event_size(event) == len(to_proto(event).SerializeToString())
+    assert event_size(event) == len(event_to_proto(event).SerializeToString())
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(events(), max_size=4), st.integers(0, 1 << 33), st.integers(0, 300))
-def test_run_and_batch_size(evs: list[Event], after: int, hops: int) -> None:
+@given(st.lists(events(), max_size=4), st.integers(0, 1 << 33), st.integers(0, 300),
+       st.integers(0, (1 << 64) - 1))
+def test_run_and_batch_size(evs: list[Event], after: int, hops: int, seen: int) -> None:
     run = EventRun(node_id(1), after, after + len(evs), tuple(evs))
-    assert run_size(run) == len(run_proto(run).SerializeToString())
-    batch = EventBatch(node_id(2), (run, run), hops, {node_id(1): after + 7}, {node_id(1): after})
-    msg = fpb.EventBatch(sender=batch.sender, runs=[run_proto(run), run_proto(run)],
-                         rumor_hops=hops)
-    msg.watermarks[node_id(1)] = after + 7
-    msg.gc_floors[node_id(1)] = after
-    assert batch_size(batch) == len(msg.SerializeToString())
+    assert run_size(run) == len(run_to_proto(run).SerializeToString())
+    batch = EventBatch(node_id(2), (run, run), hops, {node_id(1): after + 7}, {node_id(1): after},
+                       rumor_seen=seen)
+    assert batch_size(batch) == len(batch_to_proto(batch).SerializeToString())
 
 
 @settings(max_examples=60, deadline=None)

@@ -65,7 +65,7 @@ class EventRun(_message.Message):
     def __init__(self, origin: _Optional[str] = ..., after_seq: _Optional[int] = ..., through_seq: _Optional[int] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
-    __slots__ = ("sender", "runs", "rumor_hops", "watermarks", "gc_floors")
+    __slots__ = ("sender", "runs", "rumor_hops", "watermarks", "gc_floors", "rumor_seen")
     class WatermarksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -85,12 +85,14 @@ class EventBatch(_message.Message):
     RUMOR_HOPS_FIELD_NUMBER: _ClassVar[int]
     WATERMARKS_FIELD_NUMBER: _ClassVar[int]
     GC_FLOORS_FIELD_NUMBER: _ClassVar[int]
+    RUMOR_SEEN_FIELD_NUMBER: _ClassVar[int]
     sender: str
     runs: _containers.RepeatedCompositeFieldContainer[EventRun]
     rumor_hops: int
     watermarks: _containers.ScalarMap[str, int]
     gc_floors: _containers.ScalarMap[str, int]
-    def __init__(self, sender: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[EventRun, _Mapping]]] = ..., rumor_hops: _Optional[int] = ..., watermarks: _Optional[_Mapping[str, int]] = ..., gc_floors: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    rumor_seen: int
+    def __init__(self, sender: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[EventRun, _Mapping]]] = ..., rumor_hops: _Optional[int] = ..., watermarks: _Optional[_Mapping[str, int]] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., rumor_seen: _Optional[int] = ...) -> None: ...
 
 class MemberHeartbeat(_message.Message):
     __slots__ = ("node_id", "incarnation", "heartbeat", "address")

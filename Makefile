@@ -35,7 +35,13 @@ typecheck: $(STAMP)
 proto: $(STAMP)
 	$(PY) scripts/genproto.py
 
-bench: $(STAMP)
+BENCH_STAMP := .venv/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) -m bench all --quick
 
 clean:

@@ -81,7 +81,7 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
     return NodeHandle(node, server, Client(server.address, timeout=10), data_dir, sidecar)
 
 
-def wait_for(condition: Callable[[], T], what: str, timeout: float = 30.0,
+def wait_for(condition: Callable[[], T], what: str, timeout: float = 60.0,
              interval: float = 0.02) -> T:
     """Poll ``condition`` until it returns a truthy value; fail saying what was awaited."""
     deadline = time.monotonic() + timeout

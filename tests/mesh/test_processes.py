@@ -114,7 +114,8 @@ def test_wiped_node_rejoins_as_a_new_node_and_gets_everything(tmp_path: Path,
     a, b = procs[0].client(), procs[1].client()
     a.remember_batch([NewMemory(f"kept by a {i}") for i in range(40)])
     b.remember_batch([NewMemory(f"kept by b {i}") for i in range(10)])
-    wait_for(lambda: b.status().memories["replicated"] == 40, "b to replicate a")
+    wait_for(lambda: [a.status().memories["replicated"], b.status().memories["replicated"]]
+             == [10, 40], "a and b to replicate each other")
     old_id = procs[1].ready["node_id"]
     procs[1].kill()
     shutil.rmtree(procs[1].data_dir)

@@ -138,13 +138,24 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _load_text(results: dict[str, Any]) -> str:
+    """How busy the shared machine was: 1-minute load average at start and its peak."""
+    start = results.get("machine", {}).get("loadavg_at_start") or []
+    samples = [s[0] for s in results.get("loadavg", []) if s]
+    if not start:
+        return ""
+    text = f", 1-min load average {start[0]:g} at start"
+    if samples:
+        text += f", up to {max(samples):g} at section ends (other jobs share the 2 CPUs)"
+    return text
+
+
 def notes(results: dict[str, Any]) -> list[str]:
     m = results.get("machine", {})
     out = [f"Machine: {m.get('cpus')} CPUs ({m.get('cpu_model', '')}), Python "
            f"{m.get('python')}, chromadb {m.get('versions', {}).get('chromadb')}, memnode "
            f"{m.get('memnode_revision')}; {results.get('started_at', '')}, "
-           f"{'--quick' if results.get('quick') else 'full run'}, load average "
-           f"{m.get('loadavg_at_start')} at start (1/5/15 min)."]
+           f"{'--quick' if results.get('quick') else 'full run'}{_load_text(results)}."]
     recall = results.get("recall", {})
     if recall.get("sizes"):
         setup = recall["setup"]

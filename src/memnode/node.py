@@ -35,7 +35,7 @@ from memnode.ingest import RememberInput, RememberResult, prepare
 from memnode.lock import DataDirLock
 from memnode.metakey import MetadataKey
 from memnode.metrics import NodeMetrics
-from memnode.replication import sync_replicas
+from memnode.replication import apply_replica_effects, sync_replicas
 from memnode.store import ChromaStore
 
 log = logging.getLogger("memnode.node")
@@ -163,7 +163,7 @@ class Node:
                     self._replay_journal()
                     self._apply_failed = False
                 else:
-                    sync_replicas(self.log, self.store, memory_ids)
+                    apply_replica_effects(self.store, effects)
                     self.log.journal_done(jseq)
             except Exception:
                 self._apply_failed = True

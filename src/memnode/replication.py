@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from federation.effects import Effect
+from federation.effects import DeleteReplica, Effect, UpsertReplica
 from federation.events import Event, EventKind
 from federation.messages import EventRun
 from federation.ports import NodeInfo, PeerInfo
@@ -58,6 +58,25 @@ def sync_replicas(log: EventLog, store: ChromaStore, memory_ids: Sequence[str]) 
     if upserts:
         changed = {m for m, e in upserts.items() if e.kind == EventKind.UPDATE}
         store.upsert_replicas([replica_record(e) for e in upserts.values()], changed)
+    if deletes:
+        store.delete_replicas(deletes)
+
+
+def apply_replica_effects(store: ChromaStore, effects: Sequence[Effect]) -> None:
+    """Bring Chroma's replicas in line with a batch of effects just written to the log:
+    the last effect on a memory wins (what :func:`sync_replicas` would read back from
+    the log, without reading it back)."""
+    final: dict[str, Event | None] = {}
+    for effect in effects:
+        if isinstance(effect, UpsertReplica):
+            final[effect.event.memory_id] = effect.event
+        elif isinstance(effect, DeleteReplica):
+            final[effect.memory_id] = None
+    upserts = [e for e in final.values() if e is not None]
+    if upserts:
+        changed = {e.memory_id for e in upserts if e.kind == EventKind.UPDATE}
+        store.upsert_replicas([replica_record(e) for e in upserts], changed)
+    deletes = [m for m, e in final.items() if e is None]
     if deletes:
         store.delete_replicas(deletes)
 

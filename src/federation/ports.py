@@ -69,3 +69,43 @@ class ReplicaPort(Protocol):
     def report_peers(self, peers: Sequence[PeerInfo]) -> None:
         """Tell the node what its peers look like (for its Status)."""
         ...
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What this sidecar may tell a discovery mechanism about itself."""
+
+    node_id: str
+    address: str  # HOST:PORT peers should dial for gossip
+    federation_id: str  # the CA certificate's SHA-256 fingerprint (hex), or "insecure"
+    protocol_version: int
+
+
+class Discovery(Protocol):
+    """Proposes candidate peer addresses. It never admits a peer: the sidecar asks each
+    candidate who it is (Identify, over mTLS when on) and only then tells the core.
+
+    Adapters live in ``federation.io.discovery`` (static, zeroconf, dns); the sidecar
+    takes a list of them. ``candidates`` is called from the sidecar's threads at any
+    time and must be cheap and thread-safe; ``on_change`` may be called from any
+    thread of the adapter's when the set changes (the sidecar then re-reads it).
+    """
+
+    @property
+    def name(self) -> str:
+        """How a peer was found, for ``memnode status`` ("static", "zeroconf",
+        "dns:NAME")."""
+        ...
+
+    def start(self, me: Announcement, on_change: Callable[[], None]) -> None:
+        """Begin announcing ``me`` (where the mechanism announces) and looking."""
+        ...
+
+    def candidates(self) -> frozenset[str]:
+        """The HOST:PORT addresses proposed now; vanished ones are no longer listed.
+        Never this node's own address."""
+        ...
+
+    def stop(self) -> None:
+        """Withdraw announcements and stop looking (idempotent)."""
+        ...

@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m memnode.demo
+	$(PY) -m memnode.cli.demo
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests bench scripts

@@ -113,11 +113,11 @@ def child_env(**extra: str) -> dict[str, str]:
 
 def memnode_cmd() -> list[str]:
     """The ``memnode`` entry point installed next to this interpreter (what a user runs),
-    else ``python -m memnode.cli``."""
+    else ``python -m memnode.cli.main``."""
     script = Path(sys.executable).parent / "memnode"
     if script.is_file() and os.access(script, os.X_OK):
         return [str(script)]
-    return [sys.executable, "-m", "memnode.cli"]
+    return [sys.executable, "-m", "memnode.cli.main"]
 
 
 def timed_run(cmd: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> float:

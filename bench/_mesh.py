@@ -252,7 +252,7 @@ class Mesh:
                         prefix=("ip", "netns", "exec", host.netns))
 
     def _credentials(self) -> list[Path]:
-        from federation.credentials import init_federation, issue_node
+        from federation.io.pki import init_federation, issue_node
 
         fed = self.work / "federation"
         init_federation(fed, name="bench federation")

@@ -70,11 +70,11 @@ def _suffix(seed: int, index: int) -> str:
 def populate(args: argparse.Namespace) -> dict[str, Any]:
     import grpc
 
+    from memnode.api.server import NodeServer
     from memnode.config import NodeConfig
-    from memnode.domain import Privacy, ReplicaRecord
-    from memnode.embedder import HashEmbedder
-    from memnode.node import Node
-    from memnode.server import NodeServer
+    from memnode.embedders import HashEmbedder
+    from memnode.node.domain import Privacy, ReplicaRecord
+    from memnode.node.node import Node
     from memnode.v1 import memnode_pb2 as pb
     from memnode.v1 import memnode_pb2_grpc as pb_grpc
 

@@ -27,7 +27,7 @@ RAW_ENCODERS = {
     "minilm": "SentenceTransformer(all-MiniLM-L6-v2).encode(texts, normalize_embeddings=True) "
               "(library defaults: batch_size=32)",
     "minilm-int8": "onnxruntime + tokenizers on the int8 ONNX model "
-                   "(memnode.embedder.OnnxEmbedder, the node's own thin adapter)",
+                   "(memnode.embedders.OnnxEmbedder, the node's own thin adapter)",
 }
 
 
@@ -54,7 +54,7 @@ def raw_encoder(embedder: str, cache: dict[str, Encode]) -> Encode:
             return model.encode(texts, convert_to_numpy=True, normalize_embeddings=True,
                                 show_progress_bar=False)
     elif embedder == "minilm-int8":
-        from memnode.embedder import OnnxEmbedder
+        from memnode.embedders import OnnxEmbedder
 
         encode = OnnxEmbedder().embed
     else:

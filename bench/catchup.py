@@ -130,7 +130,7 @@ def measure_catchup(memories: int, work: Path, *, tls: bool = False,
     work.mkdir(parents=True, exist_ok=True)
     creds: list[Path | None] = [None, None]
     if tls:
-        from federation.credentials import init_federation, issue_node
+        from federation.io.pki import init_federation, issue_node
 
         init_federation(work / "federation", name="bench federation")
         creds = [issue_node(work / "federation", f"node{i}", work / f"creds{i}")

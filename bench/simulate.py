@@ -1,5 +1,5 @@
 """The pure replication core at scale: N FederationCores in one process over the
-simulator's network (federation.sim), no sockets, no clock.
+simulator's network (federation.sim.simulation), no sockets, no clock.
 
     python -m bench simulate --nodes 16,64,256,1000,10000 [--writes 10] [--loss PCT]
         [--fanout F] [--partition FRACTION:ROUNDS] [--json OUT] [--plot OUT.png]
@@ -71,8 +71,8 @@ def say(message: str) -> None:
 
 def one(n: int, args: argparse.Namespace, writes: int) -> dict[str, Any]:
     from federation.config import FederationConfig
-    from federation.sim import Simulation
-    from federation.simnet import NetConfig
+    from federation.sim.network import NetConfig
+    from federation.sim.simulation import Simulation
 
     preset = {"local": FederationConfig.local, "lan": FederationConfig.lan,
               "kubernetes": FederationConfig.kubernetes}[args.preset]

@@ -56,9 +56,9 @@ def say(message: str) -> None:
 def digest_bytes(sender: str, address: str, vv: dict[str, int], peers: list[dict[str, Any]],
                  incarnation: int, heartbeat: int) -> dict[str, int]:
     """Serialized GossipMessage sizes of a digest and its reply, and the size model's."""
+    from federation.io.wire import message_to_proto
     from federation.messages import Digest, MemberHeartbeat
     from federation.sizes import digest_size
-    from federation.wire import message_to_proto
 
     members = tuple(MemberHeartbeat(p["node_id"], incarnation, heartbeat, p["address"])
                     for p in peers)
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
                         "heartbeat": 86_400 * 1000 // tick_ms,
                         "how": "node 0's real digest with each origin's seq scaled to a "
                                "100,000-event log and a day's heartbeat; serialized by "
-                               "federation.wire (not sent through gRPC)"},
+                               "federation.io.wire (not sent through gRPC)"},
         "targets": {"entry_bytes": TARGET_ENTRY_B, "exchange_bytes": TARGET_DIGEST_B},
         "loadavg_at_end": load_average(),
     })

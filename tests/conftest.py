@@ -21,7 +21,7 @@ from helpers import STARTED, NodeHandle, NodeProcess, start_node  # noqa: E402
 
 @pytest.fixture(scope="session")
 def hash_embedder():  # type: ignore[no-untyped-def]
-    from memnode.embedder import HashEmbedder
+    from memnode.embedders import HashEmbedder
 
     return HashEmbedder()
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from federation.sidecar import Sidecar
-from federation.sidecar_config import SidecarConfig
+from federation.io.sidecar import Sidecar
+from federation.io.sidecar_config import SidecarConfig
+from memnode.api.server import NodeServer, build_security, with_federation_key
 from memnode.client import Client
 from memnode.config import NodeConfig
-from memnode.node import Node
-from memnode.server import NodeServer, build_security, with_federation_key
+from memnode.node.node import Node
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -99,7 +99,7 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float = 60.0,
 
 
 def memnode_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "memnode.cli", *args]
+    return [sys.executable, "-m", "memnode.cli.main", *args]
 
 
 def run_cli(*args: str, addr: str | None = None, input: str | None = None,

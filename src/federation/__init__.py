@@ -7,14 +7,14 @@ The pure replication core (no I/O; driven by ticks and messages):
 - :mod:`federation.validate` - validation of events from the network
 - :mod:`federation.origin`, :mod:`federation.replica` - per-origin state, the apply
   rule, compaction, tombstone GC and reconciliation
-- :mod:`federation.log` - the EventSource port and its in-memory twin
+- :mod:`federation.eventsource` - the EventSource port and its in-memory twin
 - :mod:`federation.antientropy`, :mod:`federation.rumor` - digests and deltas,
   push-on-write
 - :mod:`federation.membership` - heartbeats, suspect/dead/reaped
 - :mod:`federation.engine` - FederationCore, Ready/advance
 - :mod:`federation.messages`, :mod:`federation.effects`, :mod:`federation.sizes`,
   :mod:`federation.metrics`, :mod:`federation.config`, :mod:`federation.errors`
-- :mod:`federation.sim`, :mod:`federation.simnet` - the deterministic simulator
+- :mod:`federation.sim.simulation`, :mod:`federation.sim.network` - the deterministic simulator
 
 Adapters (gRPC transport, sidecar, Replica API client, wire conversion) live in the
 other modules of this package and are not imported here.
@@ -24,7 +24,7 @@ from federation.config import FederationConfig
 from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
 from federation.engine import FederationCore, Outgoing, PeerStatus, Ready
 from federation.errors import ConfigError, FederationError, LocalEventError, SourceError
-from federation.log import EventSource, MemoryEventSource
+from federation.eventsource import EventSource, MemoryEventSource
 from federation.membership import MemberState
 from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat, Message
 from federation.metrics import Metrics

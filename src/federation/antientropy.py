@@ -8,7 +8,7 @@ An exchange between A and B::
     A -> B   EventBatch*            the runs B lacks
 
 When both are in sync that is two digests of O(origins) bytes, whatever the number
-of memories. Runs are read from the :class:`~federation.log.EventSource` per origin
+of memories. Runs are read from the :class:`~federation.eventsource.EventSource` per origin
 in seq order and packed into batches bounded by ``max_batch_events`` and
 ``max_batch_bytes``; one digest is answered with at most ``max_events_per_exchange``
 events (the rest at the next exchange).
@@ -29,7 +29,7 @@ from collections.abc import Mapping
 
 from federation.config import FederationConfig
 from federation.errors import SourceError
-from federation.log import EventSource
+from federation.eventsource import EventSource
 from federation.messages import Digest, EventBatch, EventRun
 from federation.sizes import BATCH_OVERHEAD, RUN_OVERHEAD, run_size
 

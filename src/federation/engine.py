@@ -49,7 +49,7 @@ from federation.antientropy import AntiEntropy
 from federation.config import FederationConfig
 from federation.effects import DropTombstone, Effect
 from federation.events import Event, ModelId
-from federation.log import EventSource, MemoryEventSource
+from federation.eventsource import EventSource, MemoryEventSource
 from federation.membership import Member, Membership, MemberState
 from federation.messages import (
     Digest,
@@ -168,13 +168,17 @@ class FederationCore:
 
     def local_events(self, events: Iterable[Event]) -> None:
         """Our own new events, in seq order, pushed at once to ``fanout`` live peers.
-        Raises LocalEventError on the first bad one (a caller bug); those before it
-        are kept and pushed."""
+        Raises LocalEventError on the first one out of order or not ours (a caller
+        bug); those before it are kept and pushed. One the mesh would refuse is
+        counted in ``own_events_skipped`` and skipped (see ReplicaState.append_local)."""
         appended: list[Event] = []
         try:
             for event in events:
                 result = self.replica.append_local(event)
                 self._effects.extend(result.effects)
+                if result.rejected:
+                    self.metrics.own_events_skipped += 1
+                    continue
                 appended.append(event)
         finally:
             if appended:

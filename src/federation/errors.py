@@ -29,3 +29,11 @@ class LocalEventError(FederationError, ValueError):
 
 class SourceError(FederationError):
     """An EventSource could not serve a run (storage error). The core skips the run."""
+
+
+class MetadataKeyError(FederationError, ValueError):
+    """Metadata key material that cannot be read or is malformed (never quoted)."""
+
+
+class CredentialsError(FederationError, ValueError):
+    """Credentials that are missing, unreadable, unsafe, expired or not of this federation."""

@@ -27,6 +27,8 @@ prefix; ``{label}`` for the dict fields):
 - ``rumors_pushed`` / ``rumors_forwarded``: rumor batches pushed for local events /
   forwarded (``rumors_{pushed,forwarded}_total``)
 - ``tombstones_collected``: tombstones dropped by GC (``tombstones_collected_total``)
+- ``own_events_skipped``: own events the mesh would refuse, skipped and never sent
+  (``own_events_skipped_total``; only a log written before admission control has them)
 - ``joins`` / ``rejoins``: members that joined / came back (``member_{joins,rejoins}_total``)
 
 Gauges are read from the core: ``FederationCore.buffered_events()``,
@@ -58,6 +60,7 @@ class Metrics:
     bytes_sent: int = 0
     bytes_received: int = 0
     anti_entropy_rounds: int = 0
+    own_events_skipped: int = 0
     exchanges_started: int = 0
     rumors_pushed: int = 0
     rumors_forwarded: int = 0

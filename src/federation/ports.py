@@ -1,9 +1,9 @@
 """The sidecar's port to its node: a ``typing.Protocol`` with two adapters.
 
-- in process (``memnode serve``, the default): the node's ``memnode.replication.
+- in process (``memnode serve``, the default): the node's ``memnode.node.replica_port.
   ReplicaBackend`` satisfies this protocol as it is;
 - in another process (``memnode sidecar --node ADDR``, the Kubernetes shape):
-  :class:`federation.replica_client.GrpcReplicaPort` speaks the node-local Replica API.
+  :class:`federation.io.replica_client.GrpcReplicaPort` speaks the node-local Replica API.
 
 Both are synchronous and called from the sidecar's core thread only (``watch`` calls
 back from another thread).
@@ -57,7 +57,7 @@ class ReplicaPort(Protocol):
 
     def run_after(self, origin: str, after_seq: int, max_events: int, max_bytes: int
                   ) -> EventRun:
-        """EventSource: retained events above ``after_seq`` (see federation.log)."""
+        """EventSource: retained events above ``after_seq`` (see federation.eventsource)."""
         ...
 
     def watch(self, after_seq: int, on_events: Callable[[list[Event]], None]

@@ -165,19 +165,26 @@ class ReplicaState:
     def append_local(self, event: Event) -> ApplyResult:
         """Append our own next event (already signed and durable in the node's log).
 
-        Raises LocalEventError if it is not ours, not the next seq, or invalid. Emits
-        no Upsert/Delete effects: the node has written its own memory already.
+        Raises LocalEventError if it is not ours or not the next seq. Emits no
+        Upsert/Delete effects: the node has written its own memory already.
+
+        An own event the mesh would refuse (only a log written before the node checked
+        its writes at the door can hold one) is counted as rejected and *skipped*: the
+        watermark moves past it but it is not retained, so every run we serve vouches
+        for its seq as compacted and peers go on past it. It never reaches a peer, and
+        nothing after it stalls. ``result.applied`` stays 0 for it.
         """
         st = self._own
         if event.origin != self.node_id:
             raise LocalEventError(f"event of origin {event.origin!r}, this node is {self.node_id}")
         if event.seq != st.watermark + 1:
             raise LocalEventError(f"own seq {event.seq}, expected {st.watermark + 1}")
+        result = ApplyResult()
         reason = check_event(event, self._own_limits)
         if reason is not None:
-            raise LocalEventError(f"own event {event.seq} is invalid: {reason.value}")
-        result = ApplyResult()
-        self._apply_one(st, event, result)
+            result.reject(reason)
+        else:
+            self._apply_one(st, event, result)
         st.watermark = event.seq
         self._vv = None
         result.effects.append(self._marks(st))

@@ -106,7 +106,7 @@ def event_size(event: Event) -> int:
 
 
 def run_size(run: EventRun) -> int:
-    """Events inside a run travel without their origin (the run's; federation.wire)."""
+    """Events inside a run travel without their origin (the run's; federation.io.wire)."""
     size = _str_field(run.origin) + _int_field(run.after_seq) + _int_field(run.through_seq)
     for event in run.events:
         elided = _str_field(event.origin) if event.origin == run.origin else 0

@@ -45,3 +45,9 @@ class DataDirError(MemnodeError):
 
 class UsageError(MemnodeError):
     kind = "usage"
+
+
+class EmbedderError(MemnodeError):
+    """The embedding model is missing, corrupt or not the pinned version (at start)."""
+
+    kind = "embedder"

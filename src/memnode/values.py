@@ -1,34 +1,14 @@
-"""Metadata values between Python and memnode.v1.Value. Light: imported by the CLI client."""
+"""Metadata maps between Python and protobuf (``federation.v1.Value``), and CLI value
+parsing. Light: imported by the CLI client."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from federation.events import MetaValue
+from federation.io.convert import value_from_proto, value_to_proto
 from memnode.errors import InvalidArgument
-from memnode.v1 import memnode_pb2 as pb
-
-MetaValue = str | int | float | bool
-
-
-def value_to_proto(value: MetaValue) -> pb.Value:
-    if isinstance(value, bool):
-        return pb.Value(b=value)
-    if isinstance(value, int):
-        return pb.Value(i=value)
-    if isinstance(value, float):
-        return pb.Value(f=value)
-    if isinstance(value, str):
-        return pb.Value(s=value)
-    raise TypeError(f"metadata value of type {type(value).__name__}")
-
-
-def value_from_proto(value: pb.Value) -> MetaValue:
-    kind = value.WhichOneof("kind")
-    if kind is None:
-        raise ValueError("metadata value with no type set")
-    result: MetaValue = getattr(value, kind)
-    return result
 
 
 def meta_to_proto(meta: Mapping[str, Any], target: Any) -> None:

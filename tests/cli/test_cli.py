@@ -58,7 +58,7 @@ def test_bad_input_exits_nonzero_with_a_message(node: NodeHandle) -> None:
     r = run_cli("get", "not-an-id", addr=node.addr)
     assert r.returncode == 2 and "memory id" in r.stderr
     # undecodable bytes on the command line reach the node and are refused there
-    proc = subprocess.run([sys.executable, "-m", "memnode.cli", "remember", b"caf\xe9"],
+    proc = subprocess.run([sys.executable, "-m", "memnode.cli.main", "remember", b"caf\xe9"],
                           capture_output=True, text=True,
                           env={**__import__("os").environ, "MEMNODE_ADDR": node.addr})
     assert proc.returncode == 2 and "UTF-8" in proc.stderr
@@ -108,7 +108,7 @@ def test_import_checks_the_whole_file_before_sending(node: NodeHandle, tmp_path:
 def test_client_commands_import_no_heavy_libraries(node: NodeHandle) -> None:
     code = (
         "import sys\n"
-        "from memnode.cli import main\n"
+        "from memnode.cli.main import main\n"
         f"rc = main(['recall', 'anything', '--addr', '{node.addr}'])\n"
         "heavy = [m for m in ('chromadb', 'torch', 'sentence_transformers', 'onnxruntime',"
         " 'numpy', 'pydantic') if m in sys.modules]\n"

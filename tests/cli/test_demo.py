@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def test_demo_mesh_converges_recalls_across_nodes_and_stops(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "memnode.demo", "--data-dir", str(tmp_path),
+    cmd = [sys.executable, "-m", "memnode.cli.demo", "--data-dir", str(tmp_path),
            "--embedder", "test-hash", "--exit-after-demo"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr

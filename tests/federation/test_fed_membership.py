@@ -7,7 +7,7 @@ import random
 from federation.config import FederationConfig
 from federation.membership import Membership, MemberState
 from federation.messages import MemberHeartbeat
-from federation.sim import Simulation
+from federation.sim.simulation import Simulation
 
 TIMERS = FederationConfig.local(
     anti_entropy_interval_ticks=2,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from federation.config import FederationConfig
 from federation.engine import FederationCore
 from federation.events import Event, EventKind
-from federation.log import MemoryEventSource
+from federation.eventsource import MemoryEventSource
 from federation.messages import EventRun
 from federation.replica import ApplyResult, ReplicaState, fingerprint
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from federation.config import FederationConfig
 from federation.rumor import seen_bit, seen_by, seen_mask
-from federation.sim import Simulation
+from federation.sim.simulation import Simulation
 
 QUIET = FederationConfig.local(anti_entropy_interval_ticks=1000, suspect_after_ticks=3000,
                                dead_after_ticks=4000, reap_after_ticks=8000)

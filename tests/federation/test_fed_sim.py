@@ -8,8 +8,8 @@ import pytest
 
 from federation.config import FederationConfig
 from federation.events import EventKind
-from federation.sim import Simulation
-from federation.simnet import NetConfig
+from federation.sim.network import NetConfig
+from federation.sim.simulation import Simulation
 
 
 def _write_mix(sim: Simulation, nodes: list[int], n: int, tag: str) -> None:

@@ -1,4 +1,4 @@
-"""The size model (federation.sizes) equals the real wire form (federation.wire)."""
+"""The size model (federation.sizes) equals the real wire form (federation.io.wire)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
+from federation.io.wire import batch_to_proto, event_to_proto, run_to_proto
 from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat
 from federation.sizes import batch_size, digest_size, event_size, run_size
 from federation.v1 import federation_pb2 as fpb
-from federation.wire import batch_to_proto, event_to_proto, run_to_proto
 
 from fedkit import key, node_id
 

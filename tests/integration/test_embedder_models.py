@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 # The adapters force HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE before importing anything.
-from memnode.embedder import (
+from memnode.embedders import (
     Embedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
@@ -72,7 +72,7 @@ def _run(code: str) -> dict[str, object]:
 def test_importing_the_module_imports_no_model_library() -> None:
     got = _run(
         "import json, sys\n"
-        "import memnode.embedder as e\n"
+        "import memnode.embedders as e\n"
         "e.load_embedder('test-hash').embed(['hello world'])\n"
         f"print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules]}}))\n"
     )
@@ -83,7 +83,7 @@ def test_importing_the_module_imports_no_model_library() -> None:
 def test_the_int8_embedder_does_not_import_torch() -> None:
     got = _run(
         "import json, sys\n"
-        "from memnode.embedder import load_embedder\n"
+        "from memnode.embedders import load_embedder\n"
         "load_embedder('minilm-int8').embed(['hello world'])\n"
         "print(json.dumps({'heavy': [m for m in ('torch', 'sentence_transformers', "
         "'transformers') if m in sys.modules]}))\n"

@@ -19,10 +19,10 @@ from federation.events import (
     public_key_bytes,
     sign,
 )
+from federation.io.wire import batch_to_proto
 from federation.messages import EventBatch, EventRun
 from federation.v1 import federation_pb2 as fpb
 from federation.v1 import federation_pb2_grpc as fpb_grpc
-from federation.wire import batch_to_proto
 
 from helpers import NodeHandle, wait_for
 

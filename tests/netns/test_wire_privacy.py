@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from federation.events import EventKind
-from federation.wire import event_from_bytes
+from federation.io.wire import event_from_bytes
 from memnode import Client
 
 from helpers import converged_vectors, wait_for
@@ -93,7 +93,7 @@ def _write(client: Client, node: int) -> list[Written]:
 def _start_node(lab: Netlab, index: int, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     host = lab.hosts[index]
     peer = ["--peer", f"{lab.hosts[0].ip}:{GOSSIP_PORT}"] if index else []
-    cmd = [sys.executable, "-m", "memnode.cli", "--log-level", "WARNING", "serve",
+    cmd = [sys.executable, "-m", "memnode.cli.main", "--log-level", "WARNING", "serve",
            "--data-dir", str(data_dir), "--listen", f"{host.ip}:{API_PORT}",
            "--embedder", "test-hash", "--insecure", "--gossip-listen",
            f"{host.ip}:{GOSSIP_PORT}", "--preset", "local", *peer]

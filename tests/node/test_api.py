@@ -117,7 +117,7 @@ def test_forget_of_another_nodes_memory_is_refused(node: NodeHandle) -> None:
     with pytest.raises(NotFound):
         node.client.forget("someoneelse0000000000/abc")
     # a replica of another node's memory can be read but not forgotten here
-    from memnode.domain import Privacy, ReplicaRecord
+    from memnode.node.domain import Privacy, ReplicaRecord
 
     vec = node.node.embedder.embed(["remote thing"])[0]
     rid = "remoteorigin00000000/xyz"

@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 import pytest
 
+from federation.v1 import types_pb2 as tpb
 from memnode.v1 import memnode_pb2 as pb
 from memnode.v1 import memnode_pb2_grpc as pb_grpc
 
@@ -44,11 +45,11 @@ BAD_ITEMS = {
     "non-UTF-8 text": (pb.RememberRequest(text=b"caf\xe9 \xff"), "UTF-8"),
     "text over the limit": (pb.RememberRequest(text=b"x" * 1001), "limit is 1000"),
     "unknown privacy": (pb.RememberRequest(text=b"ok", privacy=9), "privacy"),
-    "value with no type": (pb.RememberRequest(text=b"ok", metadata={"k": pb.Value()}),
+    "value with no type": (pb.RememberRequest(text=b"ok", metadata={"k": tpb.Value()}),
                            "no type"),
-    "reserved key": (pb.RememberRequest(text=b"ok", metadata={"_origin": pb.Value(s="x")}),
+    "reserved key": (pb.RememberRequest(text=b"ok", metadata={"_origin": tpb.Value(s="x")}),
                      "reserved"),
-    "non-finite float": (pb.RememberRequest(text=b"ok", metadata={"k": pb.Value(f=float("nan"))}),
+    "non-finite float": (pb.RememberRequest(text=b"ok", metadata={"k": tpb.Value(f=float("nan"))}),
                          "finite"),
     "wrong dimension": (pb.RememberRequest(text=b"ok", embedding=np.ones(17, "<f4").tobytes()),
                         "17 dimensions"),

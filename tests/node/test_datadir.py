@@ -54,7 +54,7 @@ def test_unreadable_identity_key(node_factory, tmp_path: Path) -> None:  # type:
 
 
 def test_model_mismatch_is_refused(node_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from memnode.embedder import HashEmbedder
+    from memnode.embedders import HashEmbedder
 
     handle: NodeHandle = node_factory("model")
     handle.stop()

@@ -27,7 +27,7 @@ PARAPHRASES = {
 
 @pytest.fixture(scope="module")
 def minilm():  # type: ignore[no-untyped-def]
-    from memnode.embedder import load_embedder
+    from memnode.embedders import load_embedder
 
     return load_embedder("minilm")
 

@@ -21,21 +21,12 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from federation.credentials import (
-    CredentialsError,
-    DenyList,
-    add_to_deny_list,
-    init_federation,
-    issue_node,
-    load_deny_list,
-    load_node_credentials,
-    load_security,
-    make_authorizer,
-    member_name,
-    peer_names,
-)
-from federation.transport import Security
-from memnode.metakey import MetadataKey
+from federation.errors import CredentialsError
+from federation.io.denylist import DenyList, add_to_deny_list, load_deny_list, make_authorizer
+from federation.io.metakey import MetadataKey
+from federation.io.pki import init_federation, issue_node, member_name
+from federation.io.tls import load_node_credentials, load_security, peer_names
+from federation.io.transport import Security
 
 from helpers import memnode_cmd
 

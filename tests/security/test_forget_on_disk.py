@@ -40,7 +40,7 @@ def test_forgotten_vector_leaves_every_nodes_queries(tmp_path: Path, procs: list
 
 
 def test_compact_removes_forgotten_text_and_vector_from_the_files(tmp_path: Path) -> None:
-    from memnode.embedder import HashEmbedder
+    from memnode.embedders import HashEmbedder
 
     data = tmp_path / "node"
     node = NodeProcess(data).start()

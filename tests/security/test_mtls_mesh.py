@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from federation.credentials import add_to_deny_list, init_federation, issue_node
+from federation.io.denylist import add_to_deny_list
+from federation.io.pki import init_federation, issue_node
 
 from helpers import NodeHandle, converged_vectors, memnode_cmd, wait_for
 

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 
 from federation.events import ModelId
-from memnode.embedder import (
+from memnode.embedders import (
     DEFAULT_EMBEDDER,
     EMBEDDERS,
     Embedder,
     EmbedderError,
     HashEmbedder,
-    _verified_sha256,
     file_sha256,
     load_embedder,
 )
+from memnode.embedders.base import _verified_sha256
 from memnode.errors import InvalidArgument, MemnodeError
 
 TEXTS = [

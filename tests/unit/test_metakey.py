@@ -1,4 +1,4 @@
-"""memnode.metakey: key sources, key files, the typed keyed hash, the shared form."""
+"""federation.io.metakey: key sources, key files, the typed keyed hash, the shared form."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memnode.domain import MetaValue, Privacy
-from memnode.errors import InvalidArgument
-from memnode.metakey import ENV_VAR, KEY_BYTES, MetadataKey
+from federation.errors import MetadataKeyError
+from federation.io.metakey import ENV_VAR, KEY_BYTES, MetadataKey
+from memnode.node.domain import MetaValue, Privacy
 
 KEY = bytes(range(32))
 OTHER = bytes(range(1, 33))
@@ -76,7 +76,7 @@ def test_env_hex() -> None:
     ],
 )
 def test_env_bad_material_is_rejected_without_echo(value: str, message: str) -> None:
-    with pytest.raises(InvalidArgument, match=message) as info:
+    with pytest.raises(MetadataKeyError, match=message) as info:
         MetadataKey.load(None, {ENV_VAR: value})
     assert ENV_VAR in str(info.value)
     assert value not in str(info.value)
@@ -126,7 +126,7 @@ def test_file_formats(tmp_path: Path, content: bytes) -> None:
 def test_file_bad_material(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "key"
     path.write_bytes(content)
-    with pytest.raises(InvalidArgument, match=message) as info:
+    with pytest.raises(MetadataKeyError, match=message) as info:
         MetadataKey.load(path, {ENV_VAR: KEY.hex()})
     assert str(path) in str(info.value)
     if content.isascii() and content:
@@ -136,13 +136,13 @@ def test_file_bad_material(tmp_path: Path, content: bytes, message: str) -> None
 @pytest.mark.parametrize("name", ["missing", "."], ids=["missing", "directory"])
 def test_unreadable_file_does_not_fall_back(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
-    with pytest.raises(InvalidArgument, match="cannot read"):
+    with pytest.raises(MetadataKeyError, match="cannot read"):
         MetadataKey.load(path, {ENV_VAR: KEY.hex()})
 
 
 @pytest.mark.parametrize("material", [b"", KEY[:31], KEY + b"\0"])
 def test_constructor_wants_32_bytes(material: bytes) -> None:
-    with pytest.raises(InvalidArgument, match=f"must be {KEY_BYTES} bytes"):
+    with pytest.raises(MetadataKeyError, match=f"must be {KEY_BYTES} bytes"):
         MetadataKey(material)
 
 

@@ -1,4 +1,4 @@
-"""memnode.redact: what is caught, what is left alone, and that it stays linear."""
+"""memnode.node.redact: what is caught, what is left alone, and that it stays linear."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memnode.redact import KINDS, redact
+from memnode.node.redact import KINDS, redact
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ"

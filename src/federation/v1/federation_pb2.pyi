@@ -1,4 +1,4 @@
-from memnode.v1 import memnode_pb2 as _memnode_pb2
+from federation.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -14,10 +14,19 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PUT: _ClassVar[EventKind]
     UPDATE: _ClassVar[EventKind]
     FORGET: _ClassVar[EventKind]
+
+class SharedPrivacy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SHARED_PRIVACY_UNSPECIFIED: _ClassVar[SharedPrivacy]
+    TEAM: _ClassVar[SharedPrivacy]
+    PUBLIC: _ClassVar[SharedPrivacy]
 EVENT_KIND_UNSPECIFIED: EventKind
 PUT: EventKind
 UPDATE: EventKind
 FORGET: EventKind
+SHARED_PRIVACY_UNSPECIFIED: SharedPrivacy
+TEAM: SharedPrivacy
+PUBLIC: SharedPrivacy
 
 class Event(_message.Message):
     __slots__ = ("origin", "seq", "kind", "local_id", "timestamp_ms", "privacy", "model", "embedding", "metadata", "public_key", "signature")
@@ -26,8 +35,8 @@ class Event(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: _memnode_pb2.Value
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_memnode_pb2.Value, _Mapping]] = ...) -> None: ...
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -44,13 +53,13 @@ class Event(_message.Message):
     kind: EventKind
     local_id: str
     timestamp_ms: int
-    privacy: _memnode_pb2.Privacy
-    model: _memnode_pb2.ModelIdentity
+    privacy: SharedPrivacy
+    model: _types_pb2.ModelIdentity
     embedding: bytes
-    metadata: _containers.MessageMap[str, _memnode_pb2.Value]
+    metadata: _containers.MessageMap[str, _types_pb2.Value]
     public_key: bytes
     signature: bytes
-    def __init__(self, origin: _Optional[str] = ..., seq: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., local_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., privacy: _Optional[_Union[_memnode_pb2.Privacy, str]] = ..., model: _Optional[_Union[_memnode_pb2.ModelIdentity, _Mapping]] = ..., embedding: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, _memnode_pb2.Value]] = ..., public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, origin: _Optional[str] = ..., seq: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., local_id: _Optional[str] = ..., timestamp_ms: _Optional[int] = ..., privacy: _Optional[_Union[SharedPrivacy, str]] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ..., embedding: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., public_key: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class EventRun(_message.Message):
     __slots__ = ("origin", "after_seq", "through_seq", "events")
@@ -178,8 +187,8 @@ class IdentifyReply(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
-    model: _memnode_pb2.ModelIdentity
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., model: _Optional[_Union[_memnode_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
+    model: _types_pb2.ModelIdentity
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
 
 class HelloRequest(_message.Message):
     __slots__ = ()
@@ -191,9 +200,9 @@ class HelloReply(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
-    model: _memnode_pb2.ModelIdentity
+    model: _types_pb2.ModelIdentity
     public_key: bytes
-    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_memnode_pb2.ModelIdentity, _Mapping]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
 
 class OriginMarks(_message.Message):
     __slots__ = ("origin", "watermark", "gc_floor", "resyncing", "resync_from")
@@ -295,8 +304,8 @@ class VersionVectorReply(_message.Message):
 class PeerReport(_message.Message):
     __slots__ = ("peers",)
     PEERS_FIELD_NUMBER: _ClassVar[int]
-    peers: _containers.RepeatedCompositeFieldContainer[_memnode_pb2.PeerStatus]
-    def __init__(self, peers: _Optional[_Iterable[_Union[_memnode_pb2.PeerStatus, _Mapping]]] = ...) -> None: ...
+    peers: _containers.RepeatedCompositeFieldContainer[_types_pb2.PeerStatus]
+    def __init__(self, peers: _Optional[_Iterable[_Union[_types_pb2.PeerStatus, _Mapping]]] = ...) -> None: ...
 
 class PeerReportAck(_message.Message):
     __slots__ = ()

@@ -1,3 +1,4 @@
+from federation.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -29,28 +30,6 @@ SCOPE_UNSPECIFIED: Scope
 LOCAL: Scope
 MESH: Scope
 
-class Value(_message.Message):
-    __slots__ = ("s", "i", "f", "b")
-    S_FIELD_NUMBER: _ClassVar[int]
-    I_FIELD_NUMBER: _ClassVar[int]
-    F_FIELD_NUMBER: _ClassVar[int]
-    B_FIELD_NUMBER: _ClassVar[int]
-    s: str
-    i: int
-    f: float
-    b: bool
-    def __init__(self, s: _Optional[str] = ..., i: _Optional[int] = ..., f: _Optional[float] = ..., b: _Optional[bool] = ...) -> None: ...
-
-class ModelIdentity(_message.Message):
-    __slots__ = ("name", "dim", "fingerprint")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    DIM_FIELD_NUMBER: _ClassVar[int]
-    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    dim: int
-    fingerprint: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., fingerprint: _Optional[str] = ...) -> None: ...
-
 class RememberRequest(_message.Message):
     __slots__ = ("text", "metadata", "privacy", "keep_pii", "ttl_seconds", "embedding")
     class MetadataEntry(_message.Message):
@@ -58,8 +37,8 @@ class RememberRequest(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: Value
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
@@ -67,12 +46,12 @@ class RememberRequest(_message.Message):
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     text: bytes
-    metadata: _containers.MessageMap[str, Value]
+    metadata: _containers.MessageMap[str, _types_pb2.Value]
     privacy: Privacy
     keep_pii: bool
     ttl_seconds: int
     embedding: bytes
-    def __init__(self, text: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., keep_pii: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, text: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., keep_pii: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[bytes] = ...) -> None: ...
 
 class RememberResponse(_message.Message):
     __slots__ = ("id", "redactions")
@@ -101,8 +80,8 @@ class RecallRequest(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: Value
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     QUERY_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -111,9 +90,9 @@ class RecallRequest(_message.Message):
     query: str
     k: int
     scope: Scope
-    where: _containers.MessageMap[str, Value]
+    where: _containers.MessageMap[str, _types_pb2.Value]
     embedding: bytes
-    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., scope: _Optional[_Union[Scope, str]] = ..., where: _Optional[_Mapping[str, Value]] = ..., embedding: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., scope: _Optional[_Union[Scope, str]] = ..., where: _Optional[_Mapping[str, _types_pb2.Value]] = ..., embedding: _Optional[bytes] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("id", "origin", "score", "text", "metadata", "privacy", "local", "created_at_ms")
@@ -122,8 +101,8 @@ class Hit(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: Value
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -136,11 +115,11 @@ class Hit(_message.Message):
     origin: str
     score: float
     text: str
-    metadata: _containers.MessageMap[str, Value]
+    metadata: _containers.MessageMap[str, _types_pb2.Value]
     privacy: Privacy
     local: bool
     created_at_ms: int
-    def __init__(self, id: _Optional[str] = ..., origin: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., local: _Optional[bool] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., origin: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., local: _Optional[bool] = ..., created_at_ms: _Optional[int] = ...) -> None: ...
 
 class RecallResponse(_message.Message):
     __slots__ = ("hits", "embed_seconds", "search_seconds")
@@ -165,8 +144,8 @@ class Memory(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: Value
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     ORIGIN_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
@@ -179,13 +158,13 @@ class Memory(_message.Message):
     id: str
     origin: str
     text: str
-    metadata: _containers.MessageMap[str, Value]
+    metadata: _containers.MessageMap[str, _types_pb2.Value]
     privacy: Privacy
     local: bool
     created_at_ms: int
     updated_at_ms: int
     expires_at_ms: int
-    def __init__(self, id: _Optional[str] = ..., origin: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., local: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., origin: _Optional[str] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., local: _Optional[bool] = ..., created_at_ms: _Optional[int] = ..., updated_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ...) -> None: ...
 
 class UpdateRequest(_message.Message):
     __slots__ = ("id", "metadata", "remove_keys")
@@ -194,15 +173,15 @@ class UpdateRequest(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: Value
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Value, _Mapping]] = ...) -> None: ...
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     REMOVE_KEYS_FIELD_NUMBER: _ClassVar[int]
     id: str
-    metadata: _containers.MessageMap[str, Value]
+    metadata: _containers.MessageMap[str, _types_pb2.Value]
     remove_keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, Value]] = ..., remove_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., remove_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ForgetRequest(_message.Message):
     __slots__ = ("id",)
@@ -246,18 +225,6 @@ class MemoryCounts(_message.Message):
     ephemeral: int
     def __init__(self, local: _Optional[int] = ..., replicated: _Optional[int] = ..., ephemeral: _Optional[int] = ...) -> None: ...
 
-class PeerStatus(_message.Message):
-    __slots__ = ("node_id", "address", "state", "events_behind")
-    NODE_ID_FIELD_NUMBER: _ClassVar[int]
-    ADDRESS_FIELD_NUMBER: _ClassVar[int]
-    STATE_FIELD_NUMBER: _ClassVar[int]
-    EVENTS_BEHIND_FIELD_NUMBER: _ClassVar[int]
-    node_id: str
-    address: str
-    state: str
-    events_behind: int
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., events_behind: _Optional[int] = ...) -> None: ...
-
 class StatusResponse(_message.Message):
     __slots__ = ("node_id", "model", "memories", "version_vector", "peers", "version", "uptime_seconds", "data_dir")
     class VersionVectorEntry(_message.Message):
@@ -276,11 +243,11 @@ class StatusResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DATA_DIR_FIELD_NUMBER: _ClassVar[int]
     node_id: str
-    model: ModelIdentity
+    model: _types_pb2.ModelIdentity
     memories: MemoryCounts
     version_vector: _containers.ScalarMap[str, int]
-    peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
+    peers: _containers.RepeatedCompositeFieldContainer[_types_pb2.PeerStatus]
     version: str
     uptime_seconds: float
     data_dir: str
-    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[ModelIdentity, _Mapping]] = ..., memories: _Optional[_Union[MemoryCounts, _Mapping]] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., data_dir: _Optional[str] = ...) -> None: ...
+    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ..., memories: _Optional[_Union[MemoryCounts, _Mapping]] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., peers: _Optional[_Iterable[_Union[_types_pb2.PeerStatus, _Mapping]]] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., data_dir: _Optional[str] = ...) -> None: ...

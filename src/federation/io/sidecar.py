@@ -1,0 +1,266 @@
+"""The sidecar: the pure replication core driven by a clock, the network and the node.
+
+One thread (the *core thread*) owns the :class:`~federation.engine.FederationCore`
+and is the only one to touch it. Everything else posts to its inbox:
+
+- the Gossip server's threads post messages from peers;
+- the node's event watch posts this node's own new events (push-on-write);
+- static-peer discovery posts the peers it has identified.
+
+After each input, and at every tick, the core thread drains the core's ``Ready``:
+messages go to the transport (best effort, queued per peer), effects go to the node
+through the ReplicaPort (durable before ``advance``). The sidecar keeps no durable
+state: on start, and after losing its node, it rebuilds the core from the node's
+snapshot with a new incarnation, so it can crash and restart freely.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import queue
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from federation.engine import FederationCore
+from federation.events import Event
+from federation.io.convert import model_to_proto
+from federation.io.sidecar_config import SidecarConfig
+from federation.io.transport import Authorizer, GossipTransport, Security, TransportStats
+from federation.messages import Digest, Message
+from federation.ports import NodeInfo, PeerInfo, ReplicaPort
+from federation.v1 import federation_pb2 as fpb
+
+log = logging.getLogger("memnode.sidecar")
+
+_MAX_INBOX_BATCH = 256
+_LAG_TIMESTAMPS = 4096
+
+
+class Sidecar:
+    def __init__(self, port: ReplicaPort, config: SidecarConfig, security: Security,
+                 *, seed: int | None = None,
+                 authorize: Authorizer | None = None) -> None:
+        if security.insecure:
+            log.warning("gossip is PLAINTEXT (--insecure): peers' traffic can be read on "
+                        "the network; use a federation's certificates for anything real")
+        self.port = port
+        self.config = config
+        self.core_config = config.core_config()
+        self.core: FederationCore | None = None
+        self.info: NodeInfo | None = None
+        self.last_step_seconds = 0.0
+        self._seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
+        self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._stop = threading.Event()
+        self._stop_watch: Callable[[], None] = lambda: None
+        self._own_times: OrderedDict[int, int] = OrderedDict()  # own seq -> wall ms
+        self._known_peers: dict[str, str] = {}
+        self._exchanges: dict[str, float] = {}  # peer -> when our digest left
+        self.exchange_count = 0
+        self.exchange_seconds_total = 0.0
+        self.transport = GossipTransport(
+            config.gossip_listen, on_message=self._on_message, identity=self._identity,
+            security=security, authorize=authorize,
+        )
+        host = config.gossip_listen.rpartition(":")[0]
+        self.address = config.advertise or f"{host}:{self.transport.port}"
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._build_core()
+        self.transport.start()
+        self._spawn(self._run, "sidecar-core")
+        for address in self.config.peer:
+            self._spawn(functools.partial(self._discover, address), f"identify-{address}")
+        log.info("sidecar of %s gossiping on %s (peers: %s)", self.node_id, self.address,
+                 ", ".join(self.config.peer) or "none yet")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._inbox.put(("stop",))
+        self._stop_watch()
+        for thread in self._threads:
+            thread.join(5)
+        self.transport.stop()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @property
+    def node_id(self) -> str:
+        return self.info.node_id if self.info else ""
+
+    def _build_core(self) -> None:
+        """A fresh core from the node's durable state, with a new incarnation."""
+        self._stop_watch()
+        self.info = self.port.hello()
+        snapshot = self.port.snapshot()
+        self.core = FederationCore(
+            node_id=self.info.node_id, model=self.info.model, address=self.address,
+            incarnation=time.time_ns() // 1_000_000, config=self.core_config,
+            seed=self._seed, snapshot=snapshot, source=self.port,
+        )
+        for node_id, address in self._known_peers.items():
+            self.core.peer_discovered(node_id, address)
+        own = self.core.version_vector().get(self.info.node_id, 0)
+        self._stop_watch = self.port.watch(own, lambda events: self._inbox.put(("local", events)))
+
+    # -- inputs from other threads ----------------------------------------------------------
+
+    def _on_message(self, sender: str, message: Message) -> None:
+        self._inbox.put(("message", sender, message))
+
+    def _identity(self) -> fpb.IdentifyReply:
+        info = self.info
+        assert info is not None
+        return fpb.IdentifyReply(
+            node_id=info.node_id, address=self.address,
+            model=model_to_proto(info.model))
+
+    def _discover(self, address: str) -> None:
+        """Ask a static peer who it is, until it answers; then again now and then."""
+        delay = 0.05
+        me = fpb.IdentifyRequest(node_id=self.node_id, address=self.address)
+        while not self._stop.is_set():
+            try:
+                reply = self.transport.identify(address, me, timeout=5.0)
+            except Exception as exc:  # grpc.RpcError, or a closed channel at shutdown
+                log.debug("peer %s not reachable yet: %s", address, exc)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.05
+            info = self.info
+            if info is not None and reply.node_id != info.node_id:
+                theirs = (reply.model.name, reply.model.dim, reply.model.fingerprint)
+                ours = (info.model.name, info.model.dim, info.model.fingerprint)
+                if theirs != ours:
+                    log.warning("peer %s at %s runs model %s, not ours %s: ignored",
+                                reply.node_id, address, theirs, ours)
+                else:
+                    self._inbox.put(("discovered", reply.node_id, reply.address or address))
+            self._stop.wait(self.config.identify_interval_seconds)
+
+    # -- the core thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        tick = self.core_config.tick_ms / 1000.0
+        next_tick = time.monotonic() + tick
+        backoff = 0.1
+        while not self._stop.is_set():
+            try:
+                self._step(next_tick)
+                now = time.monotonic()
+                if now >= next_tick:
+                    assert self.core is not None
+                    self.core.tick()
+                    self._flush()
+                    self._report()
+                    next_tick = max(next_tick + tick, now)
+                backoff = 0.1
+            except Exception:
+                # The node went away (or refused our effects): start over from its disk.
+                log.exception("sidecar lost its node; rebuilding in %.1f s", backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                try:
+                    self._build_core()
+                except Exception as exc:
+                    log.warning("node not reachable yet: %s", exc)
+
+    def _step(self, deadline: float) -> None:
+        timeout = max(0.0, deadline - time.monotonic())
+        try:
+            item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return
+        started = time.perf_counter()
+        items = [item]
+        while len(items) < _MAX_INBOX_BATCH:
+            try:
+                items.append(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        core = self.core
+        assert core is not None
+        local: list[Event] = []
+        for kind, *args in items:
+            if kind == "message":
+                sender, message = args
+                if isinstance(message, Digest) and message.reply:
+                    self._exchange_done(sender)
+                core.on_message(sender, message)
+            elif kind == "local":
+                local += args[0]
+            elif kind == "discovered":
+                node_id, address = args
+                self._known_peers[node_id] = address
+                core.peer_discovered(node_id, address)
+        if local:
+            now_ms = time.time_ns() // 1_000_000
+            for event in local:
+                self._own_times[event.seq] = now_ms
+            while len(self._own_times) > _LAG_TIMESTAMPS:
+                self._own_times.popitem(last=False)
+            core.local_events(local)
+        self._flush()
+        self.last_step_seconds = time.perf_counter() - started
+
+    def _flush(self) -> None:
+        core = self.core
+        assert core is not None
+        while core.has_ready():
+            ready = core.ready()
+            for out in ready.messages:
+                if isinstance(out.message, Digest) and not out.message.reply:
+                    self._exchanges[out.to] = time.monotonic()
+                self.transport.send(out.to, out.address, out.message)
+            if ready.effects:
+                self.port.persist(ready.effects)
+            core.advance()
+
+    def _exchange_done(self, peer: str) -> None:
+        """A peer answered our digest: one anti-entropy exchange, timed end to end."""
+        started = self._exchanges.pop(peer, None)
+        if started is not None:
+            self.exchange_count += 1
+            self.exchange_seconds_total += time.monotonic() - started
+
+    def _report(self) -> None:
+        """Every tick: the node learns its peers' state (for ``memnode status``)."""
+        self.port.report_peers(self.peers())
+
+    # -- views ------------------------------------------------------------------------------
+
+    def peers(self) -> list[PeerInfo]:
+        core = self.core
+        if core is None:
+            return []
+        return [PeerInfo(p.node_id, p.address, p.state.value, p.events_behind or 0)
+                for p in core.peers()]
+
+    def lag_seconds(self, peer: str) -> float:
+        """Age of our oldest event the peer's last digest did not cover (0 if none)."""
+        core = self.core
+        if core is None:
+            return 0.0
+        member = core.membership.get(peer)
+        if member is None or member.version_vector is None:
+            return 0.0
+        covered = member.version_vector.get(self.node_id, 0)
+        written = self._own_times.get(covered + 1)
+        if written is None:
+            return 0.0
+        return max(0.0, (time.time_ns() // 1_000_000 - written) / 1000.0)
+
+    def transport_stats(self) -> TransportStats:
+        return self.transport.stats

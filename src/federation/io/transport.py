@@ -1,0 +1,261 @@
+"""The peer transport: the Gossip gRPC service and one outbound stream per peer.
+
+An adapter. Inbound: ``Deliver`` streams of GossipMessages are decoded and handed to
+``on_message(sender, message)``; anything undecodable is counted, logged once per
+peer, and dropped, never raised. Outbound: :meth:`GossipTransport.send` queues a
+message for the peer's long-lived ``Deliver`` stream; a bounded queue per peer drops
+the newest on overflow (counted: anti-entropy repairs what is lost), and a broken
+stream is re-opened on the next message after a short backoff.
+
+Security: the server and channels take ``grpc`` credentials. Plaintext (``insecure``)
+must be asked for explicitly by the caller (``--insecure``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from federation.io.wire import MalformedEvent, message_from_proto, message_to_proto
+from federation.messages import Message
+from federation.v1 import federation_pb2 as fpb
+from federation.v1 import federation_pb2_grpc as fpb_grpc
+
+log = logging.getLogger("memnode.sidecar.transport")
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+OPTIONS: list[tuple[str, str | int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.so_reuseport", 0),
+]
+
+
+Authorizer = Callable[[grpc.ServicerContext, str], bool]
+"""``authorize(context, node_id)``: may this connection speak for ``node_id``?"""
+
+
+@dataclass
+class TransportStats:
+    """Counters the sidecar exports (read from another thread: plain ints)."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    messages_dropped: int = 0
+    malformed: int = 0
+    stream_errors: int = 0
+    identify_failures: int = 0
+    by_peer_bytes_sent: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Security:
+    """Transport credentials: None on both sides means plaintext (``--insecure``)."""
+
+    server: grpc.ServerCredentials | None = None
+    channel: grpc.ChannelCredentials | None = None
+    target_name_override: str = ""
+
+    @property
+    def insecure(self) -> bool:
+        return self.server is None
+
+
+def open_channel(address: str, security: Security) -> grpc.Channel:
+    if security.channel is None:
+        return grpc.insecure_channel(address, options=OPTIONS)
+    options: list[tuple[str, str | int]] = list(OPTIONS)
+    if security.target_name_override:
+        options.append(("grpc.ssl_target_name_override", security.target_name_override))
+    return grpc.secure_channel(address, security.channel, options=options)
+
+
+class _PeerSender:
+    """One peer's outbound stream, fed from a bounded queue by a thread of its own."""
+
+    _CLOSE = object()
+
+    def __init__(self, peer: str, address: str, security: Security, stats: TransportStats,
+                 max_queue: int) -> None:
+        self.peer = peer
+        self.address = address
+        self._security = security
+        self._stats = stats
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"gossip-to-{peer[:8]}",
+                                        daemon=True)
+        self._thread.start()
+
+    def send(self, message: fpb.GossipMessage) -> None:
+        try:
+            self._queue.put_nowait(message)
+        except queue.Full:
+            self._stats.messages_dropped += 1
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(self._CLOSE)
+
+    def _messages(self, first: fpb.GossipMessage) -> Iterator[fpb.GossipMessage]:
+        item: Any = first
+        while item is not self._CLOSE:
+            size = item.ByteSize()
+            self._stats.bytes_sent += size
+            self._stats.by_peer_bytes_sent[self.peer] = \
+                self._stats.by_peer_bytes_sent.get(self.peer, 0) + size
+            yield item
+            item = self._queue.get()
+
+    def _run(self) -> None:
+        backoff = 0.05
+        logged = False
+        while not self._closed.is_set():
+            first = self._queue.get()
+            if first is self._CLOSE:
+                return
+            channel = open_channel(self.address, self._security)
+            try:
+                fpb_grpc.GossipStub(channel).Deliver(self._messages(first))
+                backoff = 0.05
+            except grpc.RpcError as exc:
+                self._stats.stream_errors += 1
+                if not logged:
+                    log.info("stream to %s at %s broke: %s", self.peer, self.address,
+                             exc.code())  # type: ignore[attr-defined]
+                    logged = True
+                # What was queued is stale by now: anti-entropy repairs it.
+                while not self._queue.empty():
+                    if self._queue.get_nowait() is self._CLOSE:
+                        return
+                    self._stats.messages_dropped += 1
+                self._closed.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+            finally:
+                channel.close()
+
+
+class GossipTransport:
+    def __init__(
+        self,
+        listen: str,
+        *,
+        on_message: Callable[[str, Message], None],
+        identity: Callable[[], fpb.IdentifyReply],
+        security: Security,
+        authorize: Authorizer | None = None,
+        max_queue: int = 1024,
+        workers: int = 64,
+    ) -> None:
+        self.stats = TransportStats()
+        self._security = security
+        self._max_queue = max_queue
+        self._senders: dict[str, _PeerSender] = {}
+        self._lock = threading.Lock()
+        self._bad_peers_logged: set[str] = set()
+        self.server = grpc.server(futures.ThreadPoolExecutor(workers, "gossip-in"),
+                                  options=OPTIONS)
+        servicer = _GossipServicer(self, on_message, identity, authorize)
+        fpb_grpc.add_GossipServicer_to_server(servicer, self.server)
+        if security.server is None:
+            self.port = self.server.add_insecure_port(listen)
+        else:
+            self.port = self.server.add_secure_port(listen, security.server)
+        if not self.port:
+            raise OSError(f"cannot listen on {listen}")
+
+    def start(self) -> None:
+        self.server.start()
+
+    def stop(self, grace: float = 1.0) -> None:
+        with self._lock:
+            senders = list(self._senders.values())
+            self._senders.clear()
+        for sender in senders:
+            sender.close()
+        self.server.stop(grace).wait()
+
+    def send(self, to: str, address: str, message: Message) -> None:
+        if not address:
+            return
+        with self._lock:
+            sender = self._senders.get(to)
+            if sender is None or sender.address != address:
+                if sender is not None:
+                    sender.close()
+                sender = self._senders[to] = _PeerSender(to, address, self._security,
+                                                         self.stats, self._max_queue)
+        sender.send(message_to_proto(message))
+
+    def forget_peer(self, peer: str) -> None:
+        with self._lock:
+            sender = self._senders.pop(peer, None)
+        if sender is not None:
+            sender.close()
+
+    def identify(self, address: str, me: fpb.IdentifyRequest, timeout: float
+                 ) -> fpb.IdentifyReply:
+        channel = open_channel(address, self._security)
+        try:
+            reply: fpb.IdentifyReply = fpb_grpc.GossipStub(channel).Identify(me, timeout=timeout)
+            return reply
+        except grpc.RpcError:
+            self.stats.identify_failures += 1
+            raise
+        finally:
+            channel.close()
+
+    def log_bad_peer(self, peer: str, what: str) -> None:
+        self.stats.malformed += 1
+        if peer not in self._bad_peers_logged:
+            self._bad_peers_logged.add(peer)
+            log.warning("dropping malformed input from %s: %s (logged once per peer)",
+                        peer, what)
+
+
+class _GossipServicer(fpb_grpc.GossipServicer):
+    def __init__(self, transport: GossipTransport, on_message: Callable[[str, Message], None],
+                 identity: Callable[[], fpb.IdentifyReply],
+                 authorize: Authorizer | None) -> None:
+        self._t = transport
+        self._on_message = on_message
+        self._identity = identity
+        self._authorize = authorize
+
+    def Deliver(self, request_iterator: Iterator[fpb.GossipMessage], context: Any
+                ) -> fpb.DeliverAck:
+        received = 0
+        peer = context.peer()
+        for msg in request_iterator:
+            self._t.stats.bytes_received += msg.ByteSize()
+            try:
+                message = message_from_proto(msg)
+            except (MalformedEvent, ValueError, TypeError) as exc:
+                self._t.log_bad_peer(peer, str(exc))
+                continue
+            sender = message.sender
+            if self._authorize is not None and not self._authorize(context, sender):
+                self._t.log_bad_peer(peer, f"not authorised to speak for {sender!r}")
+                context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                              f"not authorised to speak for {sender!r}")
+            received += 1
+            self._on_message(sender, message)
+        return fpb.DeliverAck(received=received)
+
+    def Identify(self, request: fpb.IdentifyRequest, context: Any) -> fpb.IdentifyReply:
+        if self._authorize is not None and not self._authorize(context, request.node_id):
+            self._t.log_bad_peer(context.peer(), f"denied: {request.node_id!r}")
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied by this federation")
+        return self._identity()
+

@@ -1,0 +1,1 @@
+"""The simulator: many pure cores over a simulated network, in one process."""

@@ -1,0 +1,1 @@
+"""gRPC: servicers (thin), the server, converters between messages and the domain."""

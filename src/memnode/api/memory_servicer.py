@@ -1,0 +1,166 @@
+"""The MemoryService servicer: convert, call the node, map domain errors to status codes."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+
+from federation.io.convert import model_to_proto
+from federation.v1 import types_pb2 as tpb
+from memnode._version import __version__
+from memnode.api.convert import hit_to_proto, memory_to_proto, meta_from_proto
+from memnode.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    MemnodeError,
+    NotFound,
+    ResourceExhausted,
+    Unavailable,
+)
+from memnode.node.domain import LocalRecord, ReplicaRecord
+from memnode.node.ingest import RememberInput
+from memnode.node.node import Node
+from memnode.v1 import memnode_pb2 as pb
+from memnode.v1 import memnode_pb2_grpc as pb_grpc
+
+log = logging.getLogger("memnode.servicer")
+
+STATUS = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+T = TypeVar("T")
+PeersFn = Callable[[], list[tpb.PeerStatus]]
+
+
+def rpc(method: Callable[..., T]) -> Callable[..., T]:
+    """Count and time the call; turn domain errors into gRPC status codes."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> T:
+        metrics = self.node.metrics
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return method(self, request, context)
+        except MemnodeError as exc:
+            code = STATUS.get(type(exc), grpc.StatusCode.INTERNAL)
+            metrics.errors.labels(kind=exc.kind).inc()
+            context.abort(code, str(exc))
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            metrics.errors.labels(kind="internal").inc()
+            log.exception("%s failed", name)
+            context.abort(code, f"{name} failed inside the node; see its log")
+        finally:
+            metrics.requests.labels(method=name, code=code.name).inc()
+            metrics.request_seconds.labels(method=name).observe(time.perf_counter() - started)
+        raise AssertionError("unreachable")  # context.abort always raises
+
+    return wrapper
+
+
+def _input(req: pb.RememberRequest) -> RememberInput:
+    return RememberInput(
+        text=req.text, metadata=meta_from_proto(req.metadata), privacy=req.privacy,
+        keep_pii=req.keep_pii, ttl_seconds=float(req.ttl_seconds), embedding=req.embedding,
+    )
+
+
+class MemoryServicer(pb_grpc.MemoryServiceServicer):
+    def __init__(self, node: Node, peers: PeersFn | None = None) -> None:
+        self.node = node
+        self._peers = peers or (lambda: [])
+
+    def _remember(self, items: Any) -> pb.RememberBatchResponse:
+        inputs = []
+        for n, request in enumerate(items):
+            try:
+                inputs.append(_input(request))
+            except InvalidArgument as exc:
+                prefix = f"item {n}: " if len(items) > 1 else ""
+                raise InvalidArgument(prefix + str(exc)) from None
+        results = self.node.remember(inputs)
+        return pb.RememberBatchResponse(
+            results=[pb.RememberResponse(id=r.id, redactions=r.redactions) for r in results]
+        )
+
+    @rpc
+    def Remember(self, request: pb.RememberRequest, context: Any) -> pb.RememberResponse:
+        response: pb.RememberResponse = self._remember([request]).results[0]
+        return response
+
+    @rpc
+    def RememberBatch(self, request: pb.RememberBatchRequest, context: Any
+                      ) -> pb.RememberBatchResponse:
+        return self._remember(request.items)
+
+    def RememberStream(self, request_iterator: Iterator[pb.RememberBatchRequest],
+                       context: Any) -> Iterator[pb.RememberBatchResponse]:
+        stream_batch = rpc(lambda s, req, ctx: s._remember(req.items))
+        for request in request_iterator:
+            yield stream_batch(self, request, context)
+
+    @rpc
+    def Recall(self, request: pb.RecallRequest, context: Any) -> pb.RecallResponse:
+        result = self.node.recall(
+            request.query, request.k, mesh=request.scope == pb.MESH,
+            where=meta_from_proto(request.where), embedding=request.embedding,
+        )
+        return pb.RecallResponse(
+            hits=[hit_to_proto(h) for h in result.hits],
+            embed_seconds=result.embed_seconds, search_seconds=result.search_seconds,
+        )
+
+    @rpc
+    def Get(self, request: pb.GetRequest, context: Any) -> pb.Memory:
+        return memory_to_proto(self.node.get(request.id), self.node.node_id)
+
+    @rpc
+    def Update(self, request: pb.UpdateRequest, context: Any) -> pb.Memory:
+        record = self.node.update(request.id, meta_from_proto(request.metadata),
+                                  list(request.remove_keys))
+        return memory_to_proto(record, self.node.node_id)
+
+    @rpc
+    def Forget(self, request: pb.ForgetRequest, context: Any) -> pb.ForgetResponse:
+        self.node.forget(request.id)
+        return pb.ForgetResponse()
+
+    @rpc
+    def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
+        page = self.node.list(request.page_size, request.page_token,
+                              mesh=request.scope == pb.MESH)
+        own = self.node.node_id
+        records: list[LocalRecord | ReplicaRecord] = [*page.local, *page.replicas]
+        return pb.ListResponse(
+            memories=[memory_to_proto(r, own) for r in records],
+            next_page_token=page.next_token,
+        )
+
+    @rpc
+    def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
+        node = self.node
+        model = node.model
+        return pb.StatusResponse(
+            node_id=node.node_id,
+            model=model_to_proto(model),
+            memories=pb.MemoryCounts(local=node.store.count_local(),
+                                     replicated=node.store.count_replicas(),
+                                     ephemeral=node.ephemeral.count()),
+            version_vector=node.version_vector(),
+            peers=self._peers(),
+            version=__version__,
+            uptime_seconds=node.uptime_seconds(),
+            data_dir=str(node.data_dir),
+        )

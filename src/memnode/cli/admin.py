@@ -1,0 +1,155 @@
+"""The ``memnode`` commands that run or administer a node (the CLI's client commands are
+in memnode.cli.main): serve, sidecar, compact, federation init / issue / deny. Heavy imports
+happen inside each command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from memnode.errors import UsageError
+
+
+def _sidecar_config(args: argparse.Namespace) -> Any:
+    from federation.io.sidecar_config import SidecarConfig
+    from memnode.config import config_from_args
+
+    preset = SidecarConfig(preset=args.preset)
+    return config_from_args(SidecarConfig, args, "MEMNODE_", preset=preset)
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from memnode.storage.compact import compact
+
+    report = compact(Path(args.data_dir))
+    print(f"compacted {args.data_dir}: {report.local} own memories, {report.replicas} "
+          f"replicas; {report.bytes_before} -> {report.bytes_after} bytes", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from memnode.api.server import serve
+    from memnode.config import NodeConfig, config_from_args
+
+    try:
+        preset = NodeConfig.preset(args.preset)
+        config = config_from_args(NodeConfig, args, "MEMNODE_", preset=preset)
+        sidecar = _sidecar_config(args)
+        return serve(config, sidecar)
+    except ValueError as exc:  # bad configuration or credentials (CredentialsError)
+        raise UsageError(str(exc)) from None
+
+
+def cmd_sidecar(args: argparse.Namespace) -> int:
+    from memnode.api.server import serve_sidecar
+
+    try:
+        config = _sidecar_config(args)
+        return serve_sidecar(args.node, config, args.metrics_listen)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_federation_init(args: argparse.Namespace) -> int:
+    from federation.errors import CredentialsError
+    from federation.io.pki import init_federation
+
+    try:
+        paths = init_federation(args.dir, name=args.name, days=args.days)
+    except CredentialsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"federation {paths.federation_id} created in {paths.dir}")
+    print(f"keep {paths.ca_key.name} and {paths.metadata_key.name} secret; issue node "
+          f"credentials with: memnode federation issue {paths.dir} --name NODE --out DIR",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_federation_issue(args: argparse.Namespace) -> int:
+    from federation.errors import CredentialsError
+    from federation.io.pki import issue_node
+
+    try:
+        out = issue_node(args.dir, args.name, args.out, dns=args.dns or (), ips=args.ip or (),
+                         days=args.days)
+    except CredentialsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"credentials of {args.name} written to {out}")
+    print(f"start the node with --federation {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_federation_deny(args: argparse.Namespace) -> int:
+    from federation.errors import CredentialsError
+    from federation.io.denylist import add_to_deny_list
+    from federation.io.pki import DENY_FILE
+
+    try:
+        added = add_to_deny_list(args.dir, args.node_id)
+    except CredentialsError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{args.node_id} {'denied' if added else 'was already denied'} in "
+          f"{args.dir / DENY_FILE}; copy this file to every node's credentials directory",
+          file=sys.stderr)
+    return 0
+
+
+def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
+    """Add the admin commands to the ``memnode`` parser's subcommands. The flags of
+    ``serve`` and ``sidecar`` come from their config objects (pydantic is imported only
+    when one of them runs)."""
+    fp = sub.add_parser("federation", help="create a federation and its members' credentials",
+                        description="create a federation (CA and metadata key), issue node "
+                        "certificates for mutual TLS, and deny members")
+    fsub = fp.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
+    p = fsub.add_parser("init", help="create a federation in DIR (CA, metadata key)")
+    p.set_defaults(func=cmd_federation_init)
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("--name", default="memnode federation", help="the CA's name")
+    p.add_argument("--days", type=int, default=3650, help="validity of the CA")
+    p = fsub.add_parser("issue", help="issue a node's credentials from federation DIR")
+    p.set_defaults(func=cmd_federation_issue)
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("--name", required=True, help="the node's name (certificate CN)")
+    p.add_argument("--out", type=Path, required=True, help="new credentials directory")
+    p.add_argument("--dns", action="append", metavar="NAME",
+                   help="a DNS name the node is reached at (repeatable)")
+    p.add_argument("--ip", action="append", metavar="ADDR",
+                   help="an IP address the node is reached at (repeatable; "
+                   "127.0.0.1 and ::1 are always included)")
+    p.add_argument("--days", type=int, default=365, help="validity of the certificate")
+    p = fsub.add_parser("deny", help="add a node id or certificate name to DIR's deny list")
+    p.set_defaults(func=cmd_federation_deny)
+    p.add_argument("dir", type=Path, metavar="DIR")
+    p.add_argument("node_id", metavar="NODE_ID")
+
+    serve = sub.add_parser("serve", help="run a node", description="run a node")
+    serve.set_defaults(func=cmd_serve)
+    serve.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "local"),
+                   choices=["local", "lan", "kubernetes"])
+    cp = sub.add_parser("compact", help="rewrite a stopped node's stores so that "
+                        "forgotten data leaves the disk", description="rewrite a stopped "
+                        "node's stores so that forgotten data leaves the disk")
+    cp.set_defaults(func=cmd_compact)
+    cp.add_argument("--data-dir", required=True)
+
+    sp = sub.add_parser("sidecar", help="run the federation sidecar next to a node",
+                        description="run the federation sidecar next to a node "
+                        "(reached on its node-local Replica API)")
+    sp.set_defaults(func=cmd_sidecar)
+    sp.add_argument("--node", default=os.environ.get("MEMNODE_NODE", "127.0.0.1:7421"),
+                    help="the node's Replica API HOST:PORT or unix:PATH [env MEMNODE_NODE]")
+    sp.add_argument("--metrics-listen", default=os.environ.get("MEMNODE_METRICS_LISTEN", ""),
+                    help="HOST:PORT for the sidecar's Prometheus /metrics")
+    sp.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "lan"),
+                    choices=["local", "lan", "kubernetes"])
+    if with_serve_flags:
+        from federation.io.sidecar_config import SidecarConfig
+        from memnode.config import NodeConfig, add_config_arguments
+
+        add_config_arguments(serve, NodeConfig, "MEMNODE_")
+        add_config_arguments(serve, SidecarConfig, "MEMNODE_", skip=("preset",))
+        add_config_arguments(sp, SidecarConfig, "MEMNODE_", skip=("preset",))

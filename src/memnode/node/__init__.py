@@ -1,0 +1,1 @@
+"""Ingest: validate, redact, embed, sign; the Node that writes through the log."""

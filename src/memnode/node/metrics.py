@@ -1,0 +1,71 @@
+"""Prometheus metrics of a node. Each node has its own registry (several nodes may share a
+process in tests and in the embedded demo).
+
+| name | type | labels | meaning |
+|---|---|---|---|
+| memnode_requests_total | counter | method, code | gRPC requests by method and status code |
+| memnode_request_duration_seconds | histogram | method | gRPC request latency |
+| memnode_memories | gauge | collection | memories held: local, replicas, ephemeral |
+| memnode_redactions_total | counter | kind | PII spans redacted from text before storage |
+| memnode_errors_total | counter | kind | requests refused or failed, by error kind |
+| memnode_events_appended_total | counter | kind | own signed events appended (put, update...) |
+| memnode_embed_duration_seconds | histogram | | time to embed one request's texts |
+| memnode_journal_replayed_total | counter | | journal entries re-applied to Chroma at start |
+| memnode_writes_refused_total | counter | reason | writes refused: the mesh would refuse them |
+| memnode_own_events_unreplicable_total | counter | reason | old own events dropped at start |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class NodeMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "memnode_requests", "gRPC requests by method and status code",
+            ["method", "code"], registry=r,
+        )
+        self.request_seconds = Histogram(
+            "memnode_request_duration_seconds", "gRPC request latency",
+            ["method"], buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.memories = Gauge(
+            "memnode_memories", "Memories held, by collection", ["collection"], registry=r
+        )
+        self.redactions = Counter(
+            "memnode_redactions", "PII spans redacted before storage", ["kind"], registry=r
+        )
+        self.errors = Counter(
+            "memnode_errors", "Requests refused or failed, by error kind", ["kind"], registry=r
+        )
+        self.events_appended = Counter(
+            "memnode_events_appended", "Own signed events appended to the log", ["kind"],
+            registry=r,
+        )
+        self.embed_seconds = Histogram(
+            "memnode_embed_duration_seconds", "Time to embed one request's texts",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+        self.journal_replayed = Counter(
+            "memnode_journal_replayed", "Journal entries re-applied to Chroma at start",
+            registry=r,
+        )
+
+        self.writes_refused = Counter(
+            "memnode_writes_refused", "Writes refused because the mesh would refuse their "
+            "event", ["reason"], registry=r,
+        )
+        self.own_events_unreplicable = Counter(
+            "memnode_own_events_unreplicable", "Own events of an old log the mesh would "
+            "refuse, dropped from the log at start", ["reason"], registry=r,
+        )
+
+    def track_memories(self, collection: str, count: Callable[[], float]) -> None:
+        self.memories.labels(collection=collection).set_function(count)

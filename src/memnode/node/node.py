@@ -1,0 +1,409 @@
+"""The node: memories on local disk, written through a signed, durable log.
+
+Domain code only: the gRPC servicer converts messages and calls this; nothing here knows
+about gRPC. Writes are serialised (one origin, one seq order); reads run concurrently.
+
+Write path of a persisted memory: validate -> redact PII -> embed -> sign events ->
+journal + events committed in one synced SQLite transaction -> upsert into Chroma ->
+journal rows dropped -> answer the client. A crash anywhere after the commit is repaired
+at the next start by replaying the journal; before it, nothing was acknowledged.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from federation.config import FederationConfig
+from federation.effects import Effect
+from federation.errors import ConfigError, MetadataKeyError
+from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
+from federation.io.metakey import MetadataKey
+from federation.sizes import event_size
+from federation.validate import Limits, check_event
+from memnode.config import NodeConfig
+from memnode.embedders import Embedder, load_embedder
+from memnode.errors import (
+    DataDirError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    UsageError,
+)
+from memnode.node import validation
+from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
+from memnode.node.ephemeral import EphemeralStore
+from memnode.node.identity import Identity, load_or_create
+from memnode.node.ingest import RememberInput, RememberResult, prepare
+from memnode.node.metrics import NodeMetrics
+from memnode.storage.chroma import ChromaStore
+from memnode.storage.durable import Durable
+from memnode.storage.eventlog import EventLog
+from memnode.storage.lock import DataDirLock
+
+log = logging.getLogger("memnode.node")
+
+#: Bumped when the door's rules change: the log is then scanned once more at start.
+ADMISSION_VERSION = "1"
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Recall:
+    hits: list[Hit]
+    embed_seconds: float
+    search_seconds: float
+
+
+@dataclass(frozen=True)
+class Page:
+    local: list[LocalRecord]
+    replicas: list[ReplicaRecord]
+    next_token: str
+
+
+class Node:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        embedder: Embedder | None = None,
+        metrics: NodeMetrics | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        federation: FederationConfig | None = None,
+    ) -> None:
+        self.config = config
+        self.federation = federation or FederationConfig()
+        try:
+            self.metadata_limits = validation.MetadataLimits.within(
+                config.max_metadata_keys, config.max_metadata_value_bytes, self.federation)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        self.metrics = metrics or NodeMetrics()
+        self._clock_ms = clock_ms
+        self.started_at = time.monotonic()
+        data_dir = config.data_dir
+        if data_dir.exists() and not data_dir.is_dir():
+            raise DataDirError(f"{data_dir} is not a directory")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = DataDirLock(data_dir)
+        self._lock.acquire()
+        try:
+            self._open(config, embedder)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, config: NodeConfig, embedder: Embedder | None) -> None:
+        data_dir = config.data_dir
+        self.identity: Identity
+        self.identity, created = load_or_create(data_dir)
+        self.node_id = self.identity.node_id
+        self.log = EventLog.open(data_dir, synchronous=config.sync.upper())
+        if not created and self.log.meta("node_id") not in (None, self.node_id):
+            raise DataDirError(f"{data_dir}: log belongs to another node; refusing to start")
+        self.embedder = embedder or load_embedder(config.embedder)
+        self.model: ModelId = self.embedder.model
+        recorded = self.log.meta("model")
+        if recorded is not None and recorded != str(self.model):
+            raise DataDirError(
+                f"{data_dir} holds vectors of model {recorded}; this node runs {self.model}. "
+                "Start with the same --embedder, or use a new data directory."
+            )
+        self.limits = Limits.from_config(self.federation, self.model)
+        self._drop_unreplicable_own_events()
+        self.log.set_meta("node_id", self.node_id)
+        self.log.set_meta("model", str(self.model))
+        self.store = ChromaStore(data_dir, self.model.dim)
+        try:
+            self.metakey = MetadataKey.load(config.metadata_key_file, os.environ)
+        except MetadataKeyError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        if self.metakey.is_development:
+            log.warning("metadata key: %s; set one for a real federation",
+                        self.metakey.describe())
+        self.ephemeral = EphemeralStore(self._clock_ms, config.ephemeral_max_items)
+        self._write_lock = threading.Lock()
+        self.durable = Durable(self.log, self.store)
+        self._seq = self.log.watermark(self.node_id)
+        self._event_listeners: list[Callable[[list[Event]], None]] = []
+        self.metrics.track_memories("local", self.store.count_local)
+        self.metrics.track_memories("replicas", self.store.count_replicas)
+        self.metrics.track_memories("ephemeral", self.ephemeral.count)
+        with self._write_lock:
+            replayed = self.durable.replay()
+        if replayed:
+            self.metrics.journal_replayed.inc(replayed)
+            log.info("replayed %d journal entries into Chroma", replayed)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._write_lock:
+            self.log.close()
+        self._lock.release()
+
+    def _drop_unreplicable_own_events(self) -> None:
+        """Once per log: own events that the mesh would refuse (written before the node
+        checked writes at the door) leave the log, so its runs vouch for their seqs as
+        compacted and peers go on past them. Their memories stay here, unreplicated
+        (an update with valid metadata replicates them again)."""
+        if self.log.meta("admission") == ADMISSION_VERSION:
+            return
+        for event, reason in self.log.drop_own_events(
+                self.node_id, lambda e: check_event(e, self.limits)):
+            self.metrics.own_events_unreplicable.labels(reason=reason.value).inc()
+            log.warning("own event %d (memory %s) could never replicate (%s): dropped from "
+                        "the log; the memory stays on this node only", event.seq,
+                        event.memory_id, reason.value)
+        self.log.set_meta("admission", ADMISSION_VERSION)
+
+    def persist_replication(self, effects: Sequence[Effect]) -> None:
+        """The replication core's effects: durably into the log, then into Chroma."""
+        if self.log.is_noop(effects):
+            return  # e.g. the marks of our own events, which the commit already wrote
+        with self._write_lock:
+            self.durable.persist(effects)
+
+    def watch_events(self, after_seq: int, on_events: Callable[[list[Event]], None]
+                     ) -> Callable[[], None]:
+        """Own events with seq > ``after_seq``: those in the log, then new ones as they
+        are committed (in seq order, none twice). Returns a function that stops it."""
+        sent = after_seq
+        lock = threading.Lock()
+
+        def deliver(events: list[Event]) -> None:
+            nonlocal sent
+            with lock:
+                fresh = [e for e in events if e.seq > sent]
+                if fresh:
+                    sent = fresh[-1].seq
+                    on_events(fresh)
+
+        with self._write_lock:  # no commit between the catch-up read and the subscription
+            self._event_listeners.append(deliver)
+            while True:
+                run = self.log.run_after(self.node_id, sent, 1000, 1 << 62)
+                if not run.events:
+                    break
+                deliver(list(run.events))
+
+        def stop() -> None:
+            with self._write_lock:
+                if deliver in self._event_listeners:
+                    self._event_listeners.remove(deliver)
+
+        return stop
+
+    # -- writes -------------------------------------------------------------------------
+
+    def _new_id(self) -> str:
+        suffix = base64.b32encode(secrets.token_bytes(8)).decode().rstrip("=").lower()
+        return f"{self.node_id}/{suffix}"
+
+    def _event(self, kind: EventKind, record: LocalRecord) -> Event:
+        self._seq += 1
+        full = kind != EventKind.FORGET
+        event_privacy = SharedPrivacy(int(record.privacy))
+        event = Event(
+            origin=self.node_id,
+            seq=self._seq,
+            kind=kind,
+            local_id=record.id.partition("/")[2],
+            timestamp_ms=record.updated_at_ms,
+            privacy=event_privacy,
+            model=self.model if full else None,
+            embedding=record.embedding.astype("<f4").tobytes() if full else b"",
+            metadata=self.metakey.shared_form(record.metadata, event_privacy) if full else {},
+        )
+        return sign(event, self.identity.key)
+
+    def _admit(self, events: Sequence[Event]) -> None:
+        """The door: each event is checked with the validation every peer runs, so a
+        write the node acknowledges can always replicate. InvalidArgument otherwise."""
+        for event in events:
+            reason = check_event(event, self.limits)
+            if reason is None:
+                continue
+            self.metrics.writes_refused.labels(reason=reason.value).inc()
+            raise InvalidArgument(
+                f"the mesh would refuse this write's replication event ({reason.value}): "
+                f"{event_size(event)} bytes of event, {len(event.metadata)} metadata "
+                f"entries; limits: {self.limits.max_event_bytes} bytes per event, "
+                f"{self.limits.max_metadata_entries} entries, keys of "
+                f"{self.limits.max_metadata_key_bytes} and values of "
+                f"{self.limits.max_metadata_value_bytes} bytes")
+
+    def _commit(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
+                events: list[Event]) -> None:
+        """Admit, then the durable path (commit, apply). Caller holds the write lock and
+        has advanced ``self._seq`` for ``events``; if nothing was committed the seq is
+        rolled back. Listeners hear of committed events even if applying failed."""
+        first_seq = events[0].seq - 1 if events else self._seq
+        committed = self.log.watermark(self.node_id)
+        try:
+            self._admit(events)
+            self.durable.commit_local(puts, forgets, events)
+        except BaseException:
+            if not events or self.log.watermark(self.node_id) == committed:
+                self._seq = first_seq
+            else:
+                self._announce(events)
+            raise
+        self._announce(events)
+
+    def _announce(self, events: list[Event]) -> None:
+        for event in events:
+            self.metrics.events_appended.labels(kind=event.kind.name.lower()).inc()
+        if events:
+            for listener in self._event_listeners:
+                listener(events)
+
+    def remember(self, items: Sequence[RememberInput]) -> list[RememberResult]:
+        """Store a batch atomically: every item is written or none is."""
+        cfg = self.config
+        batch = prepare(items, cfg, self.metadata_limits, self.embedder, self.metrics,
+                        self._clock_ms(), self._new_id)
+        ephemeral = [r for r in batch.records if r.privacy == Privacy.EPHEMERAL]
+        persisted = [r for r in batch.records if r.privacy != Privacy.EPHEMERAL]
+        if ephemeral and self.ephemeral.count() + len(ephemeral) > cfg.ephemeral_max_items:
+            raise ResourceExhausted(
+                f"ephemeral store is full ({cfg.ephemeral_max_items} memories)"
+            )
+        with self._write_lock:
+            if persisted:
+                events = [self._event(EventKind.PUT, r) for r in persisted
+                          if r.privacy.replicated]
+                self._commit(persisted, (), events)
+            for r in ephemeral:
+                self.ephemeral.put(r)
+        return [RememberResult(r.id, n)
+                for r, n in zip(batch.records, batch.redactions, strict=True)]
+
+    def update(self, memory_id: str, metadata: Mapping[str, object],
+               remove_keys: Sequence[str] = ()) -> LocalRecord:
+        validation.memory_id(memory_id)
+        with self._write_lock:
+            record = self._own_record(memory_id)
+            merged: dict[str, object] = {k: v for k, v in record.metadata.items()
+                                         if k not in set(remove_keys)}
+            merged.update(metadata)
+            record.metadata = validation.metadata(merged, self.metadata_limits)
+            record.updated_at_ms = self._clock_ms()
+            if record.privacy == Privacy.EPHEMERAL:
+                self.ephemeral.put(record)
+                return record
+            events = [self._event(EventKind.UPDATE, record)] if record.privacy.replicated else []
+            self._commit([record], (), events)
+            return record
+
+    def forget(self, memory_id: str) -> None:
+        validation.memory_id(memory_id)
+        with self._write_lock:
+            record = self._own_record(memory_id)
+            if record.privacy == Privacy.EPHEMERAL:
+                self.ephemeral.forget(memory_id)
+                return
+            record.updated_at_ms = self._clock_ms()
+            events = [self._event(EventKind.FORGET, record)] if record.privacy.replicated else []
+            self._commit((), [memory_id], events)
+
+    def _own_record(self, memory_id: str) -> LocalRecord:
+        record = self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
+        if record is not None:
+            return record
+        origin = memory_id.partition("/")[0]
+        if origin != self.node_id and self.store.get_replica(memory_id) is not None:
+            raise FailedPrecondition(
+                f"memory {memory_id} belongs to node {origin}; only its origin can change it"
+            )
+        raise NotFound(f"no memory {memory_id}")
+
+    # -- reads --------------------------------------------------------------------------
+
+    def recall(self, query: str, k: int = 10, *, mesh: bool = False,
+               where: Mapping[str, object] | None = None, embedding: bytes = b"") -> Recall:
+        cfg = self.config
+        k = validation.recall_k(k, cfg.max_recall_k)
+        wanted: Metadata = validation.metadata(where or {}, self.metadata_limits)
+        started = time.perf_counter()
+        if embedding:
+            vec = validation.embedding(embedding, self.model.dim)
+        else:
+            validation.decode_text(query.encode(), cfg.max_text_bytes, what="query")
+            vec = self.embedder.embed([query])[0]
+        embedded = time.perf_counter()
+        self.metrics.embed_seconds.observe(embedded - started)
+        replica_where: dict[str, list[MetaValue]] = {
+            key: self.metakey.match_values(value) for key, value in wanted.items()
+        }
+        hits = self.store.query(vec, k, include_replicas=mesh, where_local=wanted,
+                                where_replica=replica_where)
+        extra = self.ephemeral.query(vec, k, wanted)
+        if extra:
+            hits = sorted(hits + extra, key=lambda h: h.score, reverse=True)[:k]
+        return Recall(hits, embedded - started, time.perf_counter() - embedded)
+
+    def get(self, memory_id: str) -> LocalRecord | ReplicaRecord:
+        validation.memory_id(memory_id)
+        found = (self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
+                 or self.store.get_replica(memory_id))
+        if found is None:
+            raise NotFound(f"no memory {memory_id}")
+        return found
+
+    def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
+        """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
+        size = min(page_size or 100, 1000)
+        phase, offset = _parse_token(token)
+        phases = ["e", "l", "r"] if mesh else ["e", "l"]
+        local: list[LocalRecord] = []
+        replicas: list[ReplicaRecord] = []
+        while phase and len(local) + len(replicas) < size:
+            want = size - len(local) - len(replicas)
+            got: list[LocalRecord] | list[ReplicaRecord]
+            if phase == "e":
+                got = self.ephemeral.records()[offset : offset + want]
+                local += got
+            elif phase == "l":
+                got = self.store.list_local(offset, want)
+                local += got
+            else:
+                got = self.store.list_replicas(offset, want)
+                replicas += got
+            offset += len(got)
+            if len(got) < want:  # this phase is exhausted: on to the next
+                following = phases.index(phase) + 1
+                phase = phases[following] if following < len(phases) else ""
+                offset = 0
+        return Page(local, replicas, f"{phase}:{offset}" if phase else "")
+
+    def version_vector(self) -> dict[str, int]:
+        return self.log.version_vector()
+
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_at
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+
+def _parse_token(token: str) -> tuple[str, int]:
+    if not token:
+        return "e", 0
+    phase, _, offset = token.partition(":")
+    if phase not in ("e", "l", "r") or not offset.isdigit():
+        raise validation.InvalidArgument(f"bad page token {token!r}")
+    return phase, int(offset)

@@ -1,0 +1,141 @@
+"""Checks on what clients send; each failure is a MemnodeError a person can act on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from federation.config import FederationConfig
+from federation.errors import ConfigError
+from memnode.errors import InvalidArgument, ResourceExhausted
+from memnode.node.domain import Metadata, MetaValue, Privacy, Vector
+
+
+def decode_text(raw: bytes, max_bytes: int, what: str = "text") -> str:
+    if len(raw) > max_bytes:
+        raise InvalidArgument(f"{what} is {len(raw)} bytes; the limit is {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"{what} is not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise InvalidArgument(f"{what} is empty")
+    return text
+
+
+def privacy(value: int) -> Privacy:
+    if value == 0:
+        return Privacy.TEAM
+    try:
+        return Privacy(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"unknown privacy level {value} (ephemeral=1, private=2, team=3, public=4)"
+        ) from None
+
+
+@dataclass(frozen=True)
+class MetadataLimits:
+    """What a memory's metadata may hold: the node's own limits, within the
+    federation's (what may replicate is defined once, in FederationConfig)."""
+
+    max_keys: int
+    max_key_bytes: int
+    max_value_bytes: int
+
+    @classmethod
+    def within(cls, max_keys: int, max_value_bytes: int, fed: FederationConfig
+               ) -> MetadataLimits:
+        """The node's limits, refused (ConfigError naming both values) where they
+        exceed what the mesh carries: a write the node acknowledges must replicate."""
+        for name, ours, theirs, field in (
+            ("--max-metadata-keys", max_keys, fed.max_metadata_entries, "max_metadata_entries"),
+            ("--max-metadata-value-bytes", max_value_bytes, fed.max_metadata_value_bytes,
+             "max_metadata_value_bytes"),
+        ):
+            if ours > theirs:
+                raise ConfigError(f"{name} {ours} exceeds the federation's {field} {theirs}: "
+                                  "such a memory could never replicate; lower it")
+        return cls(max_keys, fed.max_metadata_key_bytes, max_value_bytes)
+
+
+def metadata(meta: Mapping[str, object], limits: MetadataLimits) -> Metadata:
+    """A flat map of str -> str | int | float | bool, keys not starting with '_'."""
+    max_keys, max_value_bytes = limits.max_keys, limits.max_value_bytes
+    if not isinstance(meta, Mapping):
+        raise InvalidArgument("metadata must be a map of key -> value")
+    if len(meta) > max_keys:
+        raise InvalidArgument(f"metadata has {len(meta)} keys; the limit is {max_keys}")
+    out: Metadata = {}
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument("metadata keys must be non-empty strings")
+        if key.startswith("_"):
+            raise InvalidArgument(f"metadata key {key!r}: keys starting with '_' are reserved")
+        if len(key.encode()) > limits.max_key_bytes:
+            raise InvalidArgument(f"metadata key {key[:40]!r}... is {len(key.encode())} bytes; "
+                                  f"the limit is {limits.max_key_bytes}")
+        out[key] = meta_value(key, value, max_value_bytes)
+    return out
+
+
+def meta_value(key: str, value: object, max_value_bytes: int) -> MetaValue:
+    if isinstance(value, bool | int):
+        if not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+            raise InvalidArgument(f"metadata {key!r}: integer out of 64-bit range")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"metadata {key!r}: {value} is not a finite number")
+        return value
+    if isinstance(value, str):
+        if len(value.encode()) > max_value_bytes:
+            raise InvalidArgument(
+                f"metadata {key!r}: value is {len(value.encode())} bytes; "
+                f"the limit is {max_value_bytes}"
+            )
+        return value
+    raise InvalidArgument(
+        f"metadata {key!r}: values must be str, int, float or bool, not {type(value).__name__} "
+        "(metadata is a flat map)"
+    )
+
+
+def embedding(raw: bytes, dim: int) -> Vector:
+    if len(raw) % 4:
+        raise InvalidArgument(f"embedding is {len(raw)} bytes: not a float32 array")
+    if len(raw) // 4 != dim:
+        raise InvalidArgument(
+            f"embedding has {len(raw) // 4} dimensions; this node's model has {dim}"
+        )
+    vec = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    norm = float(np.linalg.norm(vec))
+    if not math.isfinite(norm) or norm == 0.0:
+        raise InvalidArgument("embedding must be finite and non-zero")
+    normalized: Vector = vec / norm
+    return normalized
+
+
+def batch_size(n: int, limit: int) -> None:
+    if n == 0:
+        raise InvalidArgument("empty batch")
+    if n > limit:
+        raise ResourceExhausted(f"batch of {n} memories; the limit is {limit}")
+
+
+def recall_k(k: int, limit: int) -> int:
+    if k == 0:
+        return 10
+    if k > limit:
+        raise InvalidArgument(f"k={k}; the limit is {limit}")
+    return k
+
+
+def memory_id(value: str) -> str:
+    origin, sep, suffix = value.partition("/")
+    if not sep or not origin or not suffix:
+        raise InvalidArgument(f"{value!r} is not a memory id (<node_id>/<suffix>)")
+    return value

@@ -1,0 +1,135 @@
+"""One durable path for every change: commit to the log, apply to Chroma, replay.
+
+Local writes (``commit_local``) and the replication core's effects (``persist``) take
+the same three steps:
+
+1. **commit**: one synced SQLite transaction holds the change and a journal of what
+   Chroma must do (:mod:`memnode.storage.eventlog`); after it, the change is durable;
+2. **apply**: Chroma is brought in line (upserts and deletes, idempotent), then the
+   journal rows are dropped;
+3. **replay**: whatever the journal still holds at start (a crash between 1 and 2), or
+   after an apply failed, is applied again, in order.
+
+Not thread-safe on its own: the node calls it under its write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from federation.effects import DeleteReplica, Effect, UpsertReplica
+from federation.events import Event, EventKind
+from memnode.node.domain import LocalRecord, Privacy, ReplicaRecord
+from memnode.storage.chroma import ChromaStore
+from memnode.storage.eventlog import EventLog
+
+log = logging.getLogger("memnode.storage")
+
+
+def replica_record(event: Event) -> ReplicaRecord:
+    return ReplicaRecord(
+        id=event.memory_id, origin=event.origin,
+        embedding=np.frombuffer(event.embedding, dtype="<f4").astype(np.float32),
+        metadata=dict(event.metadata), privacy=Privacy(int(event.privacy)),
+        created_at_ms=event.timestamp_ms, updated_at_ms=event.timestamp_ms,
+    )
+
+
+class Durable:
+    def __init__(self, log: EventLog, store: ChromaStore) -> None:
+        self.log = log
+        self.store = store
+        self._apply_failed = False
+
+    def commit_local(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
+                     events: Sequence[Event]) -> None:
+        """This node's own change, with its signed events. Durable on return, even if
+        applying to Chroma failed (then raises; the next change or start replays)."""
+        jseq = self.log.commit_local(puts=puts, forgets=forgets, events=events)
+
+        def apply() -> None:
+            if puts:
+                self.store.upsert_local(puts)
+            if forgets:
+                self.store.delete_local(forgets)
+
+        self._apply(apply, jseq)
+
+    def persist(self, effects: Sequence[Effect]) -> None:
+        """The replication core's effects, in order. A batch that changes nothing in the
+        log (e.g. marks it already holds) costs no transaction."""
+        jseq, memory_ids = self.log.persist_effects(effects)
+        if memory_ids:
+            self._apply(lambda: _apply_replica_effects(self.store, effects), jseq)
+
+    def replay(self) -> int:
+        """Apply to Chroma whatever the journal holds, in order, then drop it."""
+        pending = self.log.pending_journal()
+        i = 0
+        while i < len(pending):
+            j = i
+            while j < len(pending) and pending[j].op == pending[i].op:
+                j += 1
+            run = pending[i:j]
+            if run[0].op == "put":
+                self.store.upsert_local([e.record for e in run if e.record is not None])
+            elif run[0].op == "forget":
+                self.store.delete_local([e.memory_id for e in run])
+            else:
+                self._sync_replicas([e.memory_id for e in run])
+            i = j
+        if pending:
+            self.log.journal_done(pending[-1].jseq)
+        return len(pending)
+
+    def _apply(self, apply: Callable[[], None], jseq: int) -> None:
+        try:
+            if self._apply_failed:  # an earlier apply failed: re-apply all that is pending
+                self.replay()
+                self._apply_failed = False
+            else:
+                apply()
+                self.log.journal_done(jseq)
+        except Exception:
+            self._apply_failed = True
+            log.exception("applying a committed change to Chroma failed; will retry")
+            raise
+
+    def _sync_replicas(self, memory_ids: Sequence[str]) -> None:
+        """Make each memory's replica in Chroma match its newest event in the log
+        (PUT/UPDATE: upsert; FORGET or nothing: delete). Idempotent."""
+        upserts: dict[str, Event] = {}
+        deletes: list[str] = []
+        for memory_id in dict.fromkeys(memory_ids):
+            event = self.log.latest_event(memory_id)
+            if event is not None and event.kind != EventKind.FORGET:
+                upserts[memory_id] = event
+            else:
+                deletes.append(memory_id)
+        if upserts:
+            changed = {m for m, e in upserts.items() if e.kind == EventKind.UPDATE}
+            self.store.upsert_replicas([replica_record(e) for e in upserts.values()], changed)
+        if deletes:
+            self.store.delete_replicas(deletes)
+
+
+def _apply_replica_effects(store: ChromaStore, effects: Sequence[Effect]) -> None:
+    """Bring Chroma's replicas in line with a batch of effects just written to the log:
+    the last effect on a memory wins (what ``_sync_replicas`` would read back from the
+    log, without reading it back)."""
+    final: dict[str, Event | None] = {}
+    for effect in effects:
+        if isinstance(effect, UpsertReplica):
+            final[effect.event.memory_id] = effect.event
+        elif isinstance(effect, DeleteReplica):
+            final[effect.memory_id] = None
+    upserts = [e for e in final.values() if e is not None]
+    if upserts:
+        changed = {e.memory_id for e in upserts if e.kind == EventKind.UPDATE}
+        store.upsert_replicas([replica_record(e) for e in upserts], changed)
+    deletes = [m for m, e in final.items() if e is None]
+    if deletes:
+        store.delete_replicas(deletes)

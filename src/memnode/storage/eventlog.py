@@ -1,0 +1,394 @@
+"""The node's durable log: a write-ahead journal for Chroma and the signed per-origin events.
+
+One SQLite database in WAL mode (``<data_dir>/log.db``) holds, written in one transaction
+per client request and synced before the client is answered:
+
+- ``journal``: every local mutation (put / forget of a PRIVATE, TEAM or PUBLIC memory)
+  with everything Chroma needs to apply it, text included, and every replica change
+  (op ``replica``: bring the memory's replica in line with its newest event here). Rows
+  are deleted once Chroma has applied them; at start, whatever is left is replayed
+  (idempotent upserts and deletes). So a ``kill -9`` at any moment loses no
+  acknowledged write and leaves no half-applied one.
+- ``events``: the signed replication events of every origin this node knows (its own
+  and its peers'), never text. Compaction keeps the newest event per live memory and
+  the FORGET tombstone of a forgotten one.
+- ``origins``: per origin, the marks of the replication core: the watermark (the
+  version vector), the GC floor and the reconciliation cursor.
+- ``meta``: schema version, node id, model identity.
+
+A data directory that cannot be read is reported (DataDirError), never reset.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.events import Event, EventKind, SharedPrivacy
+from federation.io.wire import event_from_bytes, event_to_bytes
+from federation.messages import EventRun
+from federation.sizes import event_size
+from federation.validate import RejectReason
+from memnode.errors import DataDirError
+from memnode.node.domain import LocalRecord, Privacy
+
+SCHEMA_VERSION = "1"
+LOG_FILE = "log.db"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE journal (
+    jseq INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL CHECK (op IN ('put', 'forget', 'replica')),
+    memory_id TEXT NOT NULL,
+    payload TEXT,
+    embedding BLOB
+);
+CREATE TABLE events (
+    origin TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    memory_id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (origin, seq)
+) WITHOUT ROWID;
+CREATE INDEX events_by_memory ON events (memory_id);
+CREATE TABLE origins (
+    origin TEXT PRIMARY KEY,
+    watermark INTEGER NOT NULL DEFAULT 0,
+    gc_floor INTEGER NOT NULL DEFAULT 0,
+    resync_from INTEGER
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    jseq: int
+    op: Literal["put", "forget", "replica"]
+    memory_id: str
+    record: LocalRecord | None  # for "put"
+
+
+def _record_payload(record: LocalRecord) -> tuple[str, bytes]:
+    payload = json.dumps(
+        {
+            "text": record.text,
+            "metadata": record.metadata,
+            "privacy": int(record.privacy),
+            "created": record.created_at_ms,
+            "updated": record.updated_at_ms,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return payload, np.ascontiguousarray(record.embedding, dtype="<f4").tobytes()
+
+
+def _record_from_row(memory_id: str, payload: str, embedding: bytes) -> LocalRecord:
+    data = json.loads(payload)
+    return LocalRecord(
+        id=memory_id,
+        text=data["text"],
+        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
+        metadata=data["metadata"],
+        privacy=Privacy(data["privacy"]),
+        created_at_ms=data["created"],
+        updated_at_ms=data["updated"],
+    )
+
+
+class EventLog:
+    """Thread-safe; one writer at a time (writes take an internal lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.path = path
+
+    @classmethod
+    def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> EventLog:
+        path = data_dir / LOG_FILE
+        fresh = not path.exists()
+        try:
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={synchronous}")
+            # Deleted rows (journalled text, superseded events) are zeroed, not left in pages.
+            conn.execute("PRAGMA secure_delete=ON")
+            if fresh:
+                conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
+                conn.execute(
+                    "INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
+                )
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise DataDirError(f"{path}: log is corrupt ({check}); refusing to start")
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise DataDirError(f"{path}: log is unreadable ({exc}); refusing to start") from exc
+        if row is None or row[0] != SCHEMA_VERSION:
+            raise DataDirError(f"{path}: unknown log schema {row!r}; refusing to start")
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- local writes ---------------------------------------------------------------------
+
+    def commit_local(
+        self,
+        puts: Sequence[LocalRecord] = (),
+        forgets: Sequence[str] = (),
+        events: Sequence[Event] = (),
+    ) -> int:
+        """Journal local mutations and append their signed events, atomically and durably.
+
+        ``events`` must be this node's own, numbered from ``watermark(origin) + 1`` on.
+        Returns the highest journal seq written (for :meth:`journal_done`).
+        """
+        with self._tx() as c:
+            for record in puts:
+                payload, blob = _record_payload(record)
+                c.execute(
+                    "INSERT INTO journal (op, memory_id, payload, embedding) VALUES ('put',?,?,?)",
+                    (record.id, payload, blob),
+                )
+            for memory_id in forgets:
+                c.execute(
+                    "INSERT INTO journal (op, memory_id) VALUES ('forget', ?)", (memory_id,)
+                )
+            self._append_events(c, events)
+            row = c.execute("SELECT MAX(jseq) FROM journal").fetchone()
+        return int(row[0] or 0)
+
+    def _append_events(self, c: sqlite3.Connection, events: Sequence[Event]) -> None:
+        heads: dict[str, int] = {}
+        for event in events:
+            if event.origin not in heads:
+                heads[event.origin] = self._watermark(c, event.origin)
+            if event.seq != heads[event.origin] + 1:
+                raise ValueError(
+                    f"event {event.origin}/{event.seq} does not follow {heads[event.origin]}"
+                )
+            self._put_event(c, event)
+            heads[event.origin] = event.seq
+        for origin, seq in heads.items():
+            c.execute(
+                "INSERT INTO origins (origin, watermark) VALUES (?, ?) "
+                "ON CONFLICT (origin) DO UPDATE SET watermark = excluded.watermark",
+                (origin, seq),
+            )
+
+    @staticmethod
+    def _put_event(c: sqlite3.Connection, event: Event) -> None:
+        # Compaction: the newest event of a memory supersedes the older ones.
+        c.execute("DELETE FROM events WHERE memory_id = ?", (event.memory_id,))
+        c.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            (event.origin, event.seq, event.memory_id, int(event.kind), event_to_bytes(event)),
+        )
+
+    def is_noop(self, effects: Sequence[Effect]) -> bool:
+        """True when ``effects`` are only marks this log already holds (the marks of our
+        own events, which ``commit_local`` wrote): persisting them would change nothing."""
+        if not all(isinstance(e, OriginMarks) for e in effects):
+            return False
+        with self._lock:
+            for marks in effects:
+                assert isinstance(marks, OriginMarks)
+                row = self._conn.execute(
+                    "SELECT watermark, gc_floor, resync_from FROM origins WHERE origin = ?",
+                    (marks.origin,)).fetchone()
+                if row is None or row[0] < marks.watermark or row[1] != marks.gc_floor \
+                        or row[2] != marks.resync_from:
+                    return False
+        return True
+
+    def persist_effects(self, effects: Sequence[Effect]) -> tuple[int, list[str]]:
+        """Apply the replication core's effects to the log, in order, in one durable
+        transaction, journalling the replicas Chroma must bring in line. Returns the
+        journal seq written (0 if none) and the memory ids to sync."""
+        to_sync: list[str] = []
+        with self._tx() as c:
+            for effect in effects:
+                if isinstance(effect, UpsertReplica):
+                    self._put_event(c, effect.event)
+                    to_sync.append(effect.event.memory_id)
+                elif isinstance(effect, DeleteReplica):
+                    c.execute("DELETE FROM events WHERE memory_id = ?", (effect.memory_id,))
+                    if effect.forget is not None:
+                        self._put_event(c, effect.forget)
+                    to_sync.append(effect.memory_id)
+                elif isinstance(effect, DropTombstone):
+                    c.execute("DELETE FROM events WHERE origin = ? AND seq = ? AND kind = ?",
+                              (effect.origin, effect.seq, int(EventKind.FORGET)))
+                elif isinstance(effect, OriginMarks):
+                    c.execute(
+                        "INSERT INTO origins (origin, watermark, gc_floor, resync_from) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (origin) DO UPDATE SET "
+                        "watermark = MAX(watermark, excluded.watermark), "
+                        "gc_floor = excluded.gc_floor, resync_from = excluded.resync_from",
+                        (effect.origin, effect.watermark, effect.gc_floor, effect.resync_from),
+                    )
+            c.executemany("INSERT INTO journal (op, memory_id) VALUES ('replica', ?)",
+                          [(m,) for m in to_sync])
+            row = c.execute("SELECT MAX(jseq) FROM journal").fetchone()
+        return (int(row[0] or 0) if to_sync else 0), to_sync
+
+    def drop_own_events(self, origin: str, refuse: Callable[[Event], RejectReason | None]
+                        ) -> list[tuple[Event, RejectReason]]:
+        """Delete ``origin``'s retained events that ``refuse`` finds a reason against,
+        in one transaction; the watermark stays, so runs vouch for those seqs as
+        compacted. Returns what was dropped."""
+        dropped: list[tuple[Event, RejectReason]] = []
+        with self._tx() as c:
+            rows = c.execute("SELECT body FROM events WHERE origin = ? ORDER BY seq",
+                             (origin,)).fetchall()
+            for (body,) in rows:
+                event = event_from_bytes(body)
+                reason = refuse(event)
+                if reason is not None:
+                    c.execute("DELETE FROM events WHERE origin = ? AND seq = ?",
+                              (origin, event.seq))
+                    dropped.append((event, reason))
+        return dropped
+
+    def snapshot(self) -> tuple[list[Event], list[OriginMarks]]:
+        """The compacted log as light events (no embedding, no metadata) and the marks:
+        what the replication core needs to restart."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT origin, seq, memory_id, kind FROM events ORDER BY origin, seq"
+            ).fetchall()
+            marks = self._conn.execute(
+                "SELECT origin, watermark, gc_floor, resync_from FROM origins"
+            ).fetchall()
+        events = [
+            Event(origin=o, seq=q, kind=EventKind(k), local_id=m.partition("/")[2],
+                  timestamp_ms=0, privacy=SharedPrivacy.TEAM)
+            for o, q, m, k in rows
+        ]
+        return events, [OriginMarks(o, w, g, r) for o, w, g, r in marks]
+
+    def run_after(self, origin: str, after_seq: int, max_events: int, max_bytes: int
+                  ) -> EventRun:
+        """Retained events of ``origin`` above ``after_seq`` (the EventSource contract of
+        federation.eventsource: bounded, at least one event if any remains, ``through_seq`` the
+        watermark when everything remaining fit)."""
+        with self._lock:
+            watermark = self._watermark(self._conn, origin)
+            if after_seq >= watermark or max_events <= 0:
+                return EventRun(origin, after_seq, after_seq, ())
+            rows = self._conn.execute(
+                "SELECT body FROM events WHERE origin = ? AND seq > ? AND seq <= ? "
+                "ORDER BY seq LIMIT ?",
+                (origin, after_seq, watermark, max_events + 1),
+            ).fetchall()
+        events: list[Event] = []
+        used = 0
+        truncated = len(rows) > max_events
+        for (body,) in rows[:max_events]:
+            event = event_from_bytes(body)
+            size = event_size(event) + 4
+            if events and used + size > max_bytes:
+                truncated = True
+                break
+            events.append(event)
+            used += size
+        through = events[-1].seq if truncated else watermark
+        return EventRun(origin, after_seq, through, tuple(events))
+
+    def pending_journal(self) -> list[JournalEntry]:
+        """Local mutations not yet confirmed applied to Chroma, in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq"
+            ).fetchall()
+        out = []
+        for jseq, op, memory_id, payload, blob in rows:
+            record = _record_from_row(memory_id, payload, blob) if op == "put" else None
+            out.append(JournalEntry(jseq, op, memory_id, record))
+        return out
+
+    def journal_done(self, through_jseq: int) -> None:
+        """Chroma holds everything journalled up to ``through_jseq``: drop those rows."""
+        with self._tx() as c:
+            c.execute("DELETE FROM journal WHERE jseq <= ?", (through_jseq,))
+
+    # -- events ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _watermark(c: sqlite3.Connection, origin: str) -> int:
+        row = c.execute("SELECT watermark FROM origins WHERE origin = ?", (origin,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def watermark(self, origin: str) -> int:
+        with self._lock:
+            return self._watermark(self._conn, origin)
+
+    def version_vector(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT origin, watermark FROM origins").fetchall()
+        return {origin: int(seq) for origin, seq in rows if seq > 0}
+
+    def events_after(self, origin: str, after_seq: int, limit: int) -> list[Event]:
+        """Live events of ``origin`` with seq > ``after_seq``, in seq order, at most ``limit``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT body FROM events WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (origin, after_seq, limit),
+            ).fetchall()
+        return [event_from_bytes(body) for (body,) in rows]
+
+    def latest_event(self, memory_id: str) -> Event | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT body FROM events WHERE memory_id = ? ORDER BY seq DESC LIMIT 1",
+                (memory_id,),
+            ).fetchone()
+        return None if row is None else event_from_bytes(row[0])
+
+    def count_events(self, kinds: Iterable[EventKind] | None = None) -> int:
+        with self._lock:
+            if kinds is None:
+                row = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()
+            else:
+                wanted = [int(k) for k in kinds]
+                marks = ",".join("?" * len(wanted))
+                row = self._conn.execute(
+                    f"SELECT COUNT(*) FROM events WHERE kind IN ({marks})", wanted
+                ).fetchone()
+        return int(row[0])

@@ -144,7 +144,11 @@ class ZeroconfDiscovery:
             self.service_type, f"{instance}.{self.service_type}", port=port,
             properties=txt_record(me), server=f"{instance}.local.",
             addresses=[socket.inet_aton(a) for a in ([own] if own else interfaces)])
-        self._zc = Zeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only)
+        try:
+            self._zc = Zeroconf(interfaces=list(interfaces), ip_version=IPVersion.V4Only)
+        except OSError as exc:
+            raise OSError(exc.errno, "zeroconf discovery cannot listen for mDNS on "
+                          f"{', '.join(interfaces)}: {exc.strerror or exc}") from exc
         try:
             self._browser = ServiceBrowser(self._zc, self.service_type,
                                            handlers=[self._on_service_state_change])
@@ -163,9 +167,12 @@ class ZeroconfDiscovery:
             if self._stopped:
                 return
             self._stopped = True
+        announced = self._zc is not None
         self._close()
         with self._lock:
             self._peers.clear()
+        if announced:
+            log.info("discovery zeroconf: stopped (goodbye sent)")
 
     def _close(self) -> None:
         zc, info, browser = self._zc, self._info, self._browser

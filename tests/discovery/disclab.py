@@ -1,16 +1,57 @@
-"""Reading a probe's JSON lines as they come, and waiting (with a deadline, on a
-condition variable: no sleeping) until its latest state satisfies a predicate."""
+"""What the discovery tests share: a namespaced lab (tests/netns/netlab.py) for the
+multi-host tests, programs started inside its namespaces with a stdin pipe, and a
+reader of the probe's JSON lines that waits (on a condition variable, with a deadline:
+no sleeping) until the latest state satisfies a predicate."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from helpers import wait_for
+from netlab import Netlab, NetlabUnavailable
+
+HERE = Path(__file__).resolve().parent
 State = dict[str, Any]
+
+
+def make_lab(n: int) -> Iterator[Netlab]:
+    lab = Netlab(n)
+    try:
+        lab.create()
+    except NetlabUnavailable as exc:
+        pytest.skip(f"multi-host discovery test needs network namespaces: {exc}")
+    try:
+        yield lab
+    finally:
+        lab.teardown()
+    wait_for(lambda: not lab.leftovers(), "the lab's interfaces and namespaces to go", 10)
+
+
+def spawn(lab: Netlab, netns: str, program: str, args: Sequence[str], log: Path,
+          ) -> subprocess.Popen[bytes]:
+    """``python tests/discovery/PROGRAM ARGS`` inside ``netns``: stdout piped, stdin
+    piped (closing it ends the program), stderr to ``log``."""
+    cmd = ["ip", "netns", "exec", netns, sys.executable, str(HERE / program), *args]
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err, start_new_session=True)
+    lab.procs.append(proc)
+    return proc
+
+
+def send(proc: subprocess.Popen[bytes], line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line.encode() + b"\n")
+    proc.stdin.flush()
 
 
 class JsonLines:

@@ -3,7 +3,8 @@
 The standard LangChain suite writes its async tests as bare ``async def`` methods and
 expects pytest-asyncio's auto mode. Rather than switch the whole project to auto mode,
 this hook marks only the coroutine tests collected under this directory as asyncio
-tests (it runs innermost, before pytest-asyncio converts the marked items).
+tests (it runs innermost, before pytest-asyncio converts the marked items). The test
+modules skip themselves when the ``agents`` extra (with pytest-asyncio) is absent.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-
-pytest.importorskip("pytest_asyncio", reason="the agents extra is not installed")
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("langchain_core", reason="the agents extra is not installed")
+pytest.importorskip("pytest_asyncio", reason="the agents extra is not installed")
 
 from langchain_core.embeddings import Embeddings  # noqa: E402
 

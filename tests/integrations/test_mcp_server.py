@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("mcp", reason="the agents extra is not installed")
+pytest.importorskip("pytest_asyncio", reason="the agents extra is not installed")
 
 import mcp  # noqa: E402
 

@@ -332,7 +332,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the server until stdin closes (stdio) or a signal (HTTP). Returns an exit code:
-    0 on a normal end, 2 for bad usage."""
+    0 on a normal end, 2 for bad usage, 130 on Ctrl-C."""
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -355,10 +355,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     with make_client(args.addr, args.token, args.timeout) as client:
         server = build_server(client)
-        if http is None:
-            server.run("stdio")
-        else:
-            _serve_http(server, http[0], http[1], args.addr)
+        try:
+            if http is None:
+                server.run("stdio")
+            else:
+                _serve_http(server, http[0], http[1], args.addr)
+        except KeyboardInterrupt:
+            return 130
     return 0
 
 

@@ -99,6 +99,7 @@ def test_mesh_scope_returns_other_nodes_memories_without_text(node_factory) -> N
         ["the deploy window opens on mondays"], [{"team": "ops"}], ids=["window"])
     wait_for(lambda: b.client.status().memories["replicated"] == 2,
              "both of a's memories to replicate to b")
+    origin = a.client.status().node_id
 
     on_b = MemnodeVectorStore(b.client, scope="mesh")
     assert MemnodeVectorStore(b.client).similarity_search("deploy key", k=2) == []
@@ -107,14 +108,14 @@ def test_mesh_scope_returns_other_nodes_memories_without_text(node_factory) -> N
     assert len(docs) == 2 and all(d.page_content == "" for d in docs)
     team, public = docs
     for doc in docs:
-        assert doc.metadata[ORIGIN_KEY] == a.node.node_id
-        assert doc.id == doc.metadata[MEMNODE_ID_KEY] and doc.id.startswith(a.node.node_id)
+        assert doc.metadata[ORIGIN_KEY] == origin
+        assert doc.id == doc.metadata[MEMNODE_ID_KEY] and doc.id.startswith(origin)
         assert LC_ID_KEY not in doc.metadata
     assert team.metadata[PRIVACY_KEY] == "team" and team.metadata["team"] != "ops"
     assert public.metadata[PRIVACY_KEY] == "public" and public.metadata["team"] == "ops"
     assert team.id is not None
     (fetched,) = on_b.get_by_ids([team.id])
-    assert fetched.page_content == "" and fetched.metadata[ORIGIN_KEY] == a.node.node_id
+    assert fetched.page_content == "" and fetched.metadata[ORIGIN_KEY] == origin
     assert [d.page_content for d in MemnodeVectorStore(a.client).get_by_ids(["rota"])] \
         == ["the deploy key rotates on fridays"]
 

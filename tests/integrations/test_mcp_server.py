@@ -82,7 +82,7 @@ def error_text(result: Any) -> str:
 
 
 async def test_stdio_tools_round_trip(node: NodeHandle) -> None:
-    node_id = node.node.node_id
+    node_id = node.client.status().node_id
     async with stdio(node.addr) as client:
         listed = {t.name: t for t in (await client.list_tools()).tools}
         assert set(listed) == TOOLS
@@ -127,6 +127,7 @@ async def test_http_mesh_recall_names_the_origin_and_carries_no_text(
     mid = a.client.remember("the backup bucket lives in zurich", {"kind": "infra"})
     wait_for(lambda: b.client.status().memories["replicated"] == 1,
              "a's memory to replicate to b")
+    origin = a.client.status().node_id
     with http_server(b.addr) as url:
         assert url.startswith("http://127.0.0.1:") and url.endswith("/mcp")
         async with mcp.Client(url, read_timeout_seconds=30) as client:
@@ -136,13 +137,13 @@ async def test_http_mesh_recall_names_the_origin_and_carries_no_text(
                                                           "scope": "mesh",
                                                           "where": {"kind": "infra"}}))
             (hit,) = mesh["hits"]
-            assert hit["id"] == mid and hit["origin"] == a.node.node_id
+            assert hit["id"] == mid and hit["origin"] == origin
             assert hit["local"] is False and hit["text"] is None
-            assert a.node.node_id in hit["text_location"]
+            assert origin in hit["text_location"]
             assert "never its text" in hit["text_location"]
             assert hit["metadata"]["kind"] != "infra"  # a team memory: a keyed hash
             got = data(await client.call_tool("get", {"id": mid}))
-            assert got["text"] is None and got["origin"] == a.node.node_id
+            assert got["text"] is None and got["origin"] == origin
             refused = error_text(await client.call_tool("forget", {"id": mid}))
             assert "refused" in refused and "origin" in refused
     assert a.client.get(mid).text == "the backup bucket lives in zurich"
@@ -150,9 +151,9 @@ async def test_http_mesh_recall_names_the_origin_and_carries_no_text(
 
 async def test_node_down_is_a_tool_error_and_the_server_keeps_answering(
         node: NodeHandle) -> None:
-    addr = node.addr
+    addr, node_id = node.addr, node.client.status().node_id
     async with stdio(addr) as client:
-        assert data(await client.call_tool("status", {}))["node_id"] == node.node.node_id
+        assert data(await client.call_tool("status", {}))["node_id"] == node_id
         node.stop()
         started = time.monotonic()
         down = error_text(await client.call_tool("recall", {"query": "anything"}))

@@ -117,6 +117,7 @@ class NewMemory:
     privacy: str = "team"
     keep_pii: bool = False
     ttl_seconds: int = 0
+    embedding: bytes = b""  # optional: float32 little-endian, the node's model dimension
 
 
 def _memory(msg: pb.Memory) -> Memory:
@@ -128,6 +129,7 @@ def _memory(msg: pb.Memory) -> Memory:
 
 
 def _request(item: NewMemory, embedding: bytes = b"") -> pb.RememberRequest:
+    embedding = embedding or item.embedding
     text = item.text.encode("utf-8", "surrogateescape") if isinstance(item.text, str) \
         else item.text
     req = pb.RememberRequest(
@@ -194,11 +196,13 @@ class Client:
             raise self._error(exc) from exc
 
     def recall(self, query: str, k: int = 10, *, scope: str = "local",
-               where: Mapping[str, Any] | None = None) -> list[Hit]:
+               where: Mapping[str, Any] | None = None, embedding: bytes = b"") -> list[Hit]:
+        """The ``k`` nearest memories to ``query`` (or to ``embedding``, a float32
+        little-endian vector of the node's model dimension, when given)."""
         scopes = {"local": pb.LOCAL, "mesh": pb.MESH}
         if scope not in scopes:
             raise InvalidArgument(f"unknown scope {scope!r} (local, mesh)")
-        req = pb.RecallRequest(query=query, k=k, scope=scopes[scope])
+        req = pb.RecallRequest(query=query, k=k, scope=scopes[scope], embedding=embedding)
         meta_to_proto(where or {}, req.where)
         response = self._call("Recall", req)
         return [

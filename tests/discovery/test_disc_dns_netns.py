@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from disclab import JsonLines, candidates, make_lab, send, spawn
 
+from disclab import JsonLines, candidates, make_lab, send, spawn
 from netlab import Netlab, read_until
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from disclab import JsonLines, State, candidates, make_lab, send, spawn
 
+from disclab import JsonLines, State, candidates, make_lab, send, spawn
 from netlab import Netlab
 
 pytestmark = pytest.mark.slow

@@ -97,10 +97,21 @@ def cmd_federation_deny(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from memnode.integrations.mcp_server import main as mcp_main
+
+    return mcp_main(list(args.mcp_args))
+
+
 def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     """Add the admin commands to the ``memnode`` parser's subcommands. The flags of
     ``serve`` and ``sidecar`` come from their config objects (pydantic is imported only
     when one of them runs)."""
+    p = sub.add_parser("mcp", add_help=False, prefix_chars="\0",
+                       help="an MCP server for agents over this node (stdio, or --http)",
+                       description="memnode mcp [--addr ADDR] [--token T] [--http HOST:PORT]")
+    p.add_argument("mcp_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_mcp)
     fp = sub.add_parser("federation", help="create a federation and its members' credentials",
                         description="create a federation (CA and metadata key), issue node "
                         "certificates for mutual TLS, and deny members")

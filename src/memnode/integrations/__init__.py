@@ -1,1 +1,1 @@
-"""Where agents meet memnode: MCP, LangChain."""
+"""Where agents meet memnode: an MCP server (mcp_server) and a LangChain vector store."""

@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 
 from federation.events import Event
 
+#: The gossip protocol's version: discovery announces it and proposes only peers that
+#: speak the same one.
+PROTOCOL_VERSION = 1
+
 _EMPTY: Mapping[str, int] = {}
 
 

@@ -36,6 +36,7 @@ class PeerInfo:
     address: str
     state: str  # alive | suspect | dead
     events_behind: int
+    found_by: str = ""  # static | zeroconf | dns:NAME (empty: learnt from gossip)
 
 
 class ReplicaPort(Protocol):

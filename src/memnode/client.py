@@ -246,6 +246,7 @@ class Client:
                       "ephemeral": s.memories.ephemeral},
             version_vector=dict(s.version_vector),
             peers=[{"node_id": p.node_id, "address": p.address, "state": p.state,
-                    "events_behind": p.events_behind} for p in s.peers],
+                    "events_behind": p.events_behind, "found_by": p.found_by}
+                   for p in s.peers],
             version=s.version, uptime_seconds=s.uptime_seconds, data_dir=s.data_dir,
         )

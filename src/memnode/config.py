@@ -159,8 +159,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
             parser.add_argument(_flag(name), dest=name, default=None,
                                 action=argparse.BooleanOptionalAction, help=help_text)
         elif info.annotation == list[str]:
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
             parser.add_argument(_flag(name), dest=name, default=None, action="append",
-                                metavar="HOST:PORT", help=help_text)
+                                metavar=str(extra.get("metavar", "HOST:PORT")), help=help_text)
         else:
             parser.add_argument(_flag(name), dest=name, default=None, metavar=name.upper(),
                                 help=help_text)

@@ -47,8 +47,8 @@ def model_from_proto(msg: tpb.ModelIdentity) -> ModelId:
 
 def peer_to_proto(peer: PeerInfo) -> tpb.PeerStatus:
     return tpb.PeerStatus(node_id=peer.node_id, address=peer.address, state=peer.state,
-                          events_behind=peer.events_behind)
+                          events_behind=peer.events_behind, found_by=peer.found_by)
 
 
 def peer_from_proto(msg: tpb.PeerStatus) -> PeerInfo:
-    return PeerInfo(msg.node_id, msg.address, msg.state, msg.events_behind)
+    return PeerInfo(msg.node_id, msg.address, msg.state, msg.events_behind, msg.found_by)

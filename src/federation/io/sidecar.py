@@ -5,7 +5,9 @@ and is the only one to touch it. Everything else posts to its inbox:
 
 - the Gossip server's threads post messages from peers;
 - the node's event watch posts this node's own new events (push-on-write);
-- static-peer discovery posts the peers it has identified.
+- discovery (static peers, zeroconf, DNS: :class:`~federation.ports.Discovery` adapters)
+  proposes addresses; one identify loop per address asks who is there (over mTLS when
+  on) and posts the peers it has identified. Discovery never admits a peer itself.
 
 After each input, and at every tick, the core thread drains the core's ``Ready``:
 messages go to the transport (best effort, queued per peer), effects go to the node
@@ -23,16 +25,17 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from federation.engine import FederationCore
 from federation.events import Event
 from federation.io.convert import model_to_proto
+from federation.io.discovery import StaticDiscovery, parse_discover
 from federation.io.sidecar_config import SidecarConfig
 from federation.io.transport import Authorizer, GossipTransport, Security, TransportStats
-from federation.messages import Digest, Message
-from federation.ports import NodeInfo, PeerInfo, ReplicaPort
+from federation.messages import PROTOCOL_VERSION, Digest, Message
+from federation.ports import Announcement, Discovery, NodeInfo, PeerInfo, ReplicaPort
 from federation.v1 import federation_pb2 as fpb
 
 log = logging.getLogger("memnode.sidecar")
@@ -43,8 +46,8 @@ _LAG_TIMESTAMPS = 4096
 
 class Sidecar:
     def __init__(self, port: ReplicaPort, config: SidecarConfig, security: Security,
-                 *, seed: int | None = None,
-                 authorize: Authorizer | None = None) -> None:
+                 *, seed: int | None = None, authorize: Authorizer | None = None,
+                 discovery: Sequence[Discovery] | None = None) -> None:
         if security.insecure:
             log.warning("gossip is PLAINTEXT (--insecure): peers' traffic can be read on "
                         "the network; use a federation's certificates for anything real")
@@ -70,6 +73,13 @@ class Sidecar:
         host = config.gossip_listen.rpartition(":")[0]
         self.address = config.advertise or f"{host}:{self.transport.port}"
         self._threads: list[threading.Thread] = []
+        self._federation_id = security.federation_id
+        self.discovery: list[Discovery] = (list(discovery) if discovery is not None
+                                           else discovery_from_config(config, self.address))
+        self._candidates_changed = threading.Event()
+        self._identifying: dict[str, threading.Event] = {}  # address -> stops its loop
+        self._found_by: dict[str, str] = {}  # address -> how it was found
+        self._node_found_by: dict[str, str] = {}  # node id -> how it was found
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -77,13 +87,20 @@ class Sidecar:
         self._build_core()
         self.transport.start()
         self._spawn(self._run, "sidecar-core")
-        for address in self.config.peer:
-            self._spawn(functools.partial(self._discover, address), f"identify-{address}")
-        log.info("sidecar of %s gossiping on %s (peers: %s)", self.node_id, self.address,
-                 ", ".join(self.config.peer) or "none yet")
+        me = Announcement(self.node_id, self.address, self._federation_id, PROTOCOL_VERSION)
+        for found in self.discovery:
+            found.start(me, self._candidates_changed.set)
+        self._spawn(self._follow_candidates, "discovery")
+        log.info("sidecar of %s gossiping on %s (discovery: %s)", self.node_id, self.address,
+                 ", ".join(d.name for d in self.discovery) or "none: peers must find us")
 
     def stop(self) -> None:
         self._stop.set()
+        self._candidates_changed.set()
+        for found in self.discovery:
+            found.stop()
+        for stop in self._identifying.values():
+            stop.set()
         self._inbox.put(("stop",))
         self._stop_watch()
         for thread in self._threads:
@@ -126,16 +143,39 @@ class Sidecar:
             node_id=info.node_id, address=self.address,
             model=model_to_proto(info.model))
 
-    def _discover(self, address: str) -> None:
-        """Ask a static peer who it is, until it answers; then again now and then."""
+    def _follow_candidates(self) -> None:
+        """Keep one identify loop per address that some discovery proposes; stop the
+        loops of addresses no longer proposed. Wakes on a change, or every few seconds."""
+        while not self._stop.is_set():
+            self._candidates_changed.clear()
+            wanted: dict[str, str] = {}
+            for found in self.discovery:
+                try:
+                    for address in found.candidates():
+                        wanted.setdefault(address, found.name)
+                except Exception:  # an adapter's bug must not stop discovery
+                    log.exception("discovery %s failed to list candidates", found.name)
+            for address in [a for a in self._identifying if a not in wanted]:
+                self._identifying.pop(address).set()
+            for address, name in wanted.items():
+                self._found_by[address] = name
+                if address not in self._identifying:
+                    stop = threading.Event()
+                    self._identifying[address] = stop
+                    self._spawn(functools.partial(self._identify, address, stop),
+                                f"identify-{address}")
+            self._candidates_changed.wait(5.0)
+
+    def _identify(self, address: str, stop: threading.Event) -> None:
+        """Ask a proposed peer who it is, until it answers; then again now and then."""
         delay = 0.05
         me = fpb.IdentifyRequest(node_id=self.node_id, address=self.address)
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not stop.is_set():
             try:
                 reply = self.transport.identify(address, me, timeout=5.0)
             except Exception as exc:  # grpc.RpcError, or a closed channel at shutdown
                 log.debug("peer %s not reachable yet: %s", address, exc)
-                self._stop.wait(delay)
+                stop.wait(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.05
@@ -147,8 +187,9 @@ class Sidecar:
                     log.warning("peer %s at %s runs model %s, not ours %s: ignored",
                                 reply.node_id, address, theirs, ours)
                 else:
+                    self._node_found_by[reply.node_id] = self._found_by.get(address, "")
                     self._inbox.put(("discovered", reply.node_id, reply.address or address))
-            self._stop.wait(self.config.identify_interval_seconds)
+            stop.wait(self.config.identify_interval_seconds)
 
     # -- the core thread --------------------------------------------------------------------
 
@@ -245,7 +286,8 @@ class Sidecar:
         core = self.core
         if core is None:
             return []
-        return [PeerInfo(p.node_id, p.address, p.state.value, p.events_behind or 0)
+        return [PeerInfo(p.node_id, p.address, p.state.value, p.events_behind or 0,
+                         self._node_found_by.get(p.node_id, ""))
                 for p in core.peers()]
 
     def lag_seconds(self, peer: str) -> float:
@@ -264,3 +306,13 @@ class Sidecar:
 
     def transport_stats(self) -> TransportStats:
         return self.transport.stats
+
+
+def discovery_from_config(config: SidecarConfig, own_address: str) -> list[Discovery]:
+    """The adapters ``--peer`` and ``--discover`` ask for (DNS at our gossip port unless
+    the spec names one)."""
+    port = int(own_address.rpartition(":")[2])
+    found: list[Discovery] = [StaticDiscovery(config.peer)] if config.peer else []
+    found += [parse_discover(spec, port, dns_interval_seconds=config.dns_interval_seconds)
+              for spec in config.discover]
+    return found

@@ -41,6 +41,16 @@ class SidecarConfig(BaseModel):
         description="A peer's gossip HOST:PORT (repeatable). Peers found are remembered "
         "and gossiped, so one live peer is enough to join.",
     )
+    discover: list[str] = Field(
+        default_factory=list,
+        description="Find peers: zeroconf (mDNS on the LAN, zeroconf:IP[,IP] pins the "
+        "interfaces), dns:NAME[:PORT] (the A/AAAA records of e.g. a Kubernetes headless "
+        "Service, re-resolved). Repeatable, combines with --peer; env: separated by "
+        "spaces or ';'.", json_schema_extra={"metavar": "SPEC"},
+    )
+    dns_interval_seconds: float = Field(
+        5.0, gt=0, description="How often --discover dns:NAME is resolved again.",
+    )
     insecure: bool = Field(
         False, description="Speak plaintext to peers. For tests and captures only: "
         "anyone on the network can read embeddings and inject nothing but noise "
@@ -69,6 +79,18 @@ class SidecarConfig(BaseModel):
     @classmethod
     def _advertise(cls, value: str) -> str:
         return _check_hostport(value) if value else value
+
+    @field_validator("discover", mode="before")
+    @classmethod
+    def _discover(cls, value: object) -> object:
+        if isinstance(value, str):  # an env var: zeroconf:IP,IP holds commas itself
+            value = [p for p in value.replace(";", " ").split() if p]
+        if isinstance(value, list):
+            from federation.io.discovery import parse_discover
+
+            for item in value:
+                parse_discover(str(item), DEFAULT_GOSSIP_PORT)  # ValueError on a bad one
+        return value
 
     @field_validator("peer", mode="before")
     @classmethod

@@ -117,7 +117,8 @@ def load_security(dir: Path, *, verify_address: bool = True,
                                            private_key=creds.key_pem,
                                            certificate_chain=creds.cert_pem)
     override = "" if verify_address else member_name(creds.federation_id)
-    return Security(server=server, channel=channel, target_name_override=override)
+    return Security(server=server, channel=channel, target_name_override=override,
+                    federation_id=creds.federation_id)
 
 
 

@@ -65,6 +65,7 @@ class Security:
     server: grpc.ServerCredentials | None = None
     channel: grpc.ChannelCredentials | None = None
     target_name_override: str = ""
+    federation_id: str = "insecure"  # the CA's fingerprint: what discovery announces
 
     @property
     def insecure(self) -> bool:

@@ -27,13 +27,15 @@ class ModelIdentity(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class PeerStatus(_message.Message):
-    __slots__ = ("node_id", "address", "state", "events_behind")
+    __slots__ = ("node_id", "address", "state", "events_behind", "found_by")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     EVENTS_BEHIND_FIELD_NUMBER: _ClassVar[int]
+    FOUND_BY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     address: str
     state: str
     events_behind: int
-    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., events_behind: _Optional[int] = ...) -> None: ...
+    found_by: str
+    def __init__(self, node_id: _Optional[str] = ..., address: _Optional[str] = ..., state: _Optional[str] = ..., events_behind: _Optional[int] = ..., found_by: _Optional[str] = ...) -> None: ...

@@ -116,7 +116,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"peers     {len(status['peers'])}")
     for peer in status["peers"]:
         print(f"          {peer['node_id']}  {peer['address']}  {peer['state']}  "
-              f"behind {peer['events_behind']}")
+              f"behind {peer['events_behind']}  found by {peer['found_by'] or 'gossip'}")
     return 0
 
 

@@ -7,7 +7,8 @@ StatefulSet, whose records are the ready pods' IPs).
   (waiting on an Event, so :meth:`DnsDiscovery.stop` ends it at once, or as soon as a
   resolution in flight returns; ``stop`` waits ``join_timeout_seconds`` at most).
 - Candidates: each address at PORT (``[v6]:PORT`` for IPv6), minus this node's own
-  (the announced host and every address of this host's interfaces). ``on_change`` is
+  (the announced host and every address of this host's interfaces) when PORT is our
+  own gossip port (at another port, an address of this host is another node). ``on_change`` is
   called only when the set changes.
 - Resolver: the system's (``socket.getaddrinfo``), so ``/etc/resolv.conf`` (timeouts,
   search domains; a per-namespace one under ``ip netns exec``) and ``/etc/hosts``
@@ -149,14 +150,17 @@ class DnsDiscovery:
             self._stopping.wait(self.interval_seconds)
 
     def _filter(self, found: Iterable[str]) -> frozenset[str]:
-        own = set(self._local_addresses())
+        own: set[str] = set()
         if self._me is not None:
             try:
-                own_host = ip_literal(split_hostport(self._me.address)[0])
+                own_host, own_port = split_hostport(self._me.address)
             except ValueError:
-                own_host = None
-            if own_host is not None:
-                own.add(own_host)
+                own_host, own_port = "", -1
+            if own_port == self.port:  # another port on this host is another node
+                own = set(self._local_addresses())
+                literal = ip_literal(own_host)
+                if literal is not None:
+                    own.add(literal)
         out = set()
         for text in found:
             ip = ip_literal(str(text).split("%", 1)[0])

@@ -77,7 +77,3 @@ class MemoryEventSource:
         through = events[-1].seq if truncated else st.watermark
         return EventRun(origin, after_seq, through, tuple(events))
 
-    def events_after(self, origin: str, after_seq: int, limit: int) -> list[Event]:
-        """Retained events of ``origin`` above ``after_seq`` (at most ``limit``)."""
-        run = self.run_after(origin, after_seq, limit, 1 << 62)
-        return list(run.events)

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from federation.config import PRESETS
 from memnode.client import DEFAULT_PORT
 
 DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORT}"
@@ -67,10 +68,6 @@ class NodeConfig(BaseModel):
     max_batch_items: int = Field(
         1000, ge=1, description="Most memories in one RememberBatch / stream message."
     )
-    max_metadata_keys: int = Field(64, ge=0, description="Most metadata keys per memory.")
-    max_metadata_value_bytes: int = Field(
-        1024, ge=1, description="Longest metadata key or string value, in UTF-8 bytes."
-    )
     max_recall_k: int = Field(1000, ge=1, description="Largest k a recall may ask for.")
     ephemeral_ttl_seconds: float = Field(
         3600.0, gt=0, description="Default lifetime of an EPHEMERAL memory."
@@ -98,6 +95,10 @@ class NodeConfig(BaseModel):
         "127.0.0.1:7421",
         description="HOST:PORT of the node-local Replica API, served with --sidecar "
         "external only. Loopback (or unix:PATH) only: it can write replicas.",
+    )
+    replica_workers: int = Field(
+        8, ge=2, description="Threads serving the Replica API to an external sidecar "
+        "(its event watch holds one for as long as it runs).",
     )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
@@ -135,8 +136,8 @@ class NodeConfig(BaseModel):
         if name == "kubernetes":
             base = {"listen": f"0.0.0.0:{DEFAULT_PORT}", "metrics_listen": "0.0.0.0:9420",
                     "data_dir": Path("/data"), "sidecar": "external"}
-        elif name not in ("local", "lan"):
-            raise ValueError(f"unknown preset {name!r} (local, lan, kubernetes)")
+        elif name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r} ({', '.join(PRESETS)})")
         return cls(**{**base, **overrides})
 
 
@@ -165,6 +166,52 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
         else:
             parser.add_argument(_flag(name), dest=name, default=None, metavar=name.upper(),
                                 help=help_text)
+
+
+#: FederationConfig fields with no flag of their own here: the tick is SidecarConfig's
+#: ``--tick-ms``; skipping signature checks is for the simulator only.
+_CORE_SKIP = ("tick_ms", "insecure_skip_signature_verification")
+
+
+def add_core_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of the replication core's FederationConfig (``--FIELD``, env
+    ``MEMNODE_FIELD``), replacing the preset's value; help from the field's docstring."""
+    from dataclasses import fields
+
+    from federation.config import FederationConfig, field_docs
+
+    docs = field_docs()
+    group = parser.add_argument_group("replication core (defaults from --preset)")
+    for f in fields(FederationConfig):
+        if f.name in _CORE_SKIP:
+            continue
+        group.add_argument(_flag(f.name), dest=f"core_{f.name}", default=None, metavar="N",
+                           help=f"{docs.get(f.name, '')} [env MEMNODE_{f.name.upper()}]")
+
+
+def core_overrides(args: argparse.Namespace, env: Mapping[str, str] | None = None
+                   ) -> dict[str, int]:
+    """The FederationConfig fields given as flags or env vars (flags first)."""
+    from dataclasses import fields
+
+    from federation.config import FederationConfig
+
+    env = os.environ if env is None else env
+    out: dict[str, int] = {}
+    for f in fields(FederationConfig):
+        if f.name in _CORE_SKIP:
+            continue
+        raw = getattr(args, f"core_{f.name}", None)
+        if raw is None:
+            raw = env.get(f"MEMNODE_{f.name.upper()}")
+        if raw is None:
+            continue
+        try:
+            out[f.name] = int(raw)
+        except ValueError:
+            raise ValueError(f"invalid configuration: {_flag(f.name)}: {raw!r} is not an "
+                             "integer") from None
+    return out
 
 
 def config_from_args(model: type[M], args: argparse.Namespace, env_prefix: str,

@@ -73,7 +73,8 @@ class NodeServer:
         self.replica_address = ""
         if cfg.sidecar == "external":
             self.replica_server = grpc.server(
-                futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="memnode-replica"),
+                futures.ThreadPoolExecutor(max_workers=cfg.replica_workers,
+                                           thread_name_prefix="memnode-replica"),
                 options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                          ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                          ("grpc.so_reuseport", 0)])
@@ -153,7 +154,8 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
     sidecar_config = sidecar_config or SidecarConfig()
     security, authorize = (build_security(sidecar_config) if config.sidecar == "embedded"
                            else (None, None))
-    node = Node(with_federation_key(config, sidecar_config))
+    node = Node(with_federation_key(config, sidecar_config),
+                federation=sidecar_config.core_config())
     server = NodeServer(node)
     sidecar: Sidecar | None = None
     if config.sidecar == "embedded":
@@ -199,7 +201,7 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
     security, authorize = build_security(config)
     if security is None:
         raise ValueError("the sidecar needs --federation DIR (mutual TLS) or --insecure")
-    port = GrpcReplicaPort(node_addr)
+    port = GrpcReplicaPort(node_addr, timeout=config.replica_timeout_seconds)
     port.wait_ready(connect_timeout)
     sidecar = Sidecar(port, config, security, authorize=authorize)
     sidecar.start()

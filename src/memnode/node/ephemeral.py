@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from federation.events import origin_of
 from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector
 
 
@@ -68,7 +69,7 @@ class EphemeralStore:
         return [
             Hit(
                 id=records[i].id,
-                origin=records[i].id.partition("/")[0],
+                origin=origin_of(records[i].id),
                 score=float(scores[i]),
                 privacy=records[i].privacy,
                 local=True,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from federation.config import FederationConfig
 from federation.effects import Effect
-from federation.errors import ConfigError, MetadataKeyError
-from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
+from federation.errors import MetadataKeyError
+from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
 from federation.io.metakey import MetadataKey
 from federation.sizes import event_size
 from federation.validate import Limits, check_event
@@ -36,7 +36,6 @@ from memnode.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
-    UsageError,
 )
 from memnode.node import validation
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
@@ -85,11 +84,7 @@ class Node:
     ) -> None:
         self.config = config
         self.federation = federation or FederationConfig()
-        try:
-            self.metadata_limits = validation.MetadataLimits.within(
-                config.max_metadata_keys, config.max_metadata_value_bytes, self.federation)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+        self.metadata_limits = validation.MetadataLimits.of(self.federation)
         self.metrics = metrics or NodeMetrics()
         self._clock_ms = clock_ms
         self.started_at = time.monotonic()
@@ -220,7 +215,7 @@ class Node:
             origin=self.node_id,
             seq=self._seq,
             kind=kind,
-            local_id=record.id.partition("/")[2],
+            local_id=local_id_of(record.id),
             timestamp_ms=record.updated_at_ms,
             privacy=event_privacy,
             model=self.model if full else None,
@@ -323,7 +318,7 @@ class Node:
         record = self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
         if record is not None:
             return record
-        origin = memory_id.partition("/")[0]
+        origin = origin_of(memory_id)
         if origin != self.node_id and self.store.get_replica(memory_id) is not None:
             raise FailedPrecondition(
                 f"memory {memory_id} belongs to node {origin}; only its origin can change it"

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from federation.events import origin_of
 from memnode.errors import DataDirError
 from memnode.node.domain import (
     Hit,
@@ -215,7 +216,7 @@ class ChromaStore:
             hits.append(
                 Hit(
                     id=mid,
-                    origin=mid.partition("/")[0],
+                    origin=origin_of(mid),
                     score=1.0 - float(dist),
                     privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
                     local=True,
@@ -247,7 +248,7 @@ class ChromaStore:
             hits.append(
                 Hit(
                     id=mid,
-                    origin=str(reserved.get("_origin", mid.partition("/")[0])),
+                    origin=str(reserved.get("_origin", origin_of(mid))),
                     score=1.0 - float(dist),
                     privacy=Privacy(reserved.get("_privacy", Privacy.TEAM)),
                     local=False,

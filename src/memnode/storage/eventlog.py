@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +33,7 @@ from typing import Literal
 import numpy as np
 
 from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
-from federation.events import Event, EventKind, SharedPrivacy
+from federation.events import Event, EventKind, SharedPrivacy, local_id_of
 from federation.io.wire import event_from_bytes, event_to_bytes
 from federation.messages import EventRun
 from federation.sizes import event_size
@@ -286,7 +286,7 @@ class EventLog:
                     dropped.append((event, reason))
         return dropped
 
-    def snapshot(self) -> tuple[list[Event], list[OriginMarks]]:
+    def restart_state(self) -> tuple[list[Event], list[OriginMarks]]:
         """The compacted log as light events (no embedding, no metadata) and the marks:
         what the replication core needs to restart."""
         with self._lock:
@@ -297,7 +297,7 @@ class EventLog:
                 "SELECT origin, watermark, gc_floor, resync_from FROM origins"
             ).fetchall()
         events = [
-            Event(origin=o, seq=q, kind=EventKind(k), local_id=m.partition("/")[2],
+            Event(origin=o, seq=q, kind=EventKind(k), local_id=local_id_of(m),
                   timestamp_ms=0, privacy=SharedPrivacy.TEAM)
             for o, q, m, k in rows
         ]
@@ -364,15 +364,6 @@ class EventLog:
             rows = self._conn.execute("SELECT origin, watermark FROM origins").fetchall()
         return {origin: int(seq) for origin, seq in rows if seq > 0}
 
-    def events_after(self, origin: str, after_seq: int, limit: int) -> list[Event]:
-        """Live events of ``origin`` with seq > ``after_seq``, in seq order, at most ``limit``."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT body FROM events WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (origin, after_seq, limit),
-            ).fetchall()
-        return [event_from_bytes(body) for (body,) in rows]
-
     def latest_event(self, memory_id: str) -> Event | None:
         with self._lock:
             row = self._conn.execute(
@@ -381,14 +372,3 @@ class EventLog:
             ).fetchone()
         return None if row is None else event_from_bytes(row[0])
 
-    def count_events(self, kinds: Iterable[EventKind] | None = None) -> int:
-        with self._lock:
-            if kinds is None:
-                row = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()
-            else:
-                wanted = [int(k) for k in kinds]
-                marks = ",".join("?" * len(wanted))
-                row = self._conn.execute(
-                    f"SELECT COUNT(*) FROM events WHERE kind IN ({marks})", wanted
-                ).fetchone()
-        return int(row[0])

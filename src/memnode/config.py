@@ -8,12 +8,20 @@ value is a clear error, never a silent fallback.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from federation.config import PRESETS
 from memnode.client import DEFAULT_PORT
@@ -31,6 +39,15 @@ def split_hostport(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class NodeConfig(BaseModel):
@@ -103,6 +120,22 @@ class NodeConfig(BaseModel):
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
     )
+    client_auth: Literal["auto", "none", "token"] = Field(
+        "auto",
+        description="Client authentication on --listen. token: every call needs a bearer "
+        "token of this node (`memnode token issue`); none: anyone who reaches the port "
+        "reads and writes. auto: none on a loopback address, token on any other.",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Start with --client-auth none on a non-loopback address (logged as "
+        "a warning); without it such a node refuses to start.",
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) of the client API: serve TLS with "
+        "--tls-key. Clients then need --tls-ca.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of --tls-cert.")
 
     @field_validator("listen")
     @classmethod
@@ -126,6 +159,26 @@ class NodeConfig(BaseModel):
         if value:
             split_hostport(value)
         return value
+
+    @model_validator(mode="after")
+    def _check_security(self) -> NodeConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        host, _ = split_hostport(self.listen)
+        if (self.client_auth == "none" and not is_loopback(host)
+                and not self.allow_unauthenticated):
+            raise ValueError(
+                f"--client-auth none on {self.listen}, not a loopback address, lets anyone "
+                "who reaches the port read every memory's text: use --client-auth token "
+                "(and --tls-cert/--tls-key), or give --allow-unauthenticated to accept it")
+        return self
+
+    @property
+    def auth_mode(self) -> Literal["none", "token"]:
+        """client_auth with auto resolved by the listen address."""
+        if self.client_auth != "auto":
+            return self.client_auth
+        return "none" if is_loopback(split_hostport(self.listen)[0]) else "token"
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> NodeConfig:
@@ -229,6 +282,7 @@ def config_from_args(model: type[M], args: argparse.Namespace, env_prefix: str,
         return model.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_flag(str(e['loc'][0])) if e['loc'] else ''}: {e['msg']}" for e in exc.errors()
+            (f"{_flag(str(e['loc'][0]))}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ") for e in exc.errors()
         )
         raise ValueError(f"invalid configuration: {problems}") from exc

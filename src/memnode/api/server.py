@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -26,7 +27,7 @@ from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
-from memnode.config import NodeConfig, split_hostport
+from memnode.config import NodeConfig, is_loopback, split_hostport
 from memnode.node.node import Node
 from memnode.node.replica_port import ReplicaBackend
 from memnode.v1 import memnode_pb2 as pb
@@ -54,6 +55,7 @@ class NodeServer:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.so_reuseport", 0)],
+            interceptors=client_interceptors(node),
         )
         pb_grpc.add_MemoryServiceServicer_to_server(
             MemoryServicer(node, self._peer_statuses), self.server)
@@ -63,9 +65,13 @@ class NodeServer:
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         host, port = split_hostport(cfg.listen)
+        bind = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         try:
-            self.port = self.server.add_insecure_port(f"{host}:{port}" if ":" not in host
-                                                      else f"[{host}]:{port}")
+            if cfg.tls_cert is not None and cfg.tls_key is not None:
+                self.port = self.server.add_secure_port(
+                    bind, server_tls(cfg.tls_cert, cfg.tls_key))
+            else:
+                self.port = self.server.add_insecure_port(bind)
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {cfg.listen}: {exc}") from exc
         self.host = host
@@ -124,6 +130,55 @@ class NodeServer:
         self.node.close()
 
 
+def client_interceptors(node: Node) -> list[grpc.ServerInterceptor]:
+    """The client API's authentication (see :mod:`memnode.api.auth`), by --client-auth."""
+    cfg = node.config
+    host = split_hostport(cfg.listen)[0]
+    if cfg.auth_mode == "none":
+        if not is_loopback(host):
+            log.warning("client API on %s with --client-auth none (--allow-unauthenticated): "
+                        "anyone who reaches it reads and writes every memory", cfg.listen)
+        return []
+    from memnode.api.auth import TokenAuthInterceptor, TokenVerifier
+    from memnode.storage.tokenstore import TokenStore
+
+    store = TokenStore(cfg.data_dir)
+    if not store.records():
+        log.warning("client auth is token but no token is issued yet: memnode token issue "
+                    "--data-dir %s --scope read,write", cfg.data_dir)
+    if cfg.tls_cert is None and not is_loopback(host):
+        log.warning("client API on %s without TLS: tokens and memories cross the network "
+                    "in clear; give --tls-cert and --tls-key", cfg.listen)
+    return [TokenAuthInterceptor(TokenVerifier(store, node.now_ms), node.metrics)]
+
+
+def server_tls(cert: Path, key: Path) -> grpc.ServerCredentials:
+    """TLS credentials of the client API (server-authenticated; clients pass --tls-ca)."""
+    try:
+        cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read the client API's TLS files: {exc}") from None
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_private_key,
+    )
+
+    try:
+        public = x509.load_pem_x509_certificate(cert_pem).public_key()
+    except ValueError:
+        raise ValueError(f"{cert}: not a PEM certificate (--tls-cert)") from None
+    try:
+        private = load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError(f"{key}: not an unencrypted PEM private key (--tls-key)") from None
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if private.public_key().public_bytes(*spki) != public.public_bytes(*spki):
+        raise ValueError(f"{key} is not the key of {cert} (--tls-key, --tls-cert)")
+    return grpc.ssl_server_credentials([(key_pem, cert_pem)])
+
+
 def build_security(sidecar: SidecarConfig) -> tuple[Security | None, Authorizer | None]:
     """Transport credentials and the deny-list check, or (None, None) when the sidecar
     has no way to talk safely. Peers are authenticated by the federation's CA (any
@@ -156,7 +211,11 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
                            else (None, None))
     node = Node(with_federation_key(config, sidecar_config),
                 federation=sidecar_config.core_config())
-    server = NodeServer(node)
+    try:
+        server = NodeServer(node)
+    except BaseException:
+        node.close()
+        raise
     sidecar: Sidecar | None = None
     if config.sidecar == "embedded":
         if security is None:

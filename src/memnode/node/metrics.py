@@ -13,6 +13,7 @@ process in tests and in the embedded demo).
 | memnode_journal_replayed_total | counter | | journal entries re-applied to Chroma at start |
 | memnode_writes_refused_total | counter | reason | writes refused: the mesh would refuse them |
 | memnode_own_events_unreplicable_total | counter | reason | old own events dropped at start |
+| memnode_auth_refused_total | counter | reason | client calls refused (memnode.node.tokens) |
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class NodeMetrics:
         self.own_events_unreplicable = Counter(
             "memnode_own_events_unreplicable", "Own events of an old log the mesh would "
             "refuse, dropped from the log at start", ["reason"], registry=r,
+        )
+        self.auth_refused = Counter(
+            "memnode_auth_refused", "Client calls refused by token authentication, by "
+            "reason", ["reason"], registry=r,
         )
 
     def track_memories(self, collection: str, count: Callable[[], float]) -> None:

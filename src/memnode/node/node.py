@@ -387,6 +387,9 @@ class Node:
     def version_vector(self) -> dict[str, int]:
         return self.log.version_vector()
 
+    def now_ms(self) -> int:
+        return self._clock_ms()
+
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_at
 

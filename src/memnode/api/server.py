@@ -1,4 +1,5 @@
-"""Serving a node: gRPC (MemoryService, health, reflection), Prometheus, signals.
+"""Serving a node: gRPC (MemoryService, health, reflection v1 and v1alpha), Prometheus,
+signals.
 
 On SIGTERM or SIGINT: health turns NOT_SERVING, new calls are refused, in-flight calls get
 ``shutdown_grace_seconds`` to finish, the log is closed, and the process exits 0.
@@ -15,7 +16,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from federation.io.convert import peer_to_proto
 from federation.io.sidecar import Sidecar
@@ -24,13 +24,14 @@ from federation.io.sidecar_metrics import SidecarCollector
 from federation.io.transport import Authorizer, Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
+from memnode.api import reflection
+from memnode.api.decode import add_service
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
 from memnode.config import NodeConfig, split_hostport
 from memnode.node.node import Node
 from memnode.node.replica_port import ReplicaBackend
 from memnode.v1 import memnode_pb2 as pb
-from memnode.v1 import memnode_pb2_grpc as pb_grpc
 
 log = logging.getLogger("memnode.server")
 
@@ -55,13 +56,11 @@ class NodeServer:
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.so_reuseport", 0)],
         )
-        pb_grpc.add_MemoryServiceServicer_to_server(
-            MemoryServicer(node, self._peer_statuses), self.server)
+        add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
+                    MemoryServicer(node, self._peer_statuses), self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        reflection.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
         host, port = split_hostport(cfg.listen)
         try:
             self.port = self.server.add_insecure_port(f"{host}:{port}" if ":" not in host

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector
+from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector, cosine_score
 
 
 class EphemeralStore:
@@ -69,7 +69,7 @@ class EphemeralStore:
             Hit(
                 id=records[i].id,
                 origin=records[i].id.partition("/")[0],
-                score=float(scores[i]),
+                score=cosine_score(scores[i]),
                 privacy=records[i].privacy,
                 local=True,
                 created_at_ms=records[i].created_at_ms,

@@ -35,6 +35,7 @@ from memnode.node.domain import (
     Privacy,
     ReplicaRecord,
     Vector,
+    cosine_score,
 )
 
 CHROMA_DIR = "chroma"
@@ -216,7 +217,7 @@ class ChromaStore:
                 Hit(
                     id=mid,
                     origin=mid.partition("/")[0],
-                    score=1.0 - float(dist),
+                    score=cosine_score(1.0 - float(dist)),
                     privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
                     local=True,
                     created_at_ms=int(reserved.get("_created", 0)),
@@ -248,7 +249,7 @@ class ChromaStore:
                 Hit(
                     id=mid,
                     origin=str(reserved.get("_origin", mid.partition("/")[0])),
-                    score=1.0 - float(dist),
+                    score=cosine_score(1.0 - float(dist)),
                     privacy=Privacy(reserved.get("_privacy", Privacy.TEAM)),
                     local=False,
                     created_at_ms=int(reserved.get("_created", 0)),

@@ -136,7 +136,7 @@ def _text(text: str | bytes) -> str:
             return text.decode("utf-8")
         text.encode("utf-8")
         return text
-    except UnicodeError as exc:
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
         raise InvalidArgument(f"text is not valid UTF-8 (byte {exc.start})") from None
 
 

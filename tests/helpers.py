@@ -78,6 +78,7 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
         assert security is not None
         sidecar = Sidecar(server.replication, sidecar_config, security, authorize=authorize)
         sidecar.start()
+        server.attach_sidecar(sidecar)
     return NodeHandle(node, server, Client(server.address, timeout=10), data_dir, sidecar)
 
 

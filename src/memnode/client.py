@@ -135,10 +135,21 @@ def _memory(msg: pb.Memory) -> Memory:
     )
 
 
+def _text(text: str | bytes) -> str:
+    """The text as the wire carries it (a protobuf string): refused here, with the
+    message the node gives, when it is not valid UTF-8."""
+    try:
+        if isinstance(text, bytes):
+            return text.decode("utf-8")
+        text.encode("utf-8")
+        return text
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        raise InvalidArgument(f"text is not valid UTF-8 (byte {exc.start})") from None
+
+
 def _request(item: NewMemory, embedding: bytes = b"") -> pb.RememberRequest:
     embedding = embedding or item.embedding
-    text = item.text.encode("utf-8", "surrogateescape") if isinstance(item.text, str) \
-        else item.text
+    text = _text(item.text)
     req = pb.RememberRequest(
         text=text, privacy=_privacy_value(item.privacy), keep_pii=item.keep_pii,  # type: ignore[arg-type]
         ttl_seconds=item.ttl_seconds, embedding=embedding,

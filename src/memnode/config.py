@@ -72,7 +72,12 @@ class NodeConfig(BaseModel):
         "test-hash (deterministic test embedder, no semantics).",
     )
     metrics_listen: str = Field(
-        "", description="HOST:PORT for Prometheus /metrics; empty disables the endpoint."
+        "", description="HOST:PORT of the HTTP port: Prometheus /metrics, the status "
+        "dashboard at / and its /status.json; empty disables it."
+    )
+    dashboard_sample_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How often the dashboard samples replication "
+        "throughput and convergence; it keeps the last 120 samples (10 minutes at 5 s)."
     )
     metadata_key_file: Path | None = Field(
         None,

@@ -1,4 +1,5 @@
-"""Serving a node: gRPC (MemoryService, health, reflection), Prometheus, signals.
+"""Serving a node: gRPC (MemoryService, health, reflection v1 and v1alpha), the HTTP port
+(Prometheus /metrics, the dashboard at /), signals.
 
 On SIGTERM or SIGINT: health turns NOT_SERVING, new calls are refused, in-flight calls get
 ``shutdown_grace_seconds`` to finish, the log is closed, and the process exits 0.
@@ -12,11 +13,9 @@ import signal
 import threading
 from concurrent import futures
 from pathlib import Path
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from federation.io.convert import peer_to_proto
 from federation.io.sidecar import Sidecar
@@ -25,13 +24,16 @@ from federation.io.sidecar_metrics import SidecarCollector
 from federation.io.transport import Authorizer, Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
+from memnode.api import reflection
+from memnode.api.dashboard import StatusBoard
+from memnode.api.decode import add_service
+from memnode.api.http import HttpServer
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
 from memnode.config import NodeConfig, is_loopback, split_hostport
 from memnode.node.node import Node
 from memnode.node.replica_port import ReplicaBackend
 from memnode.v1 import memnode_pb2 as pb
-from memnode.v1 import memnode_pb2_grpc as pb_grpc
 
 log = logging.getLogger("memnode.server")
 
@@ -57,13 +59,11 @@ class NodeServer:
                      ("grpc.so_reuseport", 0)],
             interceptors=client_interceptors(node),
         )
-        pb_grpc.add_MemoryServiceServicer_to_server(
-            MemoryServicer(node, self._peer_statuses), self.server)
+        add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
+                    MemoryServicer(node, self._peer_statuses), self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        reflection.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
         host, port = split_hostport(cfg.listen)
         bind = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         try:
@@ -91,7 +91,9 @@ class NodeServer:
                 raise OSError(f"cannot listen on {cfg.replica_listen}")
             self.replica_address = (cfg.replica_listen if cfg.replica_listen.startswith("unix:")
                                     else f"{split_hostport(cfg.replica_listen)[0]}:{bound}")
-        self._metrics_server: Any = None
+        self.board = StatusBoard(node, self.replication,
+                                 sample_seconds=cfg.dashboard_sample_seconds)
+        self._http: HttpServer | None = None
         self.metrics_port = 0
         self._stopped = threading.Event()
 
@@ -102,6 +104,11 @@ class NodeServer:
     def _peer_statuses(self) -> list[tpb.PeerStatus]:
         return [peer_to_proto(p) for p in self.replication.peers()]
 
+    def attach_sidecar(self, sidecar: Sidecar) -> None:
+        """The embedded sidecar: its metrics join /metrics, its view the dashboard."""
+        self.node.metrics.registry.register(SidecarCollector(sidecar))
+        self.board.sidecar = sidecar
+
     def start(self) -> None:
         self.server.start()
         if self.replica_server is not None:
@@ -109,12 +116,12 @@ class NodeServer:
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self.node.config.metrics_listen:
-            from prometheus_client import start_http_server
-
             host, port = split_hostport(self.node.config.metrics_listen)
-            self._metrics_server, _ = start_http_server(port, host,
-                                                        registry=self.node.metrics.registry)
-            self.metrics_port = self._metrics_server.server_port
+            self._http = HttpServer(host, port, self.node.metrics.registry, self.board.status)
+            self._http.start()
+            self.metrics_port = self._http.port
+            threading.Thread(target=self.board.run, args=(self._stopped,),
+                             name="memnode-dashboard", daemon=True).start()
 
     def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():
@@ -125,8 +132,8 @@ class NodeServer:
         if self.replica_server is not None:
             self.replica_server.stop(grace)
         self.server.stop(grace).wait()
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
+        if self._http is not None:
+            self._http.shutdown()
         self.node.close()
 
 
@@ -227,7 +234,7 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
     server.start()
     if sidecar is not None:
         sidecar.start()
-        node.metrics.registry.register(SidecarCollector(sidecar))
+        server.attach_sidecar(sidecar)
     done = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

@@ -42,7 +42,7 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def _text_arg(value: str) -> bytes:
-    # Keep undecodable bytes from argv as they are, so the node can refuse them clearly.
+    # Keep undecodable bytes from argv as they are, so the client refuses them clearly.
     return os.fsencode(value)
 
 

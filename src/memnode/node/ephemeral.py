@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from federation.events import origin_of
-from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector
+from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector, cosine_score
 
 
 class EphemeralStore:
@@ -70,7 +70,7 @@ class EphemeralStore:
             Hit(
                 id=records[i].id,
                 origin=origin_of(records[i].id),
-                score=float(scores[i]),
+                score=cosine_score(scores[i]),
                 privacy=records[i].privacy,
                 local=True,
                 created_at_ms=records[i].created_at_ms,

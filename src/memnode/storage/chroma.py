@@ -36,6 +36,7 @@ from memnode.node.domain import (
     Privacy,
     ReplicaRecord,
     Vector,
+    cosine_score,
 )
 
 CHROMA_DIR = "chroma"
@@ -217,7 +218,7 @@ class ChromaStore:
                 Hit(
                     id=mid,
                     origin=origin_of(mid),
-                    score=1.0 - float(dist),
+                    score=cosine_score(1.0 - float(dist)),
                     privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
                     local=True,
                     created_at_ms=int(reserved.get("_created", 0)),
@@ -249,7 +250,7 @@ class ChromaStore:
                 Hit(
                     id=mid,
                     origin=str(reserved.get("_origin", origin_of(mid))),
-                    score=1.0 - float(dist),
+                    score=cosine_score(1.0 - float(dist)),
                     privacy=Privacy(reserved.get("_privacy", Privacy.TEAM)),
                     local=False,
                     created_at_ms=int(reserved.get("_created", 0)),

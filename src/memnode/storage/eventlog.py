@@ -34,9 +34,9 @@ import numpy as np
 
 from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
 from federation.events import Event, EventKind, SharedPrivacy, local_id_of
+from federation.eventsource import bounded_run
 from federation.io.wire import event_from_bytes, event_to_bytes
 from federation.messages import EventRun
-from federation.sizes import event_size
 from federation.validate import RejectReason
 from memnode.errors import DataDirError
 from memnode.node.domain import LocalRecord, Privacy
@@ -317,19 +317,8 @@ class EventLog:
                 "ORDER BY seq LIMIT ?",
                 (origin, after_seq, watermark, max_events + 1),
             ).fetchall()
-        events: list[Event] = []
-        used = 0
-        truncated = len(rows) > max_events
-        for (body,) in rows[:max_events]:
-            event = event_from_bytes(body)
-            size = event_size(event) + 4
-            if events and used + size > max_bytes:
-                truncated = True
-                break
-            events.append(event)
-            used += size
-        through = events[-1].seq if truncated else watermark
-        return EventRun(origin, after_seq, through, tuple(events))
+        return bounded_run(origin, after_seq, watermark,
+                           (event_from_bytes(body) for (body,) in rows), max_events, max_bytes)
 
     def pending_journal(self) -> list[JournalEntry]:
         """Local mutations not yet confirmed applied to Chroma, in order."""

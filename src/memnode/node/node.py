@@ -147,6 +147,7 @@ class Node:
     def close(self) -> None:
         with self._write_lock:
             self.log.close()
+            self.store.close()
         self._lock.release()
 
     def _drop_unreplicable_own_events(self) -> None:

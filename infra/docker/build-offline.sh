@@ -6,7 +6,8 @@
 #      and a directory of local wheels (the CPU torch) bind-mounted for pip, if given
 # Prints the image's size and the build's duration at the end.
 #
-#   infra/docker/build-offline.sh [IMAGE]          (default localhost/memnode:0.1.0)
+#   infra/docker/build-offline.sh [IMAGE [PODMAN_BUILD_ARGS...]]
+#                                     (default localhost/memnode:0.1.0; e.g. --no-cache)
 #
 # Env: BASE_IMAGE (localhost/bookworm-min), DEBIAN_MIRROR (from apt's sources),
 # PIP_CA (pip's configured cert), WHEELS (a directory with the torch +cpu wheel, e.g.
@@ -15,6 +16,7 @@
 set -euo pipefail
 
 image="${1:-localhost/memnode:0.1.0}"
+shift || true
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 base="${BASE_IMAGE:-localhost/bookworm-min}"
 work="${WORK:-/var/tmp/memnode-build}"
@@ -55,7 +57,7 @@ elif [ -n "${TORCH_INDEX_URL:-}" ]; then
 fi
 
 start=$(date +%s)
-"${podman[@]}" build "${args[@]}" -f "$root/infra/docker/Dockerfile" -t "$image" "$root"
+"${podman[@]}" build "${args[@]}" "$@" -f "$root/infra/docker/Dockerfile" -t "$image" "$root"
 seconds=$(( $(date +%s) - start ))
 size=$("${podman[@]}" image inspect "$image" --format '{{.Size}}')
 echo "built $image: $((size / 1000000)) MB in ${seconds} s"

@@ -204,6 +204,7 @@ def built_image(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_image_config(built_image: tuple[dict[str, Any], Path]) -> None:
     info, rootfs = built_image
     config = info["Config"]
@@ -219,6 +220,7 @@ def test_image_config(built_image: tuple[dict[str, Any], Path]) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_image_runs_a_node_offline_as_its_user(
         built_image: tuple[dict[str, Any], Path]) -> None:
     """The image's own files (Python, packages, model), chrooted as uid 10001: `podman run`

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
+from collections.abc import Mapping
 from concurrent import futures
 from pathlib import Path
 
@@ -202,12 +204,25 @@ def build_security(sidecar: SidecarConfig) -> tuple[Security | None, DenyList | 
     return None, None
 
 
-def with_federation_key(config: NodeConfig, sidecar: SidecarConfig) -> NodeConfig:
-    """The node hashes metadata with its federation's key unless told otherwise."""
+def with_federation_key(config: NodeConfig, sidecar: SidecarConfig,
+                        env: Mapping[str, str] | None = None) -> NodeConfig:
+    """The node hashes metadata with its federation's key unless told otherwise. A node
+    whose sidecar runs apart (``--sidecar external``) must be given the key (by
+    ``--federation``, ``--metadata-key-file`` or the env var): else it would hash TEAM
+    metadata with the public development key, unnoticed by the mesh. Only ``--insecure``
+    (a development mesh) lets it fall back to that key."""
     if sidecar.federation is not None and config.metadata_key_file is None:
         from federation.io.pki import METADATA_KEY
 
         return config.model_copy(update={"metadata_key_file": sidecar.federation / METADATA_KEY})
+    from federation.io.metakey import ENV_VAR
+
+    env = os.environ if env is None else env
+    if (config.sidecar == "external" and config.metadata_key_file is None
+            and not env.get(ENV_VAR) and not sidecar.insecure):
+        raise ValueError("--sidecar external needs the federation's metadata key: give "
+                         "--federation DIR (its metadata.key), --metadata-key-file FILE or "
+                         f"${ENV_VAR}; --insecure allows the public development key")
     return config
 
 

@@ -277,17 +277,21 @@ class Node:
                         self._clock_ms(), self._new_id)
         ephemeral = [r for r in batch.records if r.privacy == Privacy.EPHEMERAL]
         persisted = [r for r in batch.records if r.privacy != Privacy.EPHEMERAL]
-        if ephemeral and self.ephemeral.count() + len(ephemeral) > cfg.ephemeral_max_items:
-            raise ResourceExhausted(
-                f"ephemeral store is full ({cfg.ephemeral_max_items} memories)"
-            )
         with self._write_lock:
-            if persisted:
-                events = [self._event(EventKind.PUT, r) for r in persisted
-                          if r.privacy.replicated]
-                self._commit(persisted, (), events)
-            for r in ephemeral:
-                self.ephemeral.put(r)
+            # Under the write lock, all or nothing: ephemeral ones first (a full store
+            # refuses the whole batch), taken back if the persisted ones fail.
+            if ephemeral and not self.ephemeral.put_all(ephemeral):
+                raise ResourceExhausted(
+                    f"ephemeral store is full ({cfg.ephemeral_max_items} memories): "
+                    f"{len(ephemeral)} more do not fit; forget some or wait for TTLs")
+            try:
+                if persisted:
+                    events = [self._event(EventKind.PUT, r) for r in persisted
+                              if r.privacy.replicated]
+                    self._commit(persisted, (), events)
+            except BaseException:
+                self.ephemeral.remove([r.id for r in ephemeral])
+                raise
         return [RememberResult(r.id, n)
                 for r, n in zip(batch.records, batch.redactions, strict=True)]
 
@@ -302,7 +306,8 @@ class Node:
             record.metadata = validation.metadata(merged, self.metadata_limits)
             record.updated_at_ms = self._clock_ms()
             if record.privacy == Privacy.EPHEMERAL:
-                self.ephemeral.put(record)
+                if not self.ephemeral.put(record):  # it expired meanwhile and the store is full
+                    raise NotFound(f"no memory {memory_id} (it expired)")
                 return record
             events = [self._event(EventKind.UPDATE, record)] if record.privacy.replicated else []
             self._commit([record], (), events)

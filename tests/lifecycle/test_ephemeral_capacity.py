@@ -7,11 +7,12 @@ import threading
 from typing import Any
 
 import pytest
-from helpers import wait_for
 
 from memnode.errors import ResourceExhausted
 from memnode.node.ingest import RememberInput
 from memnode.node.node import Node
+
+from helpers import wait_for
 
 CAPACITY = 5
 THREADS = 12

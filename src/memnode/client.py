@@ -98,13 +98,16 @@ class Status:
     version: str
     uptime_seconds: float
     data_dir: str
+    problems: list[str] = field(default_factory=list)  # why not ready; empty when ready
+    lost_texts: int = 0  # own memories taken back after a restore without their text
 
     def to_json(self) -> dict[str, Any]:
         return {
             "node_id": self.node_id, "model": self.model, "memories": self.memories,
             "version_vector": self.version_vector, "peers": self.peers,
             "version": self.version, "uptime_seconds": round(self.uptime_seconds, 3),
-            "data_dir": self.data_dir,
+            "data_dir": self.data_dir, "problems": self.problems,
+            "lost_texts": self.lost_texts,
         }
 
 
@@ -249,4 +252,5 @@ class Client:
                     "events_behind": p.events_behind, "found_by": p.found_by}
                    for p in s.peers],
             version=s.version, uptime_seconds=s.uptime_seconds, data_dir=s.data_dir,
+            problems=list(s.problems), lost_texts=s.lost_texts,
         )

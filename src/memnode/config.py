@@ -99,6 +99,16 @@ class NodeConfig(BaseModel):
         description="HOST:PORT of the node-local Replica API, served with --sidecar "
         "external only. Loopback (or unix:PATH) only: it can write replicas.",
     )
+    restore_without_peers: bool = Field(
+        False,
+        description="A node restored from a backup refuses writes until a peer tells it "
+        "how far its own origin went (so it never reuses a seq). Set this to write at "
+        "once from the backup's head: only for a node that has no peers.",
+    )
+    health_probe_seconds: float = Field(
+        2.0, gt=0, description="How often health is re-checked and, while writes fail "
+        "(e.g. a full disk), retried: the node recovers by itself within this time.",
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
     )

@@ -46,8 +46,8 @@ class GrpcReplicaPort:
 
     def hello(self) -> NodeInfo:
         r = self._stub.Hello(fpb.HelloRequest(), timeout=self.timeout)
-        return NodeInfo(r.node_id, model_from_proto(r.model),
-                        r.public_key)
+        return NodeInfo(r.node_id, model_from_proto(r.model), r.public_key,
+                        restoring=r.restoring)
 
     def snapshot(self) -> ReplicaSnapshot:
         events: list[Event] = []

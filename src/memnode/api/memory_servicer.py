@@ -78,9 +78,11 @@ def _input(req: pb.RememberRequest) -> RememberInput:
 
 
 class MemoryServicer(pb_grpc.MemoryServiceServicer):
-    def __init__(self, node: Node, peers: PeersFn | None = None) -> None:
+    def __init__(self, node: Node, peers: PeersFn | None = None,
+                 problems: Callable[[], list[str]] | None = None) -> None:
         self.node = node
         self._peers = peers or (lambda: [])
+        self._problems = problems or (lambda: [])
 
     def _remember(self, items: Any) -> pb.RememberBatchResponse:
         inputs = []
@@ -163,4 +165,6 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             version=__version__,
             uptime_seconds=node.uptime_seconds(),
             data_dir=str(node.data_dir),
+            problems=self._problems(),
+            lost_texts=node.restore.lost_texts(),
         )

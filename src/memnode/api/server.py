@@ -14,7 +14,7 @@ from concurrent import futures
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from federation.io.convert import peer_to_proto
@@ -24,6 +24,7 @@ from federation.io.sidecar_metrics import SidecarCollector
 from federation.io.transport import Authorizer, Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
+from memnode.api.health import HealthMonitor
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
 from memnode.config import NodeConfig, split_hostport
@@ -55,9 +56,10 @@ class NodeServer:
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.so_reuseport", 0)],
         )
-        pb_grpc.add_MemoryServiceServicer_to_server(
-            MemoryServicer(node, self._peer_statuses), self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.monitor = HealthMonitor(node, self.health, SERVICE_NAME, cfg.health_probe_seconds)
+        pb_grpc.add_MemoryServiceServicer_to_server(
+            MemoryServicer(node, self._peer_statuses, self.monitor.problems), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -99,8 +101,7 @@ class NodeServer:
         self.server.start()
         if self.replica_server is not None:
             self.replica_server.start()
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.monitor.start()
         if self.node.config.metrics_listen:
             from prometheus_client import start_http_server
 
@@ -113,6 +114,7 @@ class NodeServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.monitor.stop()
         self.health.enter_graceful_shutdown()
         grace = self.node.config.shutdown_grace_seconds if grace is None else grace
         if self.replica_server is not None:
@@ -163,6 +165,8 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
         else:
             sidecar = Sidecar(server.replication, sidecar_config, security,
                               authorize=authorize)
+    if sidecar is not None:
+        server.monitor.sidecar_problem = sidecar.problem
     server.start()
     if sidecar is not None:
         sidecar.start()

@@ -12,9 +12,11 @@ gRPC errors are raised as the MemnodeError subclasses of :mod:`memnode.errors`.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import grpc
@@ -226,6 +228,43 @@ class Client:
 
     def forget(self, memory_id: str) -> None:
         self._call("Forget", pb.ForgetRequest(id=memory_id))
+
+    def backup(self, out_dir: str | os.PathLike[str],
+               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Write an online, consistent backup of the node into ``out_dir`` (created; it
+        must be empty). Returns its manifest. ``progress`` gets each chunk's size. The
+        backup holds the node's private key: keep it as secret as the node's disk."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if any(out.iterdir()):
+            raise InvalidArgument(f"{out} is not empty")
+        files: dict[str, Any] = {}
+        manifest = b""
+        try:
+            for chunk in self._stub.Backup(pb.BackupRequest(), timeout=None):
+                if chunk.manifest:
+                    manifest = chunk.manifest
+                    continue
+                f = files.get(chunk.file)
+                if f is None:
+                    name = Path(chunk.file).name
+                    if name != chunk.file or name.startswith("."):
+                        raise MemnodeError(f"backup stream names a bad file {chunk.file!r}")
+                    f = files[chunk.file] = open(out / name, "wb")  # noqa: SIM115
+                    os.chmod(out / name, 0o600)
+                f.write(chunk.data)
+                if progress is not None:
+                    progress(len(chunk.data))
+        except grpc.RpcError as exc:
+            raise self._error(exc) from exc
+        finally:
+            for f in files.values():
+                f.close()
+        if not manifest:
+            raise MemnodeError("the backup stream ended before its manifest")
+        (out / "manifest.json").write_bytes(manifest)
+        parsed: dict[str, Any] = json.loads(manifest)
+        return parsed
 
     def list(self, *, scope: str = "local", page_size: int = 500) -> Iterator[Memory]:
         """Every memory (own ones; with scope="mesh" replicas too), paging as it goes."""

@@ -39,6 +39,7 @@ STATUS = {
 }
 
 T = TypeVar("T")
+BACKUP_CHUNK = 1 << 20
 PeersFn = Callable[[], list[tpb.PeerStatus]]
 
 
@@ -149,6 +150,21 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             memories=[memory_to_proto(r, own) for r in records],
             next_page_token=page.next_token,
         )
+
+    def Backup(self, request: pb.BackupRequest, context: Any) -> Iterator[pb.BackupChunk]:
+        """Snapshot into a temporary directory, then stream its files and manifest."""
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="memnode-backup-") as tmp:
+            out = Path(tmp)
+            # a failure aborts the call with its status code (rpc) and ends the stream
+            manifest = rpc(lambda s, req, ctx: s.node.backup(out))(self, request, context)
+            for name in sorted(manifest["files"]):
+                with (out / name).open("rb") as f:
+                    while data := f.read(BACKUP_CHUNK):
+                        yield pb.BackupChunk(file=name, data=data)
+            yield pb.BackupChunk(manifest=(out / "manifest.json").read_bytes())
 
     @rpc
     def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:

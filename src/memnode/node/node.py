@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from federation.config import FederationConfig
 from federation.effects import Effect, OwnSeqLearned
@@ -27,6 +28,7 @@ from federation.errors import ConfigError, MetadataKeyError
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
 from federation.io.metakey import MetadataKey
 from federation.validate import Limits
+from memnode._version import __version__
 from memnode.config import NodeConfig
 from memnode.embedders import Embedder, load_embedder
 from memnode.errors import (
@@ -41,11 +43,12 @@ from memnode.node import paging, restore, validation
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
 from memnode.node.health import WriteHealth
-from memnode.node.identity import Identity, load_or_create
+from memnode.node.identity import KEY_FILE, Identity, load_or_create
 from memnode.node.ingest import RememberInput, RememberResult, prepare
 from memnode.node.metrics import NodeMetrics
 from memnode.node.paging import Page
 from memnode.node.restore import RestoreState
+from memnode.storage import backup
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.durable import Durable, StoreWriteError
 from memnode.storage.eventlog import EventLog
@@ -395,6 +398,15 @@ class Node:
     def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
         return paging.page(self.ephemeral, self.store, page_size, token, mesh=mesh)
+
+    def backup(self, out: Path) -> dict[str, Any]:
+        """An online, consistent backup into ``out`` (storage.backup); its manifest."""
+        with self._write_lock:
+            snapshot = backup.take_snapshot(self.log, self.store, out)
+        log.info("backup snapshot of %d own memories took %.2f s (writes paused)",
+                 snapshot.own_memories, snapshot.seconds)
+        return backup.finish(out, self.data_dir / KEY_FILE, self.config.metadata_key_file,
+                             snapshot, f"memnode {__version__}, online")
 
     def version_vector(self) -> dict[str, int]:
         return self.log.version_vector()

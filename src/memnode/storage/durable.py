@@ -87,9 +87,20 @@ class Durable:
             self._apply(lambda: _apply_effects(self.store, effects, own_origin, own or {}),
                         jseq)
 
-    def replay(self) -> int:
-        """Apply to Chroma whatever the journal holds, in order, then drop it."""
-        pending = self.log.pending_journal()
+    def replay(self, page: int = 5000, progress: Callable[[int], None] | None = None) -> int:
+        """Apply to Chroma whatever the journal holds, in order, then drop it (a page
+        of entries at a time: a restore's journal holds every own memory)."""
+        total = 0
+        while True:
+            done = self._replay_page(page)
+            if not done:
+                return total
+            total += done
+            if progress is not None:
+                progress(done)
+
+    def _replay_page(self, page: int) -> int:
+        pending = self.log.pending_journal(page)
         i = 0
         while i < len(pending):
             j = i

@@ -332,11 +332,32 @@ class EventLog:
         through = events[-1].seq if truncated else watermark
         return EventRun(origin, after_seq, through, tuple(events))
 
-    def pending_journal(self) -> list[JournalEntry]:
-        """Local mutations not yet confirmed applied to Chroma, in order."""
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole log (SQLite's online backup API)."""
+        with self._lock:
+            dst = sqlite3.connect(path)
+            try:
+                self._conn.backup(dst)
+            finally:
+                dst.close()
+
+    def journal_replicas(self, own_origin: str) -> int:
+        """Journal every live replica (the newest event of another origin's memory),
+        so that replaying the journal rebuilds Chroma's replicas (a restore)."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO journal (op, memory_id) SELECT 'replica', memory_id FROM events "
+                "WHERE origin != ? AND kind != ? ORDER BY origin, seq",
+                (own_origin, int(EventKind.FORGET)))
+            return int(cur.rowcount)
+
+    def pending_journal(self, limit: int = -1) -> list[JournalEntry]:
+        """Local mutations not yet confirmed applied to Chroma, in order (the first
+        ``limit`` of them; all with -1)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq"
+                "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq "
+                "LIMIT ?", (limit,)
             ).fetchall()
         out = []
         for jseq, op, memory_id, payload, blob in rows:

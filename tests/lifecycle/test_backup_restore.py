@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import NodeHandle, run_cli, start_node
 
 from memnode.errors import Unavailable
 from memnode.node.node import Node
 from memnode.storage import backup
+
+from helpers import NodeHandle, run_cli, start_node
 
 
 def _fill(handle: NodeHandle) -> dict[str, str]:

@@ -77,6 +77,7 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
         security, authorize = build_security(sidecar_config)
         assert security is not None
         sidecar = Sidecar(server.replication, sidecar_config, security, authorize=authorize)
+        server.monitor.sidecar_problem = sidecar.problem
         sidecar.start()
     return NodeHandle(node, server, Client(server.address, timeout=10), data_dir, sidecar)
 

@@ -109,6 +109,11 @@ class NodeConfig(BaseModel):
         2.0, gt=0, description="How often health is re-checked and, while writes fail "
         "(e.g. a full disk), retried: the node recovers by itself within this time.",
     )
+    min_free_bytes: int = Field(
+        4 * 1024 * 1024, ge=0, description="After a full disk, writes resume once the "
+        "data directory's filesystem has this much free space again (and a probe write "
+        "works).",
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
     )

@@ -8,9 +8,9 @@ import re
 import urllib.request
 from pathlib import Path
 
-from helpers import NodeProcess, converged_vectors, mesh_args, run_cli, wait_for
-
 from memnode import NewMemory
+
+from helpers import NodeProcess, converged_vectors, mesh_args, run_cli, wait_for
 
 
 def _metric(proc: NodeProcess, name: str, labels: str = "") -> float:

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import errno
 import logging
+import shutil
 import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from memnode.errors import MemnodeError, ResourceExhausted, Unavailable
 from memnode.node.metrics import NodeMetrics
+from memnode.storage.durable import Durable, StoreWriteError
 
 log = logging.getLogger("memnode.node")
 
@@ -90,6 +93,26 @@ class WriteHealth:
                    if committed else "nothing of this request was stored")
         message = f"{problem}: {outcome}; reads still work, writes resume by themselves"
         return ResourceExhausted(message) if full else Unavailable(message)
+
+    def probe(self, durable: Durable, data_dir: Path, min_free: int) -> None:
+        """Try writing again (caller holds the write lock): after a full disk only once
+        ``min_free`` bytes are free again (a tiny probe write would fit long before the
+        writes that failed do), then the pending changes and one small log write."""
+        with self._lock:
+            full = self._full
+        if full:
+            try:
+                free = shutil.disk_usage(data_dir).free
+            except OSError:
+                free = 0
+            if free < min_free:
+                return
+        try:
+            durable.probe()
+        except StoreWriteError as exc:
+            self.failed(exc, committed=exc.committed, what=exc.what)
+            return
+        self.ok()
 
     def ok(self) -> None:
         with self._lock:

@@ -186,18 +186,13 @@ class Node:
                     self.restore.finished()
 
     def probe_writes(self) -> str | None:
-        """While writes are failing, try again (pending changes, one small log write);
-        clears the problem when that works. Returns the problem left, None if none."""
+        """While writes are failing, try again (WriteHealth.probe). Returns the problem
+        left, None if none."""
         if self.health.problem is None:
             return None
         with self._write_lock:
-            try:
-                self.durable.probe()
-            except StoreWriteError as exc:
-                self.health.failed(exc, committed=exc.committed, what=exc.what)
-                return self.health.problem
-            self.health.ok()
-        return None
+            self.health.probe(self.durable, self.data_dir, self.config.min_free_bytes)
+        return self.health.problem
 
     def _writable(self) -> None:
         """Before a new write (write lock held): refuse while restoring or while the

@@ -4,7 +4,10 @@ embedded sidecar is down; writes refused with a clear message; recovery by itsel
 from __future__ import annotations
 
 import errno
+import json
 import sqlite3
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -13,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from memnode.errors import ResourceExhausted, Unavailable
 
-from helpers import NodeHandle, wait_for
+from helpers import NodeHandle, NodeProcess, memnode_cmd, mesh_args, wait_for
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -61,7 +64,8 @@ def test_log_failure_refuses_the_write_and_stores_nothing(
                         _failing(sqlite3.OperationalError("database or disk is full")))
     with pytest.raises(ResourceExhausted, match="nothing of this request was stored"):
         h.client.remember("not stored")
-    monkeypatch.setattr(h.node.log, "set_meta", _failing(sqlite3.OperationalError("disk I/O error")))
+    monkeypatch.setattr(h.node.log, "set_meta",
+                        _failing(sqlite3.OperationalError("disk I/O error")))
     wait_for(lambda: health_of(h.addr) == NOT_SERVING, "readiness to turn NOT_SERVING")
     assert h.node.version_vector() == before and h.node.store.count_local() == 0
     monkeypatch.undo()
@@ -72,7 +76,8 @@ def test_log_failure_refuses_the_write_and_stores_nothing(
 
 def test_an_io_error_is_unavailable(node_factory, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     h: NodeHandle = node_factory()
-    monkeypatch.setattr(h.node.log, "commit_local", _failing(sqlite3.OperationalError("disk I/O error")))
+    monkeypatch.setattr(h.node.log, "commit_local",
+                        _failing(sqlite3.OperationalError("disk I/O error")))
     with pytest.raises(Unavailable, match="cannot write its log"):
         h.client.remember("not stored")
 
@@ -85,3 +90,24 @@ def test_embedded_sidecar_down_is_not_serving(node_factory) -> None:  # type: ig
     wait_for(lambda: health_of(h.addr) == NOT_SERVING, "readiness to see the sidecar gone")
     assert "sidecar stopped" in h.client.status().problems
     h.sidecar = None
+
+
+def test_external_sidecar_serves_its_own_health(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
+    node = NodeProcess(tmp_path / "ext", ["--sidecar", "external", "--replica-listen",
+                                          "127.0.0.1:0"]).start()
+    procs.append(node)
+    side = subprocess.Popen(
+        memnode_cmd("--log-level", "WARNING", "sidecar", "--node", node.ready["replica_listen"],
+                    "--health-listen", "127.0.0.1:0", *mesh_args()),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert side.stdout is not None
+        ready = json.loads(wait_for(side.stdout.readline, "the sidecar's ready line"))
+        addr = f"127.0.0.1:{ready['health_port']}"
+        wait_for(lambda: health_of(addr) == SERVING, "the sidecar to report SERVING")
+        node.kill()
+        wait_for(lambda: health_of(addr) == NOT_SERVING, "the sidecar to see its node gone")
+        assert health_of(addr, "liveness") == SERVING
+    finally:
+        side.kill()
+        side.wait(10)

@@ -194,8 +194,9 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
 
 
 def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "",
-                  connect_timeout: float = 60.0) -> int:
-    """``memnode sidecar``: the sidecar in its own process, next to a node."""
+                  connect_timeout: float = 60.0, health_listen: str = "") -> int:
+    """``memnode sidecar``: the sidecar in its own process, next to a node; with
+    ``health_listen`` it serves its own gRPC health service there."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from federation.io.replica_client import GrpcReplicaPort
@@ -214,12 +215,21 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
         host, mport = split_hostport(metrics_listen)
         metrics_server, _ = start_http_server(mport, host, registry=registry)
         metrics_port = metrics_server.server_port
+    sidecar_health = None
+    if health_listen:
+        from federation.io.sidecar_health import SidecarHealth
+
+        sidecar_health = SidecarHealth(sidecar, health_listen)
+        sidecar_health.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     print(json.dumps({"event": "ready", "node_id": sidecar.node_id, "gossip": sidecar.address,
-                      "metrics_port": metrics_port}), flush=True)
+                      "metrics_port": metrics_port,
+                      "health_port": sidecar_health.port if sidecar_health else 0}), flush=True)
     done.wait()
+    if sidecar_health is not None:
+        sidecar_health.stop()
     sidecar.stop()
     port.close()
     return 0

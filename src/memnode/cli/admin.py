@@ -141,7 +141,8 @@ def cmd_sidecar(args: argparse.Namespace) -> int:
 
     try:
         config = _sidecar_config(args)
-        return serve_sidecar(args.node, config, args.metrics_listen)
+        return serve_sidecar(args.node, config, args.metrics_listen,
+                             health_listen=args.health_listen)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -268,6 +269,9 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
                     help="the node's Replica API HOST:PORT or unix:PATH [env MEMNODE_NODE]")
     sp.add_argument("--metrics-listen", default=os.environ.get("MEMNODE_METRICS_LISTEN", ""),
                     help="HOST:PORT for the sidecar's Prometheus /metrics")
+    sp.add_argument("--health-listen", default=os.environ.get("MEMNODE_HEALTH_LISTEN", ""),
+                    help="HOST:PORT for the sidecar's own gRPC health service (SERVING "
+                    "while it reaches its node and replicates) [env MEMNODE_HEALTH_LISTEN]")
     sp.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "lan"),
                     choices=["local", "lan", "kubernetes"])
     if with_serve_flags:

@@ -76,9 +76,12 @@ class NodeProc(ServeProcess):
 
     def command(self) -> list[str]:
         port = API_PORT if self.prefix else 0
+        # a namespace's private bridge address: the benchmark's clients carry no token
+        auth = [] if self.host == "127.0.0.1" else ["--client-auth", "none",
+                                                     "--allow-unauthenticated"]
         return [*self.prefix, *memnode_cmd(), "--log-level", "WARNING", "serve",
                 "--data-dir", str(self.data_dir), "--listen", f"{self.host}:{port}",
-                "--embedder", self.embedder, *self.extra]
+                "--embedder", self.embedder, *auth, *self.extra]
 
     @property
     def pid(self) -> int:

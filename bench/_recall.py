@@ -102,7 +102,7 @@ def populate(args: argparse.Namespace) -> dict[str, Any]:
             items = corpus.records(args.seed, b * size, size)
             request = pb.RememberBatchRequest()
             for (text, meta), vec in zip(items, vectors, strict=True):
-                item = request.items.add(text=text.encode(), privacy=pb.TEAM,
+                item = request.items.add(text=text, privacy=pb.TEAM,
                                          embedding=vec.astype("<f4").tobytes())
                 for key, value in meta.items():
                     if isinstance(value, str):

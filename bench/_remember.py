@@ -79,7 +79,7 @@ def _request(items: Sequence[tuple[str, dict[str, Any]]]) -> Any:
 
     request = pb.RememberBatchRequest()
     for text, meta in items:
-        item = request.items.add(text=text.encode(), privacy=pb.TEAM)
+        item = request.items.add(text=text, privacy=pb.TEAM)
         for key, value in meta.items():
             if isinstance(value, str):
                 item.metadata[key].s = value

@@ -79,6 +79,7 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
         sidecar = Sidecar(server.replication, sidecar_config, security, authorize=authorize)
         server.monitor.sidecar_problem = sidecar.problem
         sidecar.start()
+        server.attach_sidecar(sidecar)
     return NodeHandle(node, server, Client(server.address, timeout=10), data_dir, sidecar)
 
 

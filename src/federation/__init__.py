@@ -35,7 +35,7 @@ from federation.eventsource import EventSource, MemoryEventSource
 from federation.membership import MemberState
 from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat, Message
 from federation.metrics import Metrics
-from federation.replica import ReplicaSnapshot
+from federation.replica import RestartState
 from federation.validate import RejectReason
 from federation.versions import VersionVector
 
@@ -63,7 +63,7 @@ __all__ = [
     "PeerStatus",
     "Ready",
     "RejectReason",
-    "ReplicaSnapshot",
+    "RestartState",
     "SourceError",
     "UpsertReplica",
     "VersionVector",

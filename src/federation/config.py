@@ -24,7 +24,7 @@ for meshes of up to about ``max_digest_members`` nodes.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from federation.errors import ConfigError
 
@@ -109,9 +109,13 @@ class FederationConfig:
     max_embedding_dim: int = 4096
     """Largest accepted embedding dimension (float32 values)."""
     max_metadata_entries: int = 64
+    """Most metadata entries of one replicated memory."""
     max_metadata_key_bytes: int = 128
+    """Longest metadata key (UTF-8 bytes) that replicates."""
     max_metadata_value_bytes: int = 1024
+    """Longest metadata string value (UTF-8 bytes) that replicates."""
     max_local_id_bytes: int = 256
+    """Longest local part of a memory id."""
     max_event_bytes: int = 64 * 1024
     """Largest accepted event (size model). Bigger events are rejected as oversized."""
 
@@ -193,3 +197,36 @@ class FederationConfig:
             raise ConfigError("max_batch_bytes must hold at least one largest event")
         if self.max_events_per_exchange < self.max_batch_events:
             raise ConfigError("max_events_per_exchange must be >= max_batch_events")
+
+
+#: The presets, in one place: every component takes one of these names.
+Preset = Literal["local", "lan", "kubernetes"]
+PRESETS: tuple[Preset, ...] = ("local", "lan", "kubernetes")
+DEFAULT_PRESET: Preset = "local"
+
+
+def preset(name: str, **overrides: Any) -> FederationConfig:
+    """The named preset (see :data:`PRESETS`) with some fields replaced, validated."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r} ({', '.join(PRESETS)})")
+    factory = {"local": FederationConfig.local, "lan": FederationConfig.lan,
+               "kubernetes": FederationConfig.kubernetes}[name]
+    return factory(**overrides)
+
+
+def field_docs() -> dict[str, str]:
+    """Each field's docstring (the text under it above), for flags' help."""
+    import ast
+    import inspect
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(FederationConfig)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, following in zip(body, body[1:], strict=False):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs

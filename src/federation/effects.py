@@ -54,7 +54,7 @@ class DropTombstone:
 @dataclass(frozen=True, slots=True)
 class OriginMarks:
     """Durable per-origin scalars, to persist as one row and give back at restart
-    (``ReplicaSnapshot``): the watermark (may pass seqs that were compacted away),
+    (``RestartState``): the watermark (may pass seqs that were compacted away),
     the GC floor (highest collected tombstone seq this log may lack), and the
     reconciliation cursor (None when not reconciling)."""
 

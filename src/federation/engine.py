@@ -33,9 +33,9 @@ trigger exchanges (every node would flood the returning peer with the same event
 its own digests, our periodic rounds and dead-peer retries reach it.
 
 Restarting (the sidecar keeps no state): build a new core with a higher
-``incarnation``, the node's ``snapshot`` (compacted log and OriginMarks) and its log
+``incarnation``, the node's ``restart_state`` (compacted log and OriginMarks) and its log
 as ``source``, then propose the known peers with ``peer_discovered``. When ``source``
-is given the snapshot's events may omit embeddings and metadata: the core keeps
+is given the restart state's events may omit embeddings and metadata: the core keeps
 them only for ids, seqs and kinds, and reads what it sends from the source.
 """
 
@@ -59,7 +59,7 @@ from federation.messages import (
     digest_is_well_formed,
 )
 from federation.metrics import Metrics
-from federation.replica import ApplyResult, ReplicaSnapshot, ReplicaState
+from federation.replica import ApplyResult, ReplicaState, RestartState
 from federation.restore import OwnSeqLearning
 from federation.rumor import Rumors, seen_by, seen_mask
 from federation.sizes import batch_size, digest_size, message_size
@@ -110,7 +110,7 @@ class FederationCore:
         incarnation: int = 0,
         config: FederationConfig | None = None,
         seed: int = 0,
-        snapshot: ReplicaSnapshot | None = None,
+        restart: RestartState | None = None,
         source: EventSource | None = None,
         restoring: bool = False,
     ) -> None:
@@ -128,8 +128,8 @@ class FederationCore:
             max_buffered_per_origin=self.config.max_buffered_per_origin,
             restoring=restoring,
         )
-        if snapshot is not None:
-            self.replica.restore(snapshot)
+        if restart is not None:
+            self.replica.restore(restart)
         self.source: EventSource = source if source is not None else MemoryEventSource(self.replica)
         self.membership = Membership(node_id, address, incarnation, self.config, rng)
         self.antientropy = AntiEntropy(self.config, rng, self.source)

@@ -3,10 +3,15 @@
 ::
 
     FederationError
-    ├── ConfigError       a FederationConfig that cannot work (raised at start)
-    ├── LocalEventError   the adapter handed the core an own event it must not accept
-    │                     (wrong origin, seq not next, invalid): a bug in the caller
-    └── SourceError       an EventSource (e.g. the node's SQLite log) failed to read
+    ├── ConfigError         a FederationConfig that cannot work (raised at start)
+    ├── LocalEventError     the adapter handed the core an own event out of order or of
+    │                       another origin: a bug in the caller
+    ├── SourceError         an EventSource (e.g. the node's SQLite log) failed to read
+    │   └── ReplicaPortError  the node's Replica API failed (any call of the port)
+    ├── MalformedEvent      bytes or a message from a peer that cannot be understood
+    ├── TransportError      a peer could not be reached, or refused us
+    ├── CredentialsError    federation credentials missing, unsafe, expired, foreign
+    └── MetadataKeyError    metadata key material unreadable or malformed
 
 Bad input from the *network* never raises: it is rejected, counted in
 :class:`federation.metrics.Metrics` and dropped.
@@ -37,3 +42,15 @@ class MetadataKeyError(FederationError, ValueError):
 
 class CredentialsError(FederationError, ValueError):
     """Credentials that are missing, unreadable, unsafe, expired or not of this federation."""
+
+
+class TransportError(FederationError):
+    """A peer could not be reached, or refused us (the Transport port's one error)."""
+
+
+class ReplicaPortError(SourceError):
+    """A call of the node's Replica API failed (the node is gone or refused it)."""
+
+
+class MalformedEvent(FederationError, ValueError):
+    """An event, or a gossip message, that cannot be understood."""

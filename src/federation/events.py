@@ -88,12 +88,23 @@ def public_key_bytes(key: Ed25519PrivateKey) -> bytes:
     )
 
 
-def origin_of(memory_id: str) -> str:
-    """The origin node id of a memory id ``<origin>/<suffix>``."""
-    origin, sep, suffix = memory_id.partition("/")
-    if not sep or not origin or not suffix:
+def split_memory_id(memory_id: str) -> tuple[str, str]:
+    """``<origin>/<local id>`` -> (origin, local id); ValueError for anything else. The
+    one place a memory id is taken apart."""
+    origin, sep, local_id = memory_id.partition("/")
+    if not sep or not origin or not local_id:
         raise ValueError(f"not a memory id: {memory_id!r}")
-    return origin
+    return origin, local_id
+
+
+def origin_of(memory_id: str) -> str:
+    """The origin node id of a memory id ``<origin>/<local id>``."""
+    return split_memory_id(memory_id)[0]
+
+
+def local_id_of(memory_id: str) -> str:
+    """The local part of a memory id ``<origin>/<local id>``."""
+    return split_memory_id(memory_id)[1]
 
 
 def _lp(data: bytes) -> bytes:

@@ -95,9 +95,6 @@ class OriginState:
     def retained_count(self) -> int:
         return len(self._log)
 
-    def retained_seqs(self) -> list[int]:
-        return [s for s in self._seqs if s in self._log]
-
     # the out-of-order buffer ---------------------------------------------------------
     def buffered_covers(self, seq: int) -> bool:
         return any(r.after_seq < seq <= r.through_seq for r in self.buffer)

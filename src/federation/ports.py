@@ -12,13 +12,13 @@ back from another thread).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from federation.effects import Effect
 from federation.events import Event, ModelId
-from federation.messages import EventRun
-from federation.replica import ReplicaSnapshot
+from federation.messages import EventRun, Message
+from federation.replica import RestartState
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class ReplicaPort(Protocol):
         """Who the node is."""
         ...
 
-    def snapshot(self) -> ReplicaSnapshot:
+    def restart_state(self) -> RestartState:
         """The compacted log (events without embeddings) and the marks, to start from."""
         ...
 
@@ -110,4 +110,67 @@ class Discovery(Protocol):
 
     def stop(self) -> None:
         """Withdraw announcements and stop looking (idempotent)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Who a sidecar says it is, in the Identify handshake."""
+
+    node_id: str
+    address: str
+    model: ModelId | None = None
+
+
+@dataclass
+class TransportStats:
+    """Counters the sidecar exports (read from another thread: plain ints)."""
+
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    messages_dropped: int = 0
+    malformed: int = 0
+    stream_errors: int = 0
+    identify_failures: int = 0
+    by_peer_bytes_sent: dict[str, int] = field(default_factory=dict)
+
+
+class Transport(Protocol):
+    """The sidecar's edge to its peers. Adapters: ``federation.io.transport.
+    GossipTransport`` (gRPC streams, mTLS) and the in-memory twin ``federation.io.memory.
+    MemoryTransport``. ``send`` is best effort (a message may be dropped: anti-entropy
+    repairs it) and never blocks for long; ``on_message`` is called from the
+    transport's threads."""
+
+    @property
+    def port(self) -> int:
+        """The port this transport listens on (bound at construction)."""
+        ...
+
+    @property
+    def stats(self) -> TransportStats:
+        """Its counters (read from other threads)."""
+        ...
+
+    def start(self, on_message: Callable[[str, Message], None],
+              identity: Callable[[], Hello]) -> None:
+        """Begin delivering peers' messages (``on_message(sender, message)``) and
+        answering Identify with ``identity()``."""
+        ...
+
+    def stop(self) -> None:
+        """Close every stream and stop listening."""
+        ...
+
+    def send(self, to: str, address: str, message: Message) -> None:
+        """Queue ``message`` for peer ``to`` at ``address``."""
+        ...
+
+    def identify(self, address: str, me: Hello, timeout: float) -> Hello:
+        """Ask who listens at ``address``. Raises ``TransportError`` when unreachable or
+        refused."""
+        ...
+
+    def forget_peer(self, peer: str) -> None:
+        """Drop what is kept for ``peer`` (its stream, its sender thread)."""
         ...

@@ -36,12 +36,12 @@ origin; an authenticated but malicious member can make receivers skip events
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
 from federation.errors import LocalEventError
-from federation.events import Event, EventKind
+from federation.events import Event, EventKind, origin_of
 from federation.messages import EventRun
 from federation.origin import OriginState
 from federation.outcome import ApplyResult
@@ -55,11 +55,11 @@ from federation.tombstones import (
 from federation.validate import Limits, RejectReason, check_event
 from federation.versions import VersionVector
 
-__all__ = ["ApplyResult", "ReplicaSnapshot", "ReplicaState", "apply_all", "fingerprint"]
+__all__ = ["ApplyResult", "RestartState", "ReplicaState", "fingerprint"]
 
 
 @dataclass(frozen=True)
-class ReplicaSnapshot:
+class RestartState:
     """Durable state to rebuild the core from at restart: the compacted log (newest
     event per live memory and tombstones, every origin including our own) and the
     last :class:`OriginMarks` persisted per origin (our own origin's watermark is the
@@ -151,13 +151,13 @@ class ReplicaState:
         return sum(len(st.live) for st in self._origins.values())
 
     def get_live(self, memory_id: str) -> Event | None:
-        origin = memory_id.partition("/")[0]
+        origin = origin_of(memory_id)
         st = self._origins.get(origin)
         return st.live.get(memory_id) if st is not None else None
 
     def is_forgotten(self, memory_id: str) -> bool:
         """True while the memory's tombstone is held (before GC)."""
-        st = self._origins.get(memory_id.partition("/")[0])
+        st = self._origins.get(origin_of(memory_id))
         return st is not None and memory_id in st.tombstones
 
     def tombstone_count(self) -> int:
@@ -351,14 +351,14 @@ class ReplicaState:
         return effects
 
     # restart -----------------------------------------------------------------------
-    def restore(self, snapshot: ReplicaSnapshot) -> None:
+    def restore(self, restart: RestartState) -> None:
         """Rebuild from durable state (trusted: it is our own disk). Call before use."""
-        for mark in snapshot.marks:
+        for mark in restart.marks:
             st = self._state(mark.origin)
             st.watermark = max(st.watermark, mark.watermark)
             st.gc_floor = max(st.gc_floor, mark.gc_floor)
             st.resync_from = mark.resync_from if mark.origin != self.node_id else None
-        ordered = sorted(snapshot.events, key=lambda e: (e.origin, e.seq))
+        ordered = sorted(restart.events, key=lambda e: (e.origin, e.seq))
         for event in ordered:
             st = self._state(event.origin)
             memory_id = event.memory_id
@@ -382,11 +382,3 @@ class ReplicaState:
 def fingerprint(state: ReplicaState) -> tuple[VersionVector, frozenset[tuple[str, int]]]:
     """Version vector and live (memory id, seq) pairs: equal on converged replicas."""
     return state.version_vector(), frozenset((e.memory_id, e.seq) for e in state.live_entries())
-
-
-def apply_all(state: ReplicaState, events: Iterable[Event]) -> ApplyResult:
-    """Apply events one by one (as rumors); for tests and tools."""
-    result = ApplyResult()
-    for event in events:
-        state.apply_event(event, result)
-    return result

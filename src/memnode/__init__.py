@@ -11,7 +11,9 @@ from memnode.errors import (
     InvalidArgument,
     MemnodeError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -28,5 +30,7 @@ __all__ = [
     "FailedPrecondition",
     "ResourceExhausted",
     "Unavailable",
+    "Unauthenticated",
+    "PermissionDenied",
     "DataDirError",
 ]

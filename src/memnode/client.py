@@ -26,8 +26,11 @@ from memnode.errors import (
     InvalidArgument,
     MemnodeError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
+    UsageError,
 )
 from memnode.v1 import memnode_pb2 as pb
 from memnode.v1 import memnode_pb2_grpc as pb_grpc
@@ -35,6 +38,8 @@ from memnode.values import MetaValue, meta_from_proto, meta_to_proto
 
 DEFAULT_PORT = 7420
 ADDR_ENV = "MEMNODE_ADDR"
+TOKEN_ENV = "MEMNODE_TOKEN"
+TLS_CA_ENV = "MEMNODE_TLS_CA"
 PrivacyName = Literal["ephemeral", "private", "team", "public"]
 ScopeName = Literal["local", "mesh"]
 
@@ -45,6 +50,8 @@ _ERRORS: dict[grpc.StatusCode, type[MemnodeError]] = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
 }
 
 
@@ -133,10 +140,21 @@ def _memory(msg: pb.Memory) -> Memory:
     )
 
 
+def _text(text: str | bytes) -> str:
+    """The text as the wire carries it (a protobuf string): refused here, with the
+    message the node gives, when it is not valid UTF-8."""
+    try:
+        if isinstance(text, bytes):
+            return text.decode("utf-8")
+        text.encode("utf-8")
+        return text
+    except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+        raise InvalidArgument(f"text is not valid UTF-8 (byte {exc.start})") from None
+
+
 def _request(item: NewMemory, embedding: bytes = b"") -> pb.RememberRequest:
     embedding = embedding or item.embedding
-    text = item.text.encode("utf-8", "surrogateescape") if isinstance(item.text, str) \
-        else item.text
+    text = _text(item.text)
     req = pb.RememberRequest(
         text=text, privacy=_privacy_value(item.privacy), keep_pii=item.keep_pii,  # type: ignore[arg-type]
         ttl_seconds=item.ttl_seconds, embedding=embedding,
@@ -146,14 +164,37 @@ def _request(item: NewMemory, embedding: bytes = b"") -> pb.RememberRequest:
 
 
 class Client:
+    """A connection to one node.
+
+    ``token``: a bearer token of that node (``memnode token issue``), sent as
+    ``authorization: Bearer ...`` on every call; default ``$MEMNODE_TOKEN``.
+    ``tls_ca``: a PEM file of the CA that signed the node's client-API certificate
+    (``--tls-cert``): the channel is then TLS; default ``$MEMNODE_TLS_CA``, else plaintext.
+    """
+
     def __init__(self, addr: str | None = None, *, timeout: float = 30.0,
-                 channel: grpc.Channel | None = None) -> None:
+                 channel: grpc.Channel | None = None, token: str | None = None,
+                 tls_ca: str | os.PathLike[str] | None = None) -> None:
         self.addr = addr or default_addr()
         self.timeout = timeout
-        self._channel = channel or grpc.insecure_channel(
-            self.addr, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                                ("grpc.max_send_message_length", 64 * 1024 * 1024)],
-        )
+        token = os.environ.get(TOKEN_ENV) if token is None else token
+        tls_ca = (os.environ.get(TLS_CA_ENV) or None) if tls_ca is None else tls_ca
+        self._metadata = (("authorization", f"Bearer {token.strip()}"),) if token else ()
+        self.tls = tls_ca is not None
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                   ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+        if channel is not None:
+            self._channel = channel
+        elif tls_ca is not None:
+            try:
+                with open(tls_ca, "rb") as f:
+                    ca_pem = f.read()
+            except OSError as exc:
+                raise UsageError(f"cannot read the TLS CA file {tls_ca}: {exc}") from None
+            self._channel = grpc.secure_channel(
+                self.addr, grpc.ssl_channel_credentials(root_certificates=ca_pem), options)
+        else:
+            self._channel = grpc.insecure_channel(self.addr, options=options)
         self._stub = pb_grpc.MemoryServiceStub(self._channel)
 
     def __enter__(self) -> Client:
@@ -167,7 +208,8 @@ class Client:
 
     def _call(self, method: str, request: Any) -> Any:
         try:
-            return getattr(self._stub, method)(request, timeout=self.timeout)
+            return getattr(self._stub, method)(request, timeout=self.timeout,
+                                               metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self._error(exc) from exc
 
@@ -175,7 +217,9 @@ class Client:
         code = exc.code()  # type: ignore[attr-defined]
         details = exc.details()  # type: ignore[attr-defined]
         if code == grpc.StatusCode.UNAVAILABLE:
-            details = f"cannot reach memnode at {self.addr} ({details})"
+            hint = ("; if it serves TLS, pass --tls-ca / MEMNODE_TLS_CA" if not self.tls else
+                    "; is it serving TLS with a certificate of that CA for this address?")
+            details = f"cannot reach memnode at {self.addr} ({details}{hint})"
         return _ERRORS.get(code, MemnodeError)(details or str(code))
 
     def remember(self, text: str | bytes, metadata: Mapping[str, Any] | None = None, *,
@@ -195,7 +239,8 @@ class Client:
         """Stream batches; yields each batch's ids once that batch is durable."""
         requests = (pb.RememberBatchRequest(items=[_request(i) for i in b]) for b in batches)
         try:
-            for response in self._stub.RememberStream(requests, timeout=None):
+            for response in self._stub.RememberStream(requests, timeout=None,
+                                                      metadata=self._metadata):
                 yield [r.id for r in response.results]
         except grpc.RpcError as exc:
             raise self._error(exc) from exc

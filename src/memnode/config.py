@@ -8,13 +8,22 @@ value is a clear error, never a silent fallback.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from federation.config import PRESETS
 from memnode.client import DEFAULT_PORT
 
 DEFAULT_ADDR = f"127.0.0.1:{DEFAULT_PORT}"
@@ -30,6 +39,15 @@ def split_hostport(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class NodeConfig(BaseModel):
@@ -54,7 +72,12 @@ class NodeConfig(BaseModel):
         "test-hash (deterministic test embedder, no semantics).",
     )
     metrics_listen: str = Field(
-        "", description="HOST:PORT for Prometheus /metrics; empty disables the endpoint."
+        "", description="HOST:PORT of the HTTP port: Prometheus /metrics, the status "
+        "dashboard at / and its /status.json; empty disables it."
+    )
+    dashboard_sample_seconds: float = Field(
+        5.0, gt=0, le=3600, description="How often the dashboard samples replication "
+        "throughput and convergence; it keeps the last 120 samples (10 minutes at 5 s)."
     )
     metadata_key_file: Path | None = Field(
         None,
@@ -66,10 +89,6 @@ class NodeConfig(BaseModel):
     )
     max_batch_items: int = Field(
         1000, ge=1, description="Most memories in one RememberBatch / stream message."
-    )
-    max_metadata_keys: int = Field(64, ge=0, description="Most metadata keys per memory.")
-    max_metadata_value_bytes: int = Field(
-        1024, ge=1, description="Longest metadata key or string value, in UTF-8 bytes."
     )
     max_recall_k: int = Field(1000, ge=1, description="Largest k a recall may ask for.")
     ephemeral_ttl_seconds: float = Field(
@@ -114,9 +133,29 @@ class NodeConfig(BaseModel):
         "data directory's filesystem has this much free space again (and a probe write "
         "works).",
     )
+    replica_workers: int = Field(
+        8, ge=2, description="Threads serving the Replica API to an external sidecar "
+        "(its event watch holds one for as long as it runs).",
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long in-flight requests may finish."
     )
+    client_auth: Literal["auto", "none", "token"] = Field(
+        "auto",
+        description="Client authentication on --listen. token: every call needs a bearer "
+        "token of this node (`memnode token issue`); none: anyone who reaches the port "
+        "reads and writes. auto: none on a loopback address, token on any other.",
+    )
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Start with --client-auth none on a non-loopback address (logged as "
+        "a warning); without it such a node refuses to start.",
+    )
+    tls_cert: Path | None = Field(
+        None, description="PEM certificate (chain) of the client API: serve TLS with "
+        "--tls-key. Clients then need --tls-ca.",
+    )
+    tls_key: Path | None = Field(None, description="PEM private key of --tls-cert.")
 
     @field_validator("listen")
     @classmethod
@@ -141,6 +180,26 @@ class NodeConfig(BaseModel):
             split_hostport(value)
         return value
 
+    @model_validator(mode="after")
+    def _check_security(self) -> NodeConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        host, _ = split_hostport(self.listen)
+        if (self.client_auth == "none" and not is_loopback(host)
+                and not self.allow_unauthenticated):
+            raise ValueError(
+                f"--client-auth none on {self.listen}, not a loopback address, lets anyone "
+                "who reaches the port read every memory's text: use --client-auth token "
+                "(and --tls-cert/--tls-key), or give --allow-unauthenticated to accept it")
+        return self
+
+    @property
+    def auth_mode(self) -> Literal["none", "token"]:
+        """client_auth with auto resolved by the listen address."""
+        if self.client_auth != "auto":
+            return self.client_auth
+        return "none" if is_loopback(split_hostport(self.listen)[0]) else "token"
+
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> NodeConfig:
         """local: loopback only. lan: same (the node API stays local; the sidecar meets
@@ -150,8 +209,8 @@ class NodeConfig(BaseModel):
         if name == "kubernetes":
             base = {"listen": f"0.0.0.0:{DEFAULT_PORT}", "metrics_listen": "0.0.0.0:9420",
                     "data_dir": Path("/data"), "sidecar": "external"}
-        elif name not in ("local", "lan"):
-            raise ValueError(f"unknown preset {name!r} (local, lan, kubernetes)")
+        elif name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r} ({', '.join(PRESETS)})")
         return cls(**{**base, **overrides})
 
 
@@ -182,6 +241,52 @@ def add_config_arguments(parser: argparse.ArgumentParser, model: type[BaseModel]
                                 help=help_text)
 
 
+#: FederationConfig fields with no flag of their own here: the tick is SidecarConfig's
+#: ``--tick-ms``; skipping signature checks is for the simulator only.
+_CORE_SKIP = ("tick_ms", "insecure_skip_signature_verification")
+
+
+def add_core_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per field of the replication core's FederationConfig (``--FIELD``, env
+    ``MEMNODE_FIELD``), replacing the preset's value; help from the field's docstring."""
+    from dataclasses import fields
+
+    from federation.config import FederationConfig, field_docs
+
+    docs = field_docs()
+    group = parser.add_argument_group("replication core (defaults from --preset)")
+    for f in fields(FederationConfig):
+        if f.name in _CORE_SKIP:
+            continue
+        group.add_argument(_flag(f.name), dest=f"core_{f.name}", default=None, metavar="N",
+                           help=f"{docs.get(f.name, '')} [env MEMNODE_{f.name.upper()}]")
+
+
+def core_overrides(args: argparse.Namespace, env: Mapping[str, str] | None = None
+                   ) -> dict[str, int]:
+    """The FederationConfig fields given as flags or env vars (flags first)."""
+    from dataclasses import fields
+
+    from federation.config import FederationConfig
+
+    env = os.environ if env is None else env
+    out: dict[str, int] = {}
+    for f in fields(FederationConfig):
+        if f.name in _CORE_SKIP:
+            continue
+        raw = getattr(args, f"core_{f.name}", None)
+        if raw is None:
+            raw = env.get(f"MEMNODE_{f.name.upper()}")
+        if raw is None:
+            continue
+        try:
+            out[f.name] = int(raw)
+        except ValueError:
+            raise ValueError(f"invalid configuration: {_flag(f.name)}: {raw!r} is not an "
+                             "integer") from None
+    return out
+
+
 def config_from_args(model: type[M], args: argparse.Namespace, env_prefix: str,
                      env: Mapping[str, str] | None = None, preset: M | None = None) -> M:
     """Flags over env vars over the preset; raises ValueError with every problem listed."""
@@ -197,6 +302,7 @@ def config_from_args(model: type[M], args: argparse.Namespace, env_prefix: str,
         return model.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{_flag(str(e['loc'][0])) if e['loc'] else ''}: {e['msg']}" for e in exc.errors()
+            (f"{_flag(str(e['loc'][0]))}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ") for e in exc.errors()
         )
         raise ValueError(f"invalid configuration: {problems}") from exc

@@ -6,6 +6,8 @@
     ├── FailedPrecondition   e.g. forgetting another node's memory -> FAILED_PRECONDITION
     ├── ResourceExhausted    a batch or text over a limit         -> RESOURCE_EXHAUSTED
     ├── Unavailable          the node cannot be reached           -> UNAVAILABLE
+    ├── Unauthenticated      no token, or a bad one               -> UNAUTHENTICATED
+    ├── PermissionDenied     a good token without the needed scope -> PERMISSION_DENIED
     ├── DataDirError         a corrupt, foreign or unreadable data directory (at start)
     └── UsageError           a command line that cannot work (the CLI exits 2)
 
@@ -37,6 +39,14 @@ class ResourceExhausted(MemnodeError):
 
 class Unavailable(MemnodeError):
     kind = "unavailable"
+
+
+class Unauthenticated(MemnodeError):
+    kind = "unauthenticated"
+
+
+class PermissionDenied(MemnodeError):
+    kind = "permission_denied"
 
 
 class DataDirError(MemnodeError):

@@ -57,7 +57,7 @@ def test_bad_input_exits_nonzero_with_a_message(node: NodeHandle) -> None:
     assert r.returncode == 2
     r = run_cli("get", "not-an-id", addr=node.addr)
     assert r.returncode == 2 and "memory id" in r.stderr
-    # undecodable bytes on the command line reach the node and are refused there
+    # undecodable bytes on the command line are refused by the client, as the node would
     proc = subprocess.run([sys.executable, "-m", "memnode.cli.main", "remember", b"caf\xe9"],
                           capture_output=True, text=True,
                           env={**__import__("os").environ, "MEMNODE_ADDR": node.addr})

@@ -6,6 +6,7 @@ on host 2 printing its candidates as they change while the test rewrites the zon
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -58,7 +59,7 @@ def test_dns_candidates_follow_the_records(lab: Netlab, resolv_conf: Path,
     name = f"peers-{lab.tag}.memnode.test"
     zone = tmp_path / "zone.json"
     peer = [f"{lab.prefix}.{i}" for i in (11, 12)]
-    v6 = f"fd77:{lab.tag[:4]}::12"
+    v6 = str(ipaddress.IPv6Address(f"fd77:{lab.tag[:4]}::12"))  # canonical: no leading 0s
     write_zone(zone, {f"{name}.": [h2.ip, peer[0]]})  # host 2 itself and one peer
 
     server = spawn(lab, h1.netns, "_dnsserver.py", [str(zone), h1.ip],

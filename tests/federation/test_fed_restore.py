@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from federation.effects import Effect, OriginMarks, OwnSeqLearned, UpsertReplica
 from federation.engine import FederationCore
-from federation.replica import ReplicaSnapshot
+from federation.replica import RestartState
 
 from fedkit import Origin, core, node_id, pump
 
@@ -46,8 +46,8 @@ def _mesh_with_history() -> tuple[Origin, list, FederationCore]:  # type: ignore
 
 def test_restored_core_takes_back_its_events_then_writes_on() -> None:
     writer, events, b = _mesh_with_history()
-    backup = ReplicaSnapshot(events[:3], [OriginMarks(node_id(1), 3, 0, None)])
-    restored = core(1, snapshot=backup, incarnation=2, restoring=True)
+    backup = RestartState(events[:3], [OriginMarks(node_id(1), 3, 0, None)])
+    restored = core(1, restart=backup, incarnation=2, restoring=True)
     assert restored.restoring
     restored.peer_discovered(b.node_id, "addr-2")
     effects = _pump_collect([restored, b], restored)
@@ -66,7 +66,7 @@ def test_restored_core_takes_back_its_events_then_writes_on() -> None:
 
 
 def test_a_peer_that_knows_nothing_of_us_ends_the_restore_at_once() -> None:
-    restored = core(1, snapshot=ReplicaSnapshot(), restoring=True)
+    restored = core(1, restart=RestartState(), restoring=True)
     stranger = core(3)
     restored.peer_discovered(stranger.node_id, "addr-3")
     effects = _pump_collect([restored, stranger], restored)
@@ -75,8 +75,8 @@ def test_a_peer_that_knows_nothing_of_us_ends_the_restore_at_once() -> None:
 
 def test_without_restore_mode_the_own_events_are_refused_as_own_origin() -> None:
     _, events, b = _mesh_with_history()
-    backup = ReplicaSnapshot(events[:3], [OriginMarks(node_id(1), 3, 0, None)])
-    forked = core(1, snapshot=backup, incarnation=2)
+    backup = RestartState(events[:3], [OriginMarks(node_id(1), 3, 0, None)])
+    forked = core(1, restart=backup, incarnation=2)
     forked.peer_discovered(b.node_id, "addr-2")
     effects = _pump_collect([forked, b], forked)
     assert not [e for e in effects if isinstance(e, UpsertReplica)]

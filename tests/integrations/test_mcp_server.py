@@ -7,11 +7,10 @@ reads its ready line), in front of a real node on a real gRPC server.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
-import select
+import selectors
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import mcp  # noqa: E402
 
 from memnode import Client  # noqa: E402
 from memnode.integrations import mcp_server  # noqa: E402
+from memnode.storage.tokenstore import TokenStore  # noqa: E402
 
 from helpers import ROOT, NodeHandle, wait_for  # noqa: E402
 
@@ -43,9 +43,9 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "memnode.cli", "mcp", *args]  # what agents run: `memnode mcp`
 
 
-def stdio(addr: str) -> mcp.Client:
-    params = mcp.StdioServerParameters(command=sys.executable, args=_cmd("--addr", addr)[1:],
-                                       env=_env())
+def stdio(addr: str, *extra: str) -> mcp.Client:
+    params = mcp.StdioServerParameters(command=sys.executable,
+                                       args=_cmd("--addr", addr, *extra)[1:], env=_env())
     return mcp.Client(params, read_timeout_seconds=30)
 
 
@@ -57,7 +57,9 @@ def http_server(addr: str) -> Iterator[str]:
                             env={**os.environ, **_env()}, start_new_session=True)
     try:
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        with selectors.DefaultSelector() as sel:  # not select(): fds may be >= 1024
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(60)
         line = proc.stdout.readline() if ready else ""
         assert line, f"no ready line from the MCP server (exit {proc.poll()})"
         yield str(json.loads(line)["mcp"])
@@ -171,12 +173,23 @@ def test_http_off_loopback_needs_an_explicit_flag(capsys: pytest.CaptureFixture[
     assert mcp_server.main(["--bogus"]) == 2
 
 
-def test_token_goes_to_the_client_only_if_it_takes_one(
-        caplog: pytest.LogCaptureFixture) -> None:
-    takes_token = "token" in inspect.signature(Client).parameters
-    with caplog.at_level(logging.WARNING, logger="memnode.mcp"), \
-            mcp_server.make_client("127.0.0.1:1", "s3cret", 1.0) as client:
-        assert isinstance(client, Client) and client.addr == "127.0.0.1:1"
-    warned = any("ignored" in r.getMessage() for r in caplog.records)
-    assert warned is not takes_token
+async def test_the_token_reaches_a_node_with_token_auth(
+        node_factory, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    secured: NodeHandle = node_factory("secured", client_auth="token")
+    store = TokenStore(secured.data_dir)
+    token, _ = store.issue(frozenset({"read", "write"}), secured.node.now_ms())
+    read_only, _ = store.issue(frozenset({"read"}), secured.node.now_ms())
+    async with stdio(secured.addr, "--token", token) as client:
+        made = data(await client.call_tool("remember", {"text": "tokens reach the node"}))
+        assert data(await client.call_tool("get", {"id": made["id"]}))["text"] == \
+            "tokens reach the node"
+        assert data(await client.call_tool("status", {}))["node_id"] == secured.node.node_id
+    async with stdio(secured.addr) as client:
+        assert "not authenticated" in error_text(await client.call_tool("status", {}))
+    async with stdio(secured.addr, "--token", read_only) as client:
+        denied = error_text(await client.call_tool("remember", {"text": "no"}))
+        assert "not allowed" in denied and "'write'" in denied
+    with caplog.at_level(logging.DEBUG, logger="memnode.mcp"), \
+            mcp_server.make_client("127.0.0.1:1", "s3cret", 1.0) as made_client:
+        assert isinstance(made_client, Client) and made_client.addr == "127.0.0.1:1"
     assert all("s3cret" not in r.getMessage() for r in caplog.records)

@@ -95,7 +95,8 @@ def _start_node(lab: Netlab, index: int, data_dir: Path, log: Path) -> subproces
     peer = ["--peer", f"{lab.hosts[0].ip}:{GOSSIP_PORT}"] if index else []
     cmd = [sys.executable, "-m", "memnode.cli.main", "--log-level", "WARNING", "serve",
            "--data-dir", str(data_dir), "--listen", f"{host.ip}:{API_PORT}",
-           "--embedder", "test-hash", "--insecure", "--gossip-listen",
+           "--embedder", "test-hash", "--insecure", "--client-auth", "none",
+           "--allow-unauthenticated", "--gossip-listen",
            f"{host.ip}:{GOSSIP_PORT}", "--preset", "local", *peer]
     with log.open("wb") as err:
         return lab.spawn(cmd, host.netns, stderr=err)

@@ -13,7 +13,7 @@ After each input, and at every tick, the core thread drains the core's ``Ready``
 messages go to the transport (best effort, queued per peer), effects go to the node
 through the ReplicaPort (durable before ``advance``). The sidecar keeps no durable
 state: on start, and after losing its node, it rebuilds the core from the node's
-snapshot with a new incarnation, so it can crash and restart freely.
+restart state with a new incarnation, so it can crash and restart freely.
 """
 
 from __future__ import annotations
@@ -29,14 +29,22 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from federation.engine import FederationCore
+from federation.errors import TransportError
 from federation.events import Event
-from federation.io.convert import model_to_proto
 from federation.io.discovery import StaticDiscovery, parse_discover
 from federation.io.sidecar_config import SidecarConfig
-from federation.io.transport import Authorizer, GossipTransport, Security, TransportStats
+from federation.io.transport import Authorizer, GossipTransport, Security
 from federation.messages import PROTOCOL_VERSION, Digest, Message
-from federation.ports import Announcement, Discovery, NodeInfo, PeerInfo, ReplicaPort
-from federation.v1 import federation_pb2 as fpb
+from federation.ports import (
+    Announcement,
+    Discovery,
+    Hello,
+    NodeInfo,
+    PeerInfo,
+    ReplicaPort,
+    Transport,
+    TransportStats,
+)
 
 log = logging.getLogger("memnode.sidecar")
 
@@ -47,7 +55,8 @@ _LAG_TIMESTAMPS = 4096
 class Sidecar:
     def __init__(self, port: ReplicaPort, config: SidecarConfig, security: Security,
                  *, seed: int | None = None, authorize: Authorizer | None = None,
-                 discovery: Sequence[Discovery] | None = None) -> None:
+                 discovery: Sequence[Discovery] | None = None,
+                 transport: Transport | None = None) -> None:
         if security.insecure:
             log.warning("gossip is PLAINTEXT (--insecure): peers' traffic can be read on "
                         "the network; use a federation's certificates for anything real")
@@ -67,9 +76,9 @@ class Sidecar:
         self._exchanges: dict[str, float] = {}  # peer -> when our digest left
         self.exchange_count = 0
         self.exchange_seconds_total = 0.0
-        self.transport = GossipTransport(
-            config.gossip_listen, on_message=self._on_message, identity=self._identity,
-            security=security, authorize=authorize,
+        self.transport: Transport = transport or GossipTransport(
+            config.gossip_listen, security=security, authorize=authorize,
+            max_queue=config.transport_queue, workers=config.transport_workers,
         )
         host = config.gossip_listen.rpartition(":")[0]
         self.address = config.advertise or f"{host}:{self.transport.port}"
@@ -81,12 +90,13 @@ class Sidecar:
         self._identifying: dict[str, threading.Event] = {}  # address -> stops its loop
         self._found_by: dict[str, str] = {}  # address -> how it was found
         self._node_found_by: dict[str, str] = {}  # node id -> how it was found
+        self._members: set[str] = set()  # the core's peers at the last tick
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         self._build_core()
-        self.transport.start()
+        self.transport.start(self._on_message, self._identity)
         self._spawn(self._run, "sidecar-core")
         me = Announcement(self.node_id, self.address, self._federation_id, PROTOCOL_VERSION)
         for found in self.discovery:
@@ -121,11 +131,11 @@ class Sidecar:
         """A fresh core from the node's durable state, with a new incarnation."""
         self._stop_watch()
         self.info = self.port.hello()
-        snapshot = self.port.snapshot()
+        restart = self.port.restart_state()
         self.core = FederationCore(
             node_id=self.info.node_id, model=self.info.model, address=self.address,
             incarnation=time.time_ns() // 1_000_000, config=self.core_config,
-            seed=self._seed, snapshot=snapshot, source=self.port,
+            seed=self._seed, restart=restart, source=self.port,
             restoring=self.info.restoring,
         )
         for node_id, address in self._known_peers.items():
@@ -138,12 +148,10 @@ class Sidecar:
     def _on_message(self, sender: str, message: Message) -> None:
         self._inbox.put(("message", sender, message))
 
-    def _identity(self) -> fpb.IdentifyReply:
+    def _identity(self) -> Hello:
         info = self.info
         assert info is not None
-        return fpb.IdentifyReply(
-            node_id=info.node_id, address=self.address,
-            model=model_to_proto(info.model))
+        return Hello(info.node_id, self.address, info.model)
 
     def _follow_candidates(self) -> None:
         """Keep one identify loop per address that some discovery proposes; stop the
@@ -171,11 +179,11 @@ class Sidecar:
     def _identify(self, address: str, stop: threading.Event) -> None:
         """Ask a proposed peer who it is, until it answers; then again now and then."""
         delay = 0.05
-        me = fpb.IdentifyRequest(node_id=self.node_id, address=self.address)
+        me = Hello(self.node_id, self.address)
         while not self._stop.is_set() and not stop.is_set():
             try:
                 reply = self.transport.identify(address, me, timeout=5.0)
-            except Exception as exc:  # grpc.RpcError, or a closed channel at shutdown
+            except TransportError as exc:
                 log.debug("peer %s not reachable yet: %s", address, exc)
                 stop.wait(delay)
                 delay = min(delay * 2, 2.0)
@@ -183,11 +191,9 @@ class Sidecar:
             delay = 0.05
             info = self.info
             if info is not None and reply.node_id != info.node_id:
-                theirs = (reply.model.name, reply.model.dim, reply.model.fingerprint)
-                ours = (info.model.name, info.model.dim, info.model.fingerprint)
-                if theirs != ours:
+                if reply.model != info.model:
                     log.warning("peer %s at %s runs model %s, not ours %s: ignored",
-                                reply.node_id, address, theirs, ours)
+                                reply.node_id, address, reply.model, info.model)
                 else:
                     self._node_found_by[reply.node_id] = self._found_by.get(address, "")
                     self._inbox.put(("discovered", reply.node_id, reply.address or address))
@@ -281,8 +287,17 @@ class Sidecar:
             self.exchange_seconds_total += time.monotonic() - started
 
     def _report(self) -> None:
-        """Every tick: the node learns its peers' state (for ``memnode status``)."""
-        self.port.report_peers(self.peers())
+        """Every tick: the node learns its peers' state (for ``memnode status``), and
+        the transport forgets the peers the core has reaped (their streams and sender
+        threads go with them)."""
+        peers = self.peers()
+        current = {p.node_id for p in peers}
+        for gone in self._members - current:
+            self.transport.forget_peer(gone)
+            self._known_peers.pop(gone, None)
+            self._node_found_by.pop(gone, None)
+        self._members = current
+        self.port.report_peers(peers)
 
     # -- views ------------------------------------------------------------------------------
 

@@ -1,18 +1,19 @@
 """The sidecar's configuration: one documented object; flags and env vars map to it.
 
 Precedence: flag, then ``MEMNODE_<FIELD>`` (lists comma-separated), then the preset.
-The timers and fanout of the replication core come from the preset
-(federation.config.FederationConfig: local / lan / kubernetes).
+The replication core's fields (federation.config.FederationConfig) come from the
+preset (local / lan / kubernetes, the same name as the node's preset), each of them
+replaceable by its own flag and env var (``core``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from federation.config import FederationConfig
+from federation.config import DEFAULT_PRESET, FederationConfig, Preset
+from federation.config import preset as core_preset
 
 DEFAULT_GOSSIP_PORT = 7422
 DEFAULT_REPLICA_ADDR = "127.0.0.1:7421"
@@ -60,11 +61,27 @@ class SidecarConfig(BaseModel):
         None, description="Directory with this node's federation credentials "
         "(CA certificate, node certificate and key, metadata key).",
     )
-    preset: Literal["local", "lan", "kubernetes"] = Field(
-        "lan", description="Timers and fanout of the replication core "
+    preset: Preset = Field(
+        DEFAULT_PRESET, description="Timers and fanout of the replication core "
         "(local: a few nodes on one host; lan: tens of nodes; kubernetes: patient).",
     )
+    core: dict[str, int] = Field(
+        default_factory=dict, description="Fields of the replication core's "
+        "FederationConfig that replace the preset's (each is a flag and an env var).",
+    )
     tick_ms: int = Field(0, ge=0, description="Override the preset's tick length (ms).")
+    transport_queue: int = Field(
+        1024, ge=1, description="Messages queued per peer before the newest are dropped "
+        "(anti-entropy repairs what is dropped; more holds longer bursts in memory).",
+    )
+    transport_workers: int = Field(
+        64, ge=1, description="Threads serving inbound gossip streams (one per peer "
+        "stream while it is open: keep above the number of peers).",
+    )
+    replica_timeout_seconds: float = Field(
+        30.0, gt=0, description="How long one call of the node's Replica API may take "
+        "(memnode sidecar --node) before the sidecar gives up on it and rebuilds.",
+    )
     identify_interval_seconds: float = Field(
         30.0, gt=0, description="How often static peers are asked who they are again "
         "(finds a peer that came back with a new identity at the same address).",
@@ -103,6 +120,7 @@ class SidecarConfig(BaseModel):
         return value
 
     def core_config(self) -> FederationConfig:
-        preset = {"local": FederationConfig.local, "lan": FederationConfig.lan,
-                  "kubernetes": FederationConfig.kubernetes}[self.preset]
-        return preset(tick_ms=self.tick_ms) if self.tick_ms else preset()
+        overrides = dict(self.core)
+        if self.tick_ms:
+            overrides["tick_ms"] = self.tick_ms
+        return core_preset(self.preset, **overrides)

@@ -19,13 +19,16 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from federation.io.wire import MalformedEvent, message_from_proto, message_to_proto
+from federation.errors import MalformedEvent, TransportError
+from federation.io.convert import model_from_proto, model_to_proto
+from federation.io.wire import message_from_proto, message_to_proto
 from federation.messages import Message
+from federation.ports import Hello, TransportStats
 from federation.v1 import federation_pb2 as fpb
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 
@@ -43,19 +46,6 @@ OPTIONS: list[tuple[str, str | int]] = [
 
 Authorizer = Callable[[grpc.ServicerContext, str], bool]
 """``authorize(context, node_id)``: may this connection speak for ``node_id``?"""
-
-
-@dataclass
-class TransportStats:
-    """Counters the sidecar exports (read from another thread: plain ints)."""
-
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    messages_dropped: int = 0
-    malformed: int = 0
-    stream_errors: int = 0
-    identify_failures: int = 0
-    by_peer_bytes_sent: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,12 +138,12 @@ class _PeerSender:
 
 
 class GossipTransport:
+    """The Transport port over gRPC: binds ``listen`` at construction (``port``)."""
+
     def __init__(
         self,
         listen: str,
         *,
-        on_message: Callable[[str, Message], None],
-        identity: Callable[[], fpb.IdentifyReply],
         security: Security,
         authorize: Authorizer | None = None,
         max_queue: int = 1024,
@@ -167,16 +157,23 @@ class GossipTransport:
         self._bad_peers_logged: set[str] = set()
         self.server = grpc.server(futures.ThreadPoolExecutor(workers, "gossip-in"),
                                   options=OPTIONS)
-        servicer = _GossipServicer(self, on_message, identity, authorize)
-        fpb_grpc.add_GossipServicer_to_server(servicer, self.server)
+        self._servicer = _GossipServicer(self, authorize)
+        fpb_grpc.add_GossipServicer_to_server(self._servicer, self.server)
         if security.server is None:
-            self.port = self.server.add_insecure_port(listen)
+            self._port = self.server.add_insecure_port(listen)
         else:
-            self.port = self.server.add_secure_port(listen, security.server)
-        if not self.port:
+            self._port = self.server.add_secure_port(listen, security.server)
+        if not self._port:
             raise OSError(f"cannot listen on {listen}")
 
-    def start(self) -> None:
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def start(self, on_message: Callable[[str, Message], None],
+              identity: Callable[[], Hello]) -> None:
+        self._servicer.on_message = on_message
+        self._servicer.identity = identity
         self.server.start()
 
     def stop(self, grace: float = 1.0) -> None:
@@ -205,17 +202,20 @@ class GossipTransport:
         if sender is not None:
             sender.close()
 
-    def identify(self, address: str, me: fpb.IdentifyRequest, timeout: float
-                 ) -> fpb.IdentifyReply:
+    def identify(self, address: str, me: Hello, timeout: float) -> Hello:
         channel = open_channel(address, self._security)
+        request = fpb.IdentifyRequest(node_id=me.node_id, address=me.address)
         try:
-            reply: fpb.IdentifyReply = fpb_grpc.GossipStub(channel).Identify(me, timeout=timeout)
-            return reply
-        except grpc.RpcError:
+            reply = fpb_grpc.GossipStub(channel).Identify(request, timeout=timeout)
+        except grpc.RpcError as exc:
             self.stats.identify_failures += 1
-            raise
+            raise TransportError(f"identify {address}: {exc.code()}") from exc  # type: ignore[attr-defined]
+        except ValueError as exc:  # a channel closed under us at shutdown
+            raise TransportError(f"identify {address}: {exc}") from exc
         finally:
             channel.close()
+        model = model_from_proto(reply.model) if reply.HasField("model") else None
+        return Hello(reply.node_id, reply.address, model)
 
     def log_bad_peer(self, peer: str, what: str) -> None:
         self.stats.malformed += 1
@@ -226,13 +226,11 @@ class GossipTransport:
 
 
 class _GossipServicer(fpb_grpc.GossipServicer):
-    def __init__(self, transport: GossipTransport, on_message: Callable[[str, Message], None],
-                 identity: Callable[[], fpb.IdentifyReply],
-                 authorize: Authorizer | None) -> None:
+    def __init__(self, transport: GossipTransport, authorize: Authorizer | None) -> None:
         self._t = transport
-        self._on_message = on_message
-        self._identity = identity
         self._authorize = authorize
+        self.on_message: Callable[[str, Message], None] = lambda sender, message: None
+        self.identity: Callable[[], Hello] | None = None
 
     def Deliver(self, request_iterator: Iterator[fpb.GossipMessage], context: Any
                 ) -> fpb.DeliverAck:
@@ -251,12 +249,20 @@ class _GossipServicer(fpb_grpc.GossipServicer):
                 context.abort(grpc.StatusCode.PERMISSION_DENIED,
                               f"not authorised to speak for {sender!r}")
             received += 1
-            self._on_message(sender, message)
+            self.on_message(sender, message)
         return fpb.DeliverAck(received=received)
 
     def Identify(self, request: fpb.IdentifyRequest, context: Any) -> fpb.IdentifyReply:
         if self._authorize is not None and not self._authorize(context, request.node_id):
             self._t.log_bad_peer(context.peer(), f"denied: {request.node_id!r}")
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied by this federation")
-        return self._identity()
+        identity = self.identity
+        if identity is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "starting")
+            raise AssertionError("abort raises")
+        me = identity()
+        reply = fpb.IdentifyReply(node_id=me.node_id, address=me.address)
+        if me.model is not None:
+            reply.model.CopyFrom(model_to_proto(me.model))
+        return reply
 

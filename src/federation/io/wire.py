@@ -14,14 +14,11 @@ from federation.effects import (
     OwnSeqLearned,
     UpsertReplica,
 )
+from federation.errors import MalformedEvent
 from federation.events import Event, EventKind, SharedPrivacy
 from federation.io.convert import model_from_proto, model_to_proto, value_from_proto, value_to_proto
 from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat, Message
 from federation.v1 import federation_pb2 as fpb
-
-
-class MalformedEvent(ValueError):
-    """An event (or its bytes) that cannot be understood."""
 
 
 def event_to_proto(event: Event) -> fpb.Event:

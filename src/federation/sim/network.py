@@ -108,5 +108,3 @@ class SimNetwork:
         self.stats.delivered += len(out)
         return out
 
-    def in_flight(self) -> int:
-        return sum(len(v) for v in self._queue.values())

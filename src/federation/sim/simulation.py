@@ -35,7 +35,7 @@ from federation.events import (
     public_key_bytes,
     sign,
 )
-from federation.replica import ReplicaSnapshot
+from federation.replica import RestartState
 from federation.sim.network import NetConfig, SimNetwork
 from federation.sim.store import SimStore
 
@@ -133,7 +133,7 @@ class Simulation:
         return node
 
     def _core(
-        self, node_id: str, address: str, inc: int, snap: ReplicaSnapshot | None
+        self, node_id: str, address: str, inc: int, snap: RestartState | None
     ) -> FederationCore:
         return FederationCore(
             node_id=node_id,
@@ -142,7 +142,7 @@ class Simulation:
             incarnation=inc,
             config=self.config,
             seed=self.rng.getrandbits(64),
-            snapshot=snap,
+            restart=snap,
         )
 
     def add_node(self, seeds: Iterable[int]) -> int:
@@ -167,8 +167,8 @@ class Simulation:
         self.net.down.discard(i)
         if restart:
             node.incarnation += 1
-            snapshot = node.store.snapshot()
-            node.core = self._core(node.node_id, node.address, node.incarnation, snapshot)
+            state = node.store.restart_state()
+            node.core = self._core(node.node_id, node.address, node.incarnation, state)
             for j in node.seeds:
                 node.core.peer_discovered(self.nodes[j].node_id, self.nodes[j].address)
             self._flush()

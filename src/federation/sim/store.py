@@ -13,7 +13,7 @@ from federation.effects import (
     UpsertReplica,
 )
 from federation.events import Event
-from federation.replica import ReplicaSnapshot
+from federation.replica import RestartState
 
 
 class SimStore:
@@ -50,9 +50,9 @@ class SimStore:
             else:
                 self.marks[effect.origin] = effect
 
-    def snapshot(self) -> ReplicaSnapshot:
+    def restart_state(self) -> RestartState:
         events = [*self.replicas.values(), *self.tombstones.values(), *self.own.values()]
         own = self.marks.get(self.node_id)
         marks = [m for o, m in self.marks.items() if o != self.node_id]
         marks.append(OriginMarks(self.node_id, self.own_seq, own.gc_floor if own else 0, None))
-        return ReplicaSnapshot(events, marks)
+        return RestartState(events, marks)

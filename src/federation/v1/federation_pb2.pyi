@@ -220,11 +220,11 @@ class OriginMarks(_message.Message):
     resync_from: int
     def __init__(self, origin: _Optional[str] = ..., watermark: _Optional[int] = ..., gc_floor: _Optional[int] = ..., resyncing: _Optional[bool] = ..., resync_from: _Optional[int] = ...) -> None: ...
 
-class SnapshotRequest(_message.Message):
+class RestartStateRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
-class SnapshotChunk(_message.Message):
+class RestartStateChunk(_message.Message):
     __slots__ = ("events", "marks")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     MARKS_FIELD_NUMBER: _ClassVar[int]

@@ -160,10 +160,10 @@ class ReplicaStub:
                 request_serializer=federation_dot_v1_dot_federation__pb2.HelloRequest.SerializeToString,
                 response_deserializer=federation_dot_v1_dot_federation__pb2.HelloReply.FromString,
                 _registered_method=True)
-        self.Snapshot = channel.unary_stream(
-                '/federation.v1.Replica/Snapshot',
-                request_serializer=federation_dot_v1_dot_federation__pb2.SnapshotRequest.SerializeToString,
-                response_deserializer=federation_dot_v1_dot_federation__pb2.SnapshotChunk.FromString,
+        self.GetRestartState = channel.unary_stream(
+                '/federation.v1.Replica/GetRestartState',
+                request_serializer=federation_dot_v1_dot_federation__pb2.RestartStateRequest.SerializeToString,
+                response_deserializer=federation_dot_v1_dot_federation__pb2.RestartStateChunk.FromString,
                 _registered_method=True)
         self.Persist = channel.unary_unary(
                 '/federation.v1.Replica/Persist',
@@ -201,7 +201,7 @@ class ReplicaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Snapshot(self, request, context):
+    def GetRestartState(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,10 +245,10 @@ def add_ReplicaServicer_to_server(servicer, server):
                     request_deserializer=federation_dot_v1_dot_federation__pb2.HelloRequest.FromString,
                     response_serializer=federation_dot_v1_dot_federation__pb2.HelloReply.SerializeToString,
             ),
-            'Snapshot': grpc.unary_stream_rpc_method_handler(
-                    servicer.Snapshot,
-                    request_deserializer=federation_dot_v1_dot_federation__pb2.SnapshotRequest.FromString,
-                    response_serializer=federation_dot_v1_dot_federation__pb2.SnapshotChunk.SerializeToString,
+            'GetRestartState': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetRestartState,
+                    request_deserializer=federation_dot_v1_dot_federation__pb2.RestartStateRequest.FromString,
+                    response_serializer=federation_dot_v1_dot_federation__pb2.RestartStateChunk.SerializeToString,
             ),
             'Persist': grpc.unary_unary_rpc_method_handler(
                     servicer.Persist,
@@ -314,7 +314,7 @@ class Replica:
             _registered_method=True)
 
     @staticmethod
-    def Snapshot(request,
+    def GetRestartState(request,
             target,
             options=(),
             channel_credentials=None,
@@ -327,9 +327,9 @@ class Replica:
         return grpc.experimental.unary_stream(
             request,
             target,
-            '/federation.v1.Replica/Snapshot',
-            federation_dot_v1_dot_federation__pb2.SnapshotRequest.SerializeToString,
-            federation_dot_v1_dot_federation__pb2.SnapshotChunk.FromString,
+            '/federation.v1.Replica/GetRestartState',
+            federation_dot_v1_dot_federation__pb2.RestartStateRequest.SerializeToString,
+            federation_dot_v1_dot_federation__pb2.RestartStateChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,6 +14,7 @@ from federation.io.convert import model_to_proto
 from federation.v1 import types_pb2 as tpb
 from memnode._version import __version__
 from memnode.api.convert import hit_to_proto, memory_to_proto, meta_from_proto
+from memnode.api.decode import Undecodable
 from memnode.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -44,7 +45,8 @@ PeersFn = Callable[[], list[tpb.PeerStatus]]
 
 
 def rpc(method: Callable[..., T]) -> Callable[..., T]:
-    """Count and time the call; turn domain errors into gRPC status codes."""
+    """Count and time the call; turn domain errors into gRPC status codes (and a request
+    that did not parse into INVALID_ARGUMENT)."""
     name = method.__name__
 
     @functools.wraps(method)
@@ -53,6 +55,8 @@ def rpc(method: Callable[..., T]) -> Callable[..., T]:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
+            if isinstance(request, Undecodable):
+                raise InvalidArgument(request.reason)
             return method(self, request, context)
         except MemnodeError as exc:
             code = STATUS.get(type(exc), grpc.StatusCode.INTERNAL)

@@ -25,7 +25,7 @@ from memnode.api.memory_servicer import rpc
 from memnode.errors import InvalidArgument
 from memnode.node.replica_port import ReplicaBackend
 
-SNAPSHOT_CHUNK = 5000
+RESTART_STATE_CHUNK = 5000
 
 
 class ReplicaServicer(fpb_grpc.ReplicaServicer):
@@ -41,14 +41,14 @@ class ReplicaServicer(fpb_grpc.ReplicaServicer):
             model=model_to_proto(info.model), restoring=info.restoring,
         )
 
-    def Snapshot(self, request: fpb.SnapshotRequest, context: Any
-                 ) -> Iterator[fpb.SnapshotChunk]:
-        snapshot = self.backend.snapshot()
-        events = list(snapshot.events)
-        for start in range(0, len(events), SNAPSHOT_CHUNK):
-            chunk = events[start : start + SNAPSHOT_CHUNK]
-            yield fpb.SnapshotChunk(events=[event_to_proto(e) for e in chunk])
-        yield fpb.SnapshotChunk(marks=[marks_to_proto(m) for m in snapshot.marks])
+    def GetRestartState(self, request: fpb.RestartStateRequest, context: Any
+                 ) -> Iterator[fpb.RestartStateChunk]:
+        restart = self.backend.restart_state()
+        events = list(restart.events)
+        for start in range(0, len(events), RESTART_STATE_CHUNK):
+            chunk = events[start : start + RESTART_STATE_CHUNK]
+            yield fpb.RestartStateChunk(events=[event_to_proto(e) for e in chunk])
+        yield fpb.RestartStateChunk(marks=[marks_to_proto(m) for m in restart.marks])
 
     @rpc
     def Persist(self, request: fpb.PersistRequest, context: Any) -> fpb.PersistReply:

@@ -1,4 +1,5 @@
-"""Serving a node: gRPC (MemoryService, health, reflection), Prometheus, signals.
+"""Serving a node: gRPC (MemoryService, health, reflection v1 and v1alpha), the HTTP port
+(Prometheus /metrics, the dashboard at /), signals.
 
 On SIGTERM or SIGINT: health turns NOT_SERVING, new calls are refused, in-flight calls get
 ``shutdown_grace_seconds`` to finish, the log is closed, and the process exits 0.
@@ -11,11 +12,10 @@ import logging
 import signal
 import threading
 from concurrent import futures
-from typing import Any
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from federation.io.convert import peer_to_proto
 from federation.io.sidecar import Sidecar
@@ -24,14 +24,17 @@ from federation.io.sidecar_metrics import SidecarCollector
 from federation.io.transport import Authorizer, Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
+from memnode.api import reflection
+from memnode.api.dashboard import StatusBoard
+from memnode.api.decode import add_service
 from memnode.api.health import HealthMonitor
+from memnode.api.http import HttpServer
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
-from memnode.config import NodeConfig, split_hostport
+from memnode.config import NodeConfig, is_loopback, split_hostport
 from memnode.node.node import Node
 from memnode.node.replica_port import ReplicaBackend
 from memnode.v1 import memnode_pb2 as pb
-from memnode.v1 import memnode_pb2_grpc as pb_grpc
 
 log = logging.getLogger("memnode.server")
 
@@ -55,19 +58,23 @@ class NodeServer:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.so_reuseport", 0)],
+            interceptors=client_interceptors(node),
         )
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.monitor = HealthMonitor(node, self.health, SERVICE_NAME, cfg.health_probe_seconds)
-        pb_grpc.add_MemoryServiceServicer_to_server(
-            MemoryServicer(node, self._peer_statuses, self.monitor.problems), self.server)
+        add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
+                    MemoryServicer(node, self._peer_statuses, self.monitor.problems),
+                    self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
-        )
+        reflection.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
         host, port = split_hostport(cfg.listen)
+        bind = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         try:
-            self.port = self.server.add_insecure_port(f"{host}:{port}" if ":" not in host
-                                                      else f"[{host}]:{port}")
+            if cfg.tls_cert is not None and cfg.tls_key is not None:
+                self.port = self.server.add_secure_port(
+                    bind, server_tls(cfg.tls_cert, cfg.tls_key))
+            else:
+                self.port = self.server.add_insecure_port(bind)
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {cfg.listen}: {exc}") from exc
         self.host = host
@@ -75,7 +82,8 @@ class NodeServer:
         self.replica_address = ""
         if cfg.sidecar == "external":
             self.replica_server = grpc.server(
-                futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="memnode-replica"),
+                futures.ThreadPoolExecutor(max_workers=cfg.replica_workers,
+                                           thread_name_prefix="memnode-replica"),
                 options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                          ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                          ("grpc.so_reuseport", 0)])
@@ -86,7 +94,9 @@ class NodeServer:
                 raise OSError(f"cannot listen on {cfg.replica_listen}")
             self.replica_address = (cfg.replica_listen if cfg.replica_listen.startswith("unix:")
                                     else f"{split_hostport(cfg.replica_listen)[0]}:{bound}")
-        self._metrics_server: Any = None
+        self.board = StatusBoard(node, self.replication,
+                                 sample_seconds=cfg.dashboard_sample_seconds)
+        self._http: HttpServer | None = None
         self.metrics_port = 0
         self._stopped = threading.Event()
 
@@ -97,18 +107,23 @@ class NodeServer:
     def _peer_statuses(self) -> list[tpb.PeerStatus]:
         return [peer_to_proto(p) for p in self.replication.peers()]
 
+    def attach_sidecar(self, sidecar: Sidecar) -> None:
+        """The embedded sidecar: its metrics join /metrics, its view the dashboard."""
+        self.node.metrics.registry.register(SidecarCollector(sidecar))
+        self.board.sidecar = sidecar
+
     def start(self) -> None:
         self.server.start()
         if self.replica_server is not None:
             self.replica_server.start()
         self.monitor.start()
         if self.node.config.metrics_listen:
-            from prometheus_client import start_http_server
-
             host, port = split_hostport(self.node.config.metrics_listen)
-            self._metrics_server, _ = start_http_server(port, host,
-                                                        registry=self.node.metrics.registry)
-            self.metrics_port = self._metrics_server.server_port
+            self._http = HttpServer(host, port, self.node.metrics.registry, self.board.status)
+            self._http.start()
+            self.metrics_port = self._http.port
+            threading.Thread(target=self.board.run, args=(self._stopped,),
+                             name="memnode-dashboard", daemon=True).start()
 
     def stop(self, grace: float | None = None) -> None:
         if self._stopped.is_set():
@@ -120,9 +135,58 @@ class NodeServer:
         if self.replica_server is not None:
             self.replica_server.stop(grace)
         self.server.stop(grace).wait()
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
+        if self._http is not None:
+            self._http.shutdown()
         self.node.close()
+
+
+def client_interceptors(node: Node) -> list[grpc.ServerInterceptor]:
+    """The client API's authentication (see :mod:`memnode.api.auth`), by --client-auth."""
+    cfg = node.config
+    host = split_hostport(cfg.listen)[0]
+    if cfg.auth_mode == "none":
+        if not is_loopback(host):
+            log.warning("client API on %s with --client-auth none (--allow-unauthenticated): "
+                        "anyone who reaches it reads and writes every memory", cfg.listen)
+        return []
+    from memnode.api.auth import TokenAuthInterceptor, TokenVerifier
+    from memnode.storage.tokenstore import TokenStore
+
+    store = TokenStore(cfg.data_dir)
+    if not store.records():
+        log.warning("client auth is token but no token is issued yet: memnode token issue "
+                    "--data-dir %s --scope read,write", cfg.data_dir)
+    if cfg.tls_cert is None and not is_loopback(host):
+        log.warning("client API on %s without TLS: tokens and memories cross the network "
+                    "in clear; give --tls-cert and --tls-key", cfg.listen)
+    return [TokenAuthInterceptor(TokenVerifier(store, node.now_ms), node.metrics)]
+
+
+def server_tls(cert: Path, key: Path) -> grpc.ServerCredentials:
+    """TLS credentials of the client API (server-authenticated; clients pass --tls-ca)."""
+    try:
+        cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot read the client API's TLS files: {exc}") from None
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_private_key,
+    )
+
+    try:
+        public = x509.load_pem_x509_certificate(cert_pem).public_key()
+    except ValueError:
+        raise ValueError(f"{cert}: not a PEM certificate (--tls-cert)") from None
+    try:
+        private = load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise ValueError(f"{key}: not an unencrypted PEM private key (--tls-key)") from None
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if private.public_key().public_bytes(*spki) != public.public_bytes(*spki):
+        raise ValueError(f"{key} is not the key of {cert} (--tls-key, --tls-cert)")
+    return grpc.ssl_server_credentials([(key_pem, cert_pem)])
 
 
 def build_security(sidecar: SidecarConfig) -> tuple[Security | None, Authorizer | None]:
@@ -155,8 +219,13 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
     sidecar_config = sidecar_config or SidecarConfig()
     security, authorize = (build_security(sidecar_config) if config.sidecar == "embedded"
                            else (None, None))
-    node = Node(with_federation_key(config, sidecar_config))
-    server = NodeServer(node)
+    node = Node(with_federation_key(config, sidecar_config),
+                federation=sidecar_config.core_config())
+    try:
+        server = NodeServer(node)
+    except BaseException:
+        node.close()
+        raise
     sidecar: Sidecar | None = None
     if config.sidecar == "embedded":
         if security is None:
@@ -170,7 +239,7 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
     server.start()
     if sidecar is not None:
         sidecar.start()
-        node.metrics.registry.register(SidecarCollector(sidecar))
+        server.attach_sidecar(sidecar)
     done = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -204,7 +273,7 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
     security, authorize = build_security(config)
     if security is None:
         raise ValueError("the sidecar needs --federation DIR (mutual TLS) or --insecure")
-    port = GrpcReplicaPort(node_addr)
+    port = GrpcReplicaPort(node_addr, timeout=config.replica_timeout_seconds)
     port.wait_ready(connect_timeout)
     sidecar = Sidecar(port, config, security, authorize=authorize)
     sidecar.start()

@@ -15,10 +15,23 @@ from memnode.errors import UsageError
 
 def _sidecar_config(args: argparse.Namespace) -> Any:
     from federation.io.sidecar_config import SidecarConfig
-    from memnode.config import config_from_args
+    from memnode.config import config_from_args, core_overrides
 
     preset = SidecarConfig(preset=args.preset)
-    return config_from_args(SidecarConfig, args, "MEMNODE_", preset=preset)
+    config = config_from_args(SidecarConfig, args, "MEMNODE_", preset=preset)
+    config = SidecarConfig.model_validate({**config.model_dump(), "core": core_overrides(args)})
+    config.core_config()  # ConfigError (a ValueError) now, not when the sidecar starts
+    return config
+
+
+def _add_preset_argument(parser: argparse.ArgumentParser) -> None:
+    from federation.config import DEFAULT_PRESET, PRESETS
+
+    parser.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", DEFAULT_PRESET),
+                        choices=PRESETS, help="local: a few nodes on one host (default); "
+                        "lan: tens of nodes; kubernetes: pods (listen on all interfaces, "
+                        "patient timers). Sets the defaults of the node and of the "
+                        "replication core alike [env MEMNODE_PRESET]")
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
@@ -52,7 +65,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
         else:
             from memnode.client import Client
 
-            with Client(args.addr, timeout=args.timeout) as client, \
+            with Client(args.addr, timeout=args.timeout, token=args.token,
+                        tls_ca=args.tls_ca) as client, \
                     _bar(None, "B", args.quiet) as bar:
                 manifest = client.backup(out, progress=bar.update)
         backup.verify(out)
@@ -233,8 +247,7 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
 
     serve = sub.add_parser("serve", help="run a node", description="run a node")
     serve.set_defaults(func=cmd_serve)
-    serve.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "local"),
-                   choices=["local", "lan", "kubernetes"])
+    _add_preset_argument(serve)
     cp = sub.add_parser("compact", help="rewrite a stopped node's stores so that "
                         "forgotten data leaves the disk", description="rewrite a stopped "
                         "node's stores so that forgotten data leaves the disk")
@@ -250,6 +263,10 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
                     help="the running node [env MEMNODE_ADDR]")
     bp.add_argument("--data-dir", help="back up a stopped node's data directory instead")
     bp.add_argument("--timeout", type=float, default=30.0)
+    bp.add_argument("--token", default=None,
+                    help="a token with scope admin (`memnode token issue`) [env MEMNODE_TOKEN]")
+    bp.add_argument("--tls-ca", default=None, metavar="PEM",
+                    help="CA certificate of a node serving TLS [env MEMNODE_TLS_CA]")
     bp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp = sub.add_parser("restore", help="verify a backup and lay out a data directory",
                         description="verify BACKUP's manifest and checksums, then lay out "
@@ -272,12 +289,13 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     sp.add_argument("--health-listen", default=os.environ.get("MEMNODE_HEALTH_LISTEN", ""),
                     help="HOST:PORT for the sidecar's own gRPC health service (SERVING "
                     "while it reaches its node and replicates) [env MEMNODE_HEALTH_LISTEN]")
-    sp.add_argument("--preset", default=os.environ.get("MEMNODE_PRESET", "lan"),
-                    choices=["local", "lan", "kubernetes"])
+    _add_preset_argument(sp)
     if with_serve_flags:
         from federation.io.sidecar_config import SidecarConfig
-        from memnode.config import NodeConfig, add_config_arguments
+        from memnode.config import NodeConfig, add_config_arguments, add_core_arguments
 
         add_config_arguments(serve, NodeConfig, "MEMNODE_")
-        add_config_arguments(serve, SidecarConfig, "MEMNODE_", skip=("preset",))
-        add_config_arguments(sp, SidecarConfig, "MEMNODE_", skip=("preset",))
+        add_config_arguments(serve, SidecarConfig, "MEMNODE_", skip=("preset", "core"))
+        add_core_arguments(serve)
+        add_config_arguments(sp, SidecarConfig, "MEMNODE_", skip=("preset", "core"))
+        add_core_arguments(sp)

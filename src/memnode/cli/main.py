@@ -3,7 +3,8 @@
 Client commands (remember, recall, get, update, forget, status, import, export) import
 only the gRPC client: no Chroma, no model. ``serve`` imports the node lazily.
 
-Exit codes: 0 success; 1 the node refused or failed the request; 2 bad usage or input;
+Exit codes: 0 success; 1 the node refused or failed the request (also: no or a bad token,
+"unauthenticated"; a token without the scope, "permission denied"); 2 bad usage or input;
 3 the node cannot be reached; 4 no such memory.
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from memnode.cli.admin import add_admin_commands
+from memnode.cli.tokens import add_token_commands
 from memnode.client import Client, Hit, NewMemory, default_addr
 from memnode.errors import InvalidArgument, MemnodeError, NotFound, Unavailable, UsageError
 from memnode.values import parse_value
@@ -36,11 +38,11 @@ def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.addr, timeout=args.timeout)
+    return Client(args.addr, timeout=args.timeout, token=args.token, tls_ca=args.tls_ca)
 
 
 def _text_arg(value: str) -> bytes:
-    # Keep undecodable bytes from argv as they are, so the node can refuse them clearly.
+    # Keep undecodable bytes from argv as they are, so the client refuses them clearly.
     return os.fsencode(value)
 
 
@@ -217,6 +219,12 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
         p.add_argument("--addr", default=default_addr(),
                        help="node address HOST:PORT [env MEMNODE_ADDR, default 127.0.0.1:7420]")
         p.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+        p.add_argument("--token", default=None,
+                       help="bearer token of the node (`memnode token issue`) [env "
+                       "MEMNODE_TOKEN]")
+        p.add_argument("--tls-ca", default=None, metavar="PEM",
+                       help="CA certificate of a node serving TLS (--tls-cert) [env "
+                       "MEMNODE_TLS_CA]")
         return p
 
     p = client_command("remember", "store a memory; prints its id")
@@ -268,6 +276,7 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--scope", choices=["local", "mesh"], default="local")
 
     add_admin_commands(sub, with_serve_flags)
+    add_token_commands(sub)
     return parser
 
 

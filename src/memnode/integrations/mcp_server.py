@@ -14,8 +14,9 @@ error (``isError``) whose text says what happened and what to do; the server kee
 answering. Hits of other nodes' memories carry no text: it never leaves its origin
 node, and the hit names that node.
 
-``--token`` / ``MEMNODE_TOKEN`` is passed to :class:`memnode.Client` when the client
-accepts a ``token`` argument; until then it is ignored with a warning on stderr.
+``--token`` / ``MEMNODE_TOKEN`` is the bearer token the server sends to the node (a
+node with ``--client-auth token`` needs one; issue it with ``memnode token issue
+--scope read,write``), and ``--tls-ca`` / ``MEMNODE_TLS_CA`` the CA of a node serving TLS.
 Streamable HTTP has no authentication of its own here, so ``--http`` binds off
 loopback only with ``--allow-unauthenticated``.
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import ipaddress
 import json
 import logging
@@ -42,13 +42,16 @@ from memnode.errors import (
     InvalidArgument,
     MemnodeError,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
+    Unauthenticated,
     Unavailable,
 )
 
 log = logging.getLogger("memnode.mcp")
 
 TOKEN_ENV = "MEMNODE_TOKEN"
+TLS_CA_ENV = "MEMNODE_TLS_CA"
 ADDR_ENV = "MEMNODE_ADDR"
 DEFAULT_ADDR = "127.0.0.1:7420"
 MAX_K = 100
@@ -156,6 +159,9 @@ _ADVICE: list[tuple[type[MemnodeError], str, str]] = [
     (InvalidArgument, "invalid argument", "Fix the argument and call again."),
     (FailedPrecondition, "refused", "Only a memory's origin node can change or forget it."),
     (ResourceExhausted, "over a limit", "Send less (a shorter text, fewer items)."),
+    (Unauthenticated, "not authenticated",
+     "Start the MCP server with a valid --token (or MEMNODE_TOKEN) of this node."),
+    (PermissionDenied, "not allowed", "This token lacks the scope; ask for a token with it."),
 ]
 
 
@@ -257,16 +263,10 @@ def build_server(client: Client) -> Any:
     return server
 
 
-def make_client(addr: str, token: str | None, timeout: float) -> Client:
-    """A :class:`memnode.Client`, with ``token`` if this client version accepts one."""
-    kwargs: dict[str, Any] = {"timeout": timeout}
-    if token:
-        if "token" in inspect.signature(Client).parameters:
-            kwargs["token"] = token
-        else:
-            log.warning("this memnode client takes no token yet: --token / %s is ignored",
-                        TOKEN_ENV)
-    return Client(addr, **kwargs)
+def make_client(addr: str, token: str | None, timeout: float,
+                tls_ca: str | None = None) -> Client:
+    """A :class:`memnode.Client` that sends ``token`` (when given) on every call."""
+    return Client(addr, timeout=timeout, token=token, tls_ca=tls_ca)
 
 
 # -- transports ------------------------------------------------------------------------
@@ -319,6 +319,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"the node's client API (env {ADDR_ENV}; default {DEFAULT_ADDR})")
     p.add_argument("--token", default=os.environ.get(TOKEN_ENV),
                    help=f"bearer token for the node (env {TOKEN_ENV})")
+    p.add_argument("--tls-ca", default=os.environ.get(TLS_CA_ENV), metavar="PEM",
+                   help=f"CA certificate of a node serving TLS (env {TLS_CA_ENV})")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="seconds each call to the node may take (default 10)")
     p.add_argument("--http", metavar="HOST:PORT",
@@ -353,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"memnode mcp: refusing to serve unauthenticated HTTP on {http[0]}; bind "
                   "to loopback or pass --allow-unauthenticated", file=sys.stderr)
             return 2
-    with make_client(args.addr, args.token, args.timeout) as client:
+    with make_client(args.addr, args.token, args.timeout, args.tls_ca) as client:
         server = build_server(client)
         try:
             if http is None:

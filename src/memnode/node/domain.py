@@ -65,6 +65,12 @@ class ReplicaRecord:
     updated_at_ms: int
 
 
+def cosine_score(similarity: float) -> float:
+    """A cosine similarity as clients see it: float rounding (1.0000001 for a vector
+    against itself, or 1 - distance from the index) clamped into [-1, 1]."""
+    return min(1.0, max(-1.0, float(similarity)))
+
+
 @dataclass
 class Hit:
     id: str

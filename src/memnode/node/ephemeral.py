@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector
+from federation.events import origin_of
+from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector, cosine_score
 
 
 class EphemeralStore:
@@ -86,8 +87,8 @@ class EphemeralStore:
         return [
             Hit(
                 id=records[i].id,
-                origin=records[i].id.partition("/")[0],
-                score=float(scores[i]),
+                origin=origin_of(records[i].id),
+                score=cosine_score(scores[i]),
                 privacy=records[i].privacy,
                 local=True,
                 created_at_ms=records[i].created_at_ms,

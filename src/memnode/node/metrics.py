@@ -16,6 +16,7 @@ process in tests and in the embedded demo).
 | memnode_writable | gauge | | 1 while the log and the store can write, else 0 |
 | memnode_write_failures_total | counter | kind | failed writes of the durable path: disk_full, io |
 | memnode_restore_lost_texts_total | counter | | own memories taken back, text lost |
+| memnode_auth_refused_total | counter | reason | client calls refused (memnode.node.tokens) |
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class NodeMetrics:
         self.own_events_unreplicable = Counter(
             "memnode_own_events_unreplicable", "Own events of an old log the mesh would "
             "refuse, dropped from the log at start", ["reason"], registry=r,
+        )
+        self.auth_refused = Counter(
+            "memnode_auth_refused", "Client calls refused by token authentication, by "
+            "reason", ["reason"], registry=r,
         )
 
         self.writable = Gauge(

@@ -24,8 +24,8 @@ from typing import Any
 
 from federation.config import FederationConfig
 from federation.effects import Effect, OwnSeqLearned
-from federation.errors import ConfigError, MetadataKeyError
-from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
+from federation.errors import MetadataKeyError
+from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
 from federation.io.metakey import MetadataKey
 from federation.validate import Limits
 from memnode._version import __version__
@@ -37,7 +37,6 @@ from memnode.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
-    UsageError,
 )
 from memnode.node import paging, restore, validation
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
@@ -83,11 +82,7 @@ class Node:
     ) -> None:
         self.config = config
         self.federation = federation or FederationConfig()
-        try:
-            self.metadata_limits = validation.MetadataLimits.within(
-                config.max_metadata_keys, config.max_metadata_value_bytes, self.federation)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+        self.metadata_limits = validation.MetadataLimits.of(self.federation)
         self.metrics = metrics or NodeMetrics()
         self._clock_ms = clock_ms
         self.started_at = time.monotonic()
@@ -159,6 +154,7 @@ class Node:
     def close(self) -> None:
         with self._write_lock:
             self.log.close()
+            self.store.close()
         self._lock.release()
 
     def persist_replication(self, effects: Sequence[Effect]) -> None:
@@ -248,7 +244,7 @@ class Node:
             origin=self.node_id,
             seq=self._seq,
             kind=kind,
-            local_id=record.id.partition("/")[2],
+            local_id=local_id_of(record.id),
             timestamp_ms=record.updated_at_ms,
             privacy=event_privacy,
             model=self.model if full else None,
@@ -350,7 +346,7 @@ class Node:
         record = self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
         if record is not None:
             return record
-        origin = memory_id.partition("/")[0]
+        origin = origin_of(memory_id)
         if origin != self.node_id and self.store.get_replica(memory_id) is not None:
             raise FailedPrecondition(
                 f"memory {memory_id} belongs to node {origin}; only its origin can change it"
@@ -405,6 +401,9 @@ class Node:
 
     def version_vector(self) -> dict[str, int]:
         return self.log.version_vector()
+
+    def now_ms(self) -> int:
+        return self._clock_ms()
 
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started_at

@@ -6,7 +6,7 @@ the gRPC Replica servicer (memnode.api.replica_servicer) exposes the same method
 loopback or unix socket for a sidecar in its own process.
 
 - ``hello``: node id, model identity, public key.
-- ``snapshot``: the compacted log (light events) and the marks, to restart the core.
+- ``restart_state``: the compacted log (light events) and the marks, to restart the core.
 - ``persist``: the core's effects, in order, in one durable log transaction; then the
   replica collection in Chroma is brought in line (journalled, replayed after a crash).
 - ``run_after`` / ``version_vector``: the log as the core's EventSource.
@@ -24,7 +24,7 @@ from federation.effects import Effect
 from federation.events import Event
 from federation.messages import EventRun
 from federation.ports import NodeInfo, PeerInfo
-from federation.replica import ReplicaSnapshot
+from federation.replica import RestartState
 
 if TYPE_CHECKING:
     from memnode.node.node import Node
@@ -42,9 +42,9 @@ class ReplicaBackend:
         return NodeInfo(self.node.node_id, self.node.model, self.node.identity.public_key,
                         restoring=self.node.restore.active)
 
-    def snapshot(self) -> ReplicaSnapshot:
-        events, marks = self.node.log.snapshot()
-        return ReplicaSnapshot(events=events, marks=marks)
+    def restart_state(self) -> RestartState:
+        events, marks = self.node.log.restart_state()
+        return RestartState(events=events, marks=marks)
 
     def persist(self, effects: Sequence[Effect]) -> None:
         self.node.persist_replication(effects)

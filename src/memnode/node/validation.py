@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from federation.config import FederationConfig
-from federation.errors import ConfigError
-from federation.events import Event
+from federation.events import Event, split_memory_id
 from federation.sizes import event_size
 from federation.validate import Limits, check_event
 from memnode.errors import InvalidArgument, ResourceExhausted
@@ -48,27 +47,19 @@ def privacy(value: int) -> Privacy:
 
 @dataclass(frozen=True)
 class MetadataLimits:
-    """What a memory's metadata may hold: the node's own limits, within the
-    federation's (what may replicate is defined once, in FederationConfig)."""
+    """What a memory's metadata may hold (at every privacy level, so that a memory's
+    level can change without its metadata becoming unreplicable)."""
 
     max_keys: int
     max_key_bytes: int
     max_value_bytes: int
 
     @classmethod
-    def within(cls, max_keys: int, max_value_bytes: int, fed: FederationConfig
-               ) -> MetadataLimits:
-        """The node's limits, refused (ConfigError naming both values) where they
-        exceed what the mesh carries: a write the node acknowledges must replicate."""
-        for name, ours, theirs, field in (
-            ("--max-metadata-keys", max_keys, fed.max_metadata_entries, "max_metadata_entries"),
-            ("--max-metadata-value-bytes", max_value_bytes, fed.max_metadata_value_bytes,
-             "max_metadata_value_bytes"),
-        ):
-            if ours > theirs:
-                raise ConfigError(f"{name} {ours} exceeds the federation's {field} {theirs}: "
-                                  "such a memory could never replicate; lower it")
-        return cls(max_keys, fed.max_metadata_key_bytes, max_value_bytes)
+    def of(cls, fed: FederationConfig) -> MetadataLimits:
+        """The federation's limits: what may replicate is defined there, once, and a
+        write the node acknowledges must replicate."""
+        return cls(fed.max_metadata_entries, fed.max_metadata_key_bytes,
+                   fed.max_metadata_value_bytes)
 
 
 def metadata(meta: Mapping[str, object], limits: MetadataLimits) -> Metadata:
@@ -144,9 +135,10 @@ def recall_k(k: int, limit: int) -> int:
 
 
 def memory_id(value: str) -> str:
-    origin, sep, suffix = value.partition("/")
-    if not sep or not origin or not suffix:
-        raise InvalidArgument(f"{value!r} is not a memory id (<node_id>/<suffix>)")
+    try:
+        split_memory_id(value)
+    except ValueError:
+        raise InvalidArgument(f"{value!r} is not a memory id (<node_id>/<suffix>)") from None
     return value
 
 

@@ -107,6 +107,7 @@ def finish(out: Path, identity_file: Path, metadata_key_file: Path | None,
     log = EventLog.open(out)
     try:
         node_id = log.meta("node_id") or ""
+        count = log.count_events
         manifest: dict[str, Any] = {
             "format": FORMAT_VERSION,
             "node_id": node_id,
@@ -114,9 +115,9 @@ def finish(out: Path, identity_file: Path, metadata_key_file: Path | None,
             "version_vector": log.version_vector(),
             "counts": {
                 "own_memories": snapshot.own_memories,
-                "events": log.count_events(),
-                "tombstones": log.count_events([EventKind.FORGET]),
-                "own_events": len(log.events_after(node_id, 0, 1 << 62)),
+                "events": count(),
+                "tombstones": count(kind=EventKind.FORGET),
+                "own_events": count(origin=node_id),
             },
             "created_at_ms": time.time_ns() // 1_000_000,
             "created_by": created_by,

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from federation.events import origin_of
 from memnode.errors import DataDirError
 from memnode.node.domain import (
     Hit,
@@ -35,6 +36,7 @@ from memnode.node.domain import (
     Privacy,
     ReplicaRecord,
     Vector,
+    cosine_score,
 )
 
 CHROMA_DIR = "chroma"
@@ -83,6 +85,10 @@ class ChromaStore:
             raise DataDirError(f"{self.path}: Chroma store unreadable ({exc})") from exc
 
     # -- writes -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release Chroma's files and threads (its system stops with its last client)."""
+        self._client.close()  # type: ignore[attr-defined]  # on Client, not ClientAPI
 
     def _batches(self, n: int) -> range:
         return range(0, n, self.batch_size)
@@ -215,8 +221,8 @@ class ChromaStore:
             hits.append(
                 Hit(
                     id=mid,
-                    origin=mid.partition("/")[0],
-                    score=1.0 - float(dist),
+                    origin=origin_of(mid),
+                    score=cosine_score(1.0 - float(dist)),
                     privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
                     local=True,
                     created_at_ms=int(reserved.get("_created", 0)),
@@ -247,8 +253,8 @@ class ChromaStore:
             hits.append(
                 Hit(
                     id=mid,
-                    origin=str(reserved.get("_origin", mid.partition("/")[0])),
-                    score=1.0 - float(dist),
+                    origin=str(reserved.get("_origin", origin_of(mid))),
+                    score=cosine_score(1.0 - float(dist)),
                     privacy=Privacy(reserved.get("_privacy", Privacy.TEAM)),
                     local=False,
                     created_at_ms=int(reserved.get("_created", 0)),

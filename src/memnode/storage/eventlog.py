@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,10 +35,10 @@ from federation.effects import (
     OwnSeqLearned,
     UpsertReplica,
 )
-from federation.events import Event, EventKind, SharedPrivacy
+from federation.events import Event, EventKind, SharedPrivacy, local_id_of
+from federation.eventsource import bounded_run
 from federation.io.wire import event_from_bytes, event_to_bytes
 from federation.messages import EventRun
-from federation.sizes import event_size
 from federation.validate import RejectReason
 from memnode.errors import DataDirError
 from memnode.node.domain import LocalRecord
@@ -287,7 +287,7 @@ class EventLog:
                     dropped.append((event, reason))
         return dropped
 
-    def snapshot(self) -> tuple[list[Event], list[OriginMarks]]:
+    def restart_state(self) -> tuple[list[Event], list[OriginMarks]]:
         """The compacted log as light events (no embedding, no metadata) and the marks:
         what the replication core needs to restart."""
         with self._lock:
@@ -298,7 +298,7 @@ class EventLog:
                 "SELECT origin, watermark, gc_floor, resync_from FROM origins"
             ).fetchall()
         events = [
-            Event(origin=o, seq=q, kind=EventKind(k), local_id=m.partition("/")[2],
+            Event(origin=o, seq=q, kind=EventKind(k), local_id=local_id_of(m),
                   timestamp_ms=0, privacy=SharedPrivacy.TEAM)
             for o, q, m, k in rows
         ]
@@ -318,19 +318,8 @@ class EventLog:
                 "ORDER BY seq LIMIT ?",
                 (origin, after_seq, watermark, max_events + 1),
             ).fetchall()
-        events: list[Event] = []
-        used = 0
-        truncated = len(rows) > max_events
-        for (body,) in rows[:max_events]:
-            event = event_from_bytes(body)
-            size = event_size(event) + 4
-            if events and used + size > max_bytes:
-                truncated = True
-                break
-            events.append(event)
-            used += size
-        through = events[-1].seq if truncated else watermark
-        return EventRun(origin, after_seq, through, tuple(events))
+        return bounded_run(origin, after_seq, watermark,
+                           (event_from_bytes(body) for (body,) in rows), max_events, max_bytes)
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the whole log (SQLite's online backup API)."""
@@ -386,15 +375,6 @@ class EventLog:
             rows = self._conn.execute("SELECT origin, watermark FROM origins").fetchall()
         return {origin: int(seq) for origin, seq in rows if seq > 0}
 
-    def events_after(self, origin: str, after_seq: int, limit: int) -> list[Event]:
-        """Live events of ``origin`` with seq > ``after_seq``, in seq order, at most ``limit``."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT body FROM events WHERE origin = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (origin, after_seq, limit),
-            ).fetchall()
-        return [event_from_bytes(body) for (body,) in rows]
-
     def latest_event(self, memory_id: str) -> Event | None:
         with self._lock:
             row = self._conn.execute(
@@ -403,18 +383,17 @@ class EventLog:
             ).fetchone()
         return None if row is None else event_from_bytes(row[0])
 
+    def count_events(self, *, origin: str | None = None, kind: EventKind | None = None) -> int:
+        """Retained events (of ``origin``, of ``kind``, when given)."""
+        where = " AND ".join(c for c, v in (("origin = ?", origin), ("kind = ?", kind))
+                             if v is not None) or "1"
+        args = [v if not isinstance(v, EventKind) else int(v) for v in (origin, kind)
+                if v is not None]
+        with self._lock:
+            row = self._conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}",
+                                     args).fetchone()
+        return int(row[0])
+
     def count_lost_texts(self) -> int:
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM lost_texts").fetchone()[0])
-
-    def count_events(self, kinds: Iterable[EventKind] | None = None) -> int:
-        with self._lock:
-            if kinds is None:
-                row = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()
-            else:
-                wanted = [int(k) for k in kinds]
-                marks = ",".join("?" * len(wanted))
-                row = self._conn.execute(
-                    f"SELECT COUNT(*) FROM events WHERE kind IN ({marks})", wanted
-                ).fetchone()
-        return int(row[0])

@@ -45,13 +45,13 @@ class RememberRequest(_message.Message):
     KEEP_PII_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
-    text: bytes
+    text: str
     metadata: _containers.MessageMap[str, _types_pb2.Value]
     privacy: Privacy
     keep_pii: bool
     ttl_seconds: int
     embedding: bytes
-    def __init__(self, text: _Optional[bytes] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., keep_pii: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., keep_pii: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[bytes] = ...) -> None: ...
 
 class RememberResponse(_message.Message):
     __slots__ = ("id", "redactions")

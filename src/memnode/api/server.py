@@ -18,10 +18,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
 from federation.io.convert import peer_to_proto
+from federation.io.denylist import DenyList
 from federation.io.sidecar import Sidecar
 from federation.io.sidecar_config import SidecarConfig
 from federation.io.sidecar_metrics import SidecarCollector
-from federation.io.transport import Authorizer, Security
+from federation.io.transport import Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
 from memnode.api import reflection
@@ -108,9 +109,11 @@ class NodeServer:
         return [peer_to_proto(p) for p in self.replication.peers()]
 
     def attach_sidecar(self, sidecar: Sidecar) -> None:
-        """The embedded sidecar: its metrics join /metrics, its view the dashboard."""
+        """The embedded sidecar: its metrics join /metrics, its view the dashboard, its
+        problems readiness."""
         self.node.metrics.registry.register(SidecarCollector(sidecar))
         self.board.sidecar = sidecar
+        self.monitor.sidecar_problem = sidecar.problem
 
     def start(self) -> None:
         self.server.start()
@@ -189,16 +192,16 @@ def server_tls(cert: Path, key: Path) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(key_pem, cert_pem)])
 
 
-def build_security(sidecar: SidecarConfig) -> tuple[Security | None, Authorizer | None]:
-    """Transport credentials and the deny-list check, or (None, None) when the sidecar
-    has no way to talk safely. Peers are authenticated by the federation's CA (any
-    member, at any address); a denied node id or certificate name is refused."""
+def build_security(sidecar: SidecarConfig) -> tuple[Security | None, DenyList | None]:
+    """Transport credentials and the deny list, or (None, None) when the sidecar has no
+    way to talk safely. Peers are authenticated by the federation's CA (any member, at
+    any address); a denied node id or certificate name is refused inbound, and a denied
+    node id gets nothing outbound."""
     if sidecar.federation is not None:
-        from federation.io.denylist import DenyList, make_authorizer
         from federation.io.tls import load_security
 
         security = load_security(sidecar.federation, verify_address=False)
-        return security, make_authorizer(DenyList(sidecar.federation))
+        return security, DenyList(sidecar.federation)
     if sidecar.insecure:
         return Security(), None
     return None, None
@@ -217,7 +220,7 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
     """Run a node (and its embedded sidecar) until SIGTERM / SIGINT. Prints one JSON
     "ready" line on stdout."""
     sidecar_config = sidecar_config or SidecarConfig()
-    security, authorize = (build_security(sidecar_config) if config.sidecar == "embedded"
+    security, deny = (build_security(sidecar_config) if config.sidecar == "embedded"
                            else (None, None))
     node = Node(with_federation_key(config, sidecar_config),
                 federation=sidecar_config.core_config())
@@ -233,9 +236,7 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
                         "this node is not replicating")
         else:
             sidecar = Sidecar(server.replication, sidecar_config, security,
-                              authorize=authorize)
-    if sidecar is not None:
-        server.monitor.sidecar_problem = sidecar.problem
+                              deny=deny)
     server.start()
     if sidecar is not None:
         sidecar.start()
@@ -270,12 +271,12 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
 
     from federation.io.replica_client import GrpcReplicaPort
 
-    security, authorize = build_security(config)
+    security, deny = build_security(config)
     if security is None:
         raise ValueError("the sidecar needs --federation DIR (mutual TLS) or --insecure")
     port = GrpcReplicaPort(node_addr, timeout=config.replica_timeout_seconds)
     port.wait_ready(connect_timeout)
-    sidecar = Sidecar(port, config, security, authorize=authorize)
+    sidecar = Sidecar(port, config, security, deny=deny)
     sidecar.start()
     metrics_port = 0
     if metrics_listen:

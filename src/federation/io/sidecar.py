@@ -67,6 +67,7 @@ class Sidecar:
         self.core: FederationCore | None = None
         self.info: NodeInfo | None = None
         self.last_step_seconds = 0.0
+        self._failure = ""  # why the core thread cannot work now ("" while it can)
         self._seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
         self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._stop = threading.Event()
@@ -140,6 +141,7 @@ class Sidecar:
             node_id=self.info.node_id, model=self.info.model, address=self.address,
             incarnation=time.time_ns() // 1_000_000, config=self.core_config,
             seed=self._seed, restart=restart, source=self.port,
+            restoring=self.info.restoring,
         )
         for node_id, address in self._known_peers.items():
             self.core.peer_discovered(node_id, address)
@@ -221,8 +223,10 @@ class Sidecar:
                     self._report()
                     next_tick = max(next_tick + tick, now)
                 backoff = 0.1
-            except Exception:
+                self._failure = ""
+            except Exception as exc:
                 # The node went away (or refused our effects): start over from its disk.
+                self._failure = f"lost its node ({exc})"
                 log.exception("sidecar lost its node; rebuilding in %.1f s", backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -318,6 +322,16 @@ class Sidecar:
         self.port.report_peers(peers)
 
     # -- views ------------------------------------------------------------------------------
+
+    def problem(self) -> str | None:
+        """Why this sidecar is not replicating now, or None when it is (for health)."""
+        if self._stop.is_set():
+            return "sidecar stopped"
+        if not self._threads or not self._threads[0].is_alive():
+            return "sidecar core thread is not running"
+        if self._failure:
+            return f"sidecar {self._failure}"[:500]
+        return None
 
     def peers(self) -> list[PeerInfo]:
         core = self.core

@@ -17,7 +17,7 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from federation.io.convert import peer_to_proto
 from federation.io.denylist import DenyList
@@ -30,6 +30,7 @@ from federation.v1 import types_pb2 as tpb
 from memnode.api import reflection
 from memnode.api.dashboard import StatusBoard
 from memnode.api.decode import add_service
+from memnode.api.health import HealthMonitor
 from memnode.api.http import HttpServer
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
@@ -62,9 +63,11 @@ class NodeServer:
                      ("grpc.so_reuseport", 0)],
             interceptors=client_interceptors(node),
         )
-        add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
-                    MemoryServicer(node, self._peer_statuses), self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.monitor = HealthMonitor(node, self.health, SERVICE_NAME, cfg.health_probe_seconds)
+        add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
+                    MemoryServicer(node, self._peer_statuses, self.monitor.problems),
+                    self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
         host, port = split_hostport(cfg.listen)
@@ -108,16 +111,17 @@ class NodeServer:
         return [peer_to_proto(p) for p in self.replication.peers()]
 
     def attach_sidecar(self, sidecar: Sidecar) -> None:
-        """The embedded sidecar: its metrics join /metrics, its view the dashboard."""
+        """The embedded sidecar: its metrics join /metrics, its view the dashboard, its
+        problems readiness."""
         self.node.metrics.registry.register(SidecarCollector(sidecar))
         self.board.sidecar = sidecar
+        self.monitor.sidecar_problem = sidecar.problem
 
     def start(self) -> None:
         self.server.start()
         if self.replica_server is not None:
             self.replica_server.start()
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.monitor.start()
         if self.node.config.metrics_listen:
             host, port = split_hostport(self.node.config.metrics_listen)
             self._http = HttpServer(host, port, self.node.metrics.registry, self.board.status)
@@ -130,6 +134,7 @@ class NodeServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.monitor.stop()
         self.health.enter_graceful_shutdown()
         grace = self.node.config.shutdown_grace_seconds if grace is None else grace
         if self.replica_server is not None:
@@ -274,8 +279,9 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
 
 
 def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "",
-                  connect_timeout: float = 60.0) -> int:
-    """``memnode sidecar``: the sidecar in its own process, next to a node."""
+                  connect_timeout: float = 60.0, health_listen: str = "") -> int:
+    """``memnode sidecar``: the sidecar in its own process, next to a node; with
+    ``health_listen`` it serves its own gRPC health service there."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from federation.io.replica_client import GrpcReplicaPort
@@ -294,12 +300,21 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
         host, mport = split_hostport(metrics_listen)
         metrics_server, _ = start_http_server(mport, host, registry=registry)
         metrics_port = metrics_server.server_port
+    sidecar_health = None
+    if health_listen:
+        from federation.io.sidecar_health import SidecarHealth
+
+        sidecar_health = SidecarHealth(sidecar, health_listen)
+        sidecar_health.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     print(json.dumps({"event": "ready", "node_id": sidecar.node_id, "gossip": sidecar.address,
-                      "metrics_port": metrics_port}), flush=True)
+                      "metrics_port": metrics_port,
+                      "health_port": sidecar_health.port if sidecar_health else 0}), flush=True)
     done.wait()
+    if sidecar_health is not None:
+        sidecar_health.stop()
     sidecar.stop()
     port.close()
     return 0

@@ -20,14 +20,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from federation.config import FederationConfig
-from federation.effects import Effect
+from federation.effects import Effect, OwnSeqLearned
 from federation.errors import MetadataKeyError
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
 from federation.io.metakey import MetadataKey
-from federation.sizes import event_size
-from federation.validate import Limits, check_event
+from federation.validate import Limits
+from memnode._version import __version__
 from memnode.config import NodeConfig
 from memnode.embedders import Embedder, load_embedder
 from memnode.errors import (
@@ -37,14 +38,18 @@ from memnode.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnode.node import validation
+from memnode.node import paging, restore, validation
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
-from memnode.node.identity import Identity, load_or_create
+from memnode.node.health import WriteHealth
+from memnode.node.identity import KEY_FILE, Identity, load_or_create
 from memnode.node.ingest import RememberInput, RememberResult, prepare
 from memnode.node.metrics import NodeMetrics
+from memnode.node.paging import Page
+from memnode.node.restore import RestoreState
+from memnode.storage import backup
 from memnode.storage.chroma import ChromaStore
-from memnode.storage.durable import Durable
+from memnode.storage.durable import Durable, StoreWriteError
 from memnode.storage.eventlog import EventLog
 from memnode.storage.lock import DataDirLock
 
@@ -63,13 +68,6 @@ class Recall:
     hits: list[Hit]
     embed_seconds: float
     search_seconds: float
-
-
-@dataclass(frozen=True)
-class Page:
-    local: list[LocalRecord]
-    replicas: list[ReplicaRecord]
-    next_token: str
 
 
 class Node:
@@ -117,9 +115,12 @@ class Node:
                 "Start with the same --embedder, or use a new data directory."
             )
         self.limits = Limits.from_config(self.federation, self.model)
-        self._drop_unreplicable_own_events()
+        validation.drop_unreplicable_own_events(self.log, self.node_id, self.limits,
+                                                self.metrics, ADMISSION_VERSION)
         self.log.set_meta("node_id", self.node_id)
         self.log.set_meta("model", str(self.model))
+        self.restore = RestoreState(self.log, self.metrics,
+                                    without_peers=config.restore_without_peers)
         self.store = ChromaStore(data_dir, self.model.dim)
         try:
             self.metakey = MetadataKey.load(config.metadata_key_file, os.environ)
@@ -131,13 +132,19 @@ class Node:
         self.ephemeral = EphemeralStore(self._clock_ms, config.ephemeral_max_items)
         self._write_lock = threading.Lock()
         self.durable = Durable(self.log, self.store)
+        self.health = WriteHealth(self.metrics)
         self._seq = self.log.watermark(self.node_id)
         self._event_listeners: list[Callable[[list[Event]], None]] = []
         self.metrics.track_memories("local", self.store.count_local)
         self.metrics.track_memories("replicas", self.store.count_replicas)
         self.metrics.track_memories("ephemeral", self.ephemeral.count)
         with self._write_lock:
-            replayed = self.durable.replay()
+            try:
+                replayed = self.durable.replay()
+            except Exception as exc:  # e.g. a full disk: stay up, serve reads, retry
+                self.durable.defer_replay()
+                self.health.failed(exc, committed=True, what="store")
+                replayed = 0
         if replayed:
             self.metrics.journal_replayed.inc(replayed)
             log.info("replayed %d journal entries into Chroma", replayed)
@@ -150,27 +157,48 @@ class Node:
             self.store.close()
         self._lock.release()
 
-    def _drop_unreplicable_own_events(self) -> None:
-        """Once per log: own events that the mesh would refuse (written before the node
-        checked writes at the door) leave the log, so its runs vouch for their seqs as
-        compacted and peers go on past them. Their memories stay here, unreplicated
-        (an update with valid metadata replicates them again)."""
-        if self.log.meta("admission") == ADMISSION_VERSION:
-            return
-        for event, reason in self.log.drop_own_events(
-                self.node_id, lambda e: check_event(e, self.limits)):
-            self.metrics.own_events_unreplicable.labels(reason=reason.value).inc()
-            log.warning("own event %d (memory %s) could never replicate (%s): dropped from "
-                        "the log; the memory stays on this node only", event.seq,
-                        event.memory_id, reason.value)
-        self.log.set_meta("admission", ADMISSION_VERSION)
-
     def persist_replication(self, effects: Sequence[Effect]) -> None:
         """The replication core's effects: durably into the log, then into Chroma."""
         if self.log.is_noop(effects):
             return  # e.g. the marks of our own events, which the commit already wrote
         with self._write_lock:
-            self.durable.persist(effects)
+            own: dict[str, LocalRecord] = {}
+            lost: list[tuple[str, int]] = []
+            ends_restore = any(isinstance(e, OwnSeqLearned) for e in effects)
+            if self.restore.active:
+                own, lost = self.restore.own_records(effects, self.node_id,
+                                                     self.store.get_local)
+            elif ends_restore or restore.touches_own(effects, self.node_id):
+                raise FailedPrecondition("effects on this node's own memories, but it "
+                                         "is not restoring")
+            try:
+                self.durable.persist(effects, self.node_id, own, lost)
+            except StoreWriteError as exc:
+                raise self.health.failed(exc, committed=exc.committed, what=exc.what) from exc
+            self.health.ok()
+            if self.restore.active:
+                self._seq = self.log.watermark(self.node_id)
+                if ends_restore:
+                    self.restore.finished()
+
+    def probe_writes(self) -> str | None:
+        """While writes are failing, try again (WriteHealth.probe). Returns the problem
+        left, None if none."""
+        if self.health.problem is None:
+            return None
+        with self._write_lock:
+            self.health.probe(self.durable, self.data_dir, self.config.min_free_bytes)
+        return self.health.problem
+
+    def _writable(self) -> None:
+        """Before a new write (write lock held): refuse while restoring or while the
+        store cannot write."""
+        self.restore.refuse()
+        if self.durable.apply_failed:
+            try:
+                self.durable.probe()
+            except StoreWriteError as exc:
+                raise self.health.failed(exc, committed=False, what=exc.what) from None
 
     def watch_events(self, after_seq: int, on_events: Callable[[list[Event]], None]
                      ) -> Callable[[], None]:
@@ -225,38 +253,32 @@ class Node:
         )
         return sign(event, self.identity.key)
 
-    def _admit(self, events: Sequence[Event]) -> None:
-        """The door: each event is checked with the validation every peer runs, so a
-        write the node acknowledges can always replicate. InvalidArgument otherwise."""
-        for event in events:
-            reason = check_event(event, self.limits)
-            if reason is None:
-                continue
-            self.metrics.writes_refused.labels(reason=reason.value).inc()
-            raise InvalidArgument(
-                f"the mesh would refuse this write's replication event ({reason.value}): "
-                f"{event_size(event)} bytes of event, {len(event.metadata)} metadata "
-                f"entries; limits: {self.limits.max_event_bytes} bytes per event, "
-                f"{self.limits.max_metadata_entries} entries, keys of "
-                f"{self.limits.max_metadata_key_bytes} and values of "
-                f"{self.limits.max_metadata_value_bytes} bytes")
-
     def _commit(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
                 events: list[Event]) -> None:
         """Admit, then the durable path (commit, apply). Caller holds the write lock and
         has advanced ``self._seq`` for ``events``; if nothing was committed the seq is
         rolled back. Listeners hear of committed events even if applying failed."""
         first_seq = events[0].seq - 1 if events else self._seq
-        committed = self.log.watermark(self.node_id)
         try:
-            self._admit(events)
+            validation.admit(events, self.limits, self.metrics)
+            self._writable()
             self.durable.commit_local(puts, forgets, events)
+        except StoreWriteError as exc:
+            if not exc.committed:
+                self._seq = first_seq
+                raise self.health.failed(exc, committed=False, what=exc.what) from None
+            # Durable in the log: acknowledged; Chroma gets it by replay (next write or
+            # probe). Until then new writes are refused.
+            self.health.failed(exc, committed=True, what=exc.what)
+            self._announce(events)
+            return
         except BaseException:
-            if not events or self.log.watermark(self.node_id) == committed:
+            if not events or self.log.watermark(self.node_id) < events[0].seq:
                 self._seq = first_seq
             else:
                 self._announce(events)
             raise
+        self.health.ok()
         self._announce(events)
 
     def _announce(self, events: list[Event]) -> None:
@@ -273,17 +295,21 @@ class Node:
                         self._clock_ms(), self._new_id)
         ephemeral = [r for r in batch.records if r.privacy == Privacy.EPHEMERAL]
         persisted = [r for r in batch.records if r.privacy != Privacy.EPHEMERAL]
-        if ephemeral and self.ephemeral.count() + len(ephemeral) > cfg.ephemeral_max_items:
-            raise ResourceExhausted(
-                f"ephemeral store is full ({cfg.ephemeral_max_items} memories)"
-            )
         with self._write_lock:
-            if persisted:
-                events = [self._event(EventKind.PUT, r) for r in persisted
-                          if r.privacy.replicated]
-                self._commit(persisted, (), events)
-            for r in ephemeral:
-                self.ephemeral.put(r)
+            # Under the write lock, all or nothing: ephemeral ones first (a full store
+            # refuses the whole batch), taken back if the persisted ones fail.
+            if ephemeral and not self.ephemeral.put_all(ephemeral):
+                raise ResourceExhausted(
+                    f"ephemeral store is full ({cfg.ephemeral_max_items} memories): "
+                    f"{len(ephemeral)} more do not fit; forget some or wait for TTLs")
+            try:
+                if persisted:
+                    events = [self._event(EventKind.PUT, r) for r in persisted
+                              if r.privacy.replicated]
+                    self._commit(persisted, (), events)
+            except BaseException:
+                self.ephemeral.remove([r.id for r in ephemeral])
+                raise
         return [RememberResult(r.id, n)
                 for r, n in zip(batch.records, batch.redactions, strict=True)]
 
@@ -298,7 +324,8 @@ class Node:
             record.metadata = validation.metadata(merged, self.metadata_limits)
             record.updated_at_ms = self._clock_ms()
             if record.privacy == Privacy.EPHEMERAL:
-                self.ephemeral.put(record)
+                if not self.ephemeral.put(record):  # it expired meanwhile and the store is full
+                    raise NotFound(f"no memory {memory_id} (it expired)")
                 return record
             events = [self._event(EventKind.UPDATE, record)] if record.privacy.replicated else []
             self._commit([record], (), events)
@@ -361,29 +388,16 @@ class Node:
 
     def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
-        size = min(page_size or 100, 1000)
-        phase, offset = _parse_token(token)
-        phases = ["e", "l", "r"] if mesh else ["e", "l"]
-        local: list[LocalRecord] = []
-        replicas: list[ReplicaRecord] = []
-        while phase and len(local) + len(replicas) < size:
-            want = size - len(local) - len(replicas)
-            got: list[LocalRecord] | list[ReplicaRecord]
-            if phase == "e":
-                got = self.ephemeral.records()[offset : offset + want]
-                local += got
-            elif phase == "l":
-                got = self.store.list_local(offset, want)
-                local += got
-            else:
-                got = self.store.list_replicas(offset, want)
-                replicas += got
-            offset += len(got)
-            if len(got) < want:  # this phase is exhausted: on to the next
-                following = phases.index(phase) + 1
-                phase = phases[following] if following < len(phases) else ""
-                offset = 0
-        return Page(local, replicas, f"{phase}:{offset}" if phase else "")
+        return paging.page(self.ephemeral, self.store, page_size, token, mesh=mesh)
+
+    def backup(self, out: Path) -> dict[str, Any]:
+        """An online, consistent backup into ``out`` (storage.backup); its manifest."""
+        with self._write_lock:
+            snapshot = backup.take_snapshot(self.log, self.store, out)
+        log.info("backup snapshot of %d own memories took %.2f s (writes paused)",
+                 snapshot.own_memories, snapshot.seconds)
+        return backup.finish(out, self.data_dir / KEY_FILE, self.config.metadata_key_file,
+                             snapshot, f"memnode {__version__}, online")
 
     def version_vector(self) -> dict[str, int]:
         return self.log.version_vector()
@@ -398,11 +412,3 @@ class Node:
     def data_dir(self) -> Path:
         return self.config.data_dir
 
-
-def _parse_token(token: str) -> tuple[str, int]:
-    if not token:
-        return "e", 0
-    phase, _, offset = token.partition(":")
-    if phase not in ("e", "l", "r") or not offset.isdigit():
-        raise validation.InvalidArgument(f"bad page token {token!r}")
-    return phase, int(offset)

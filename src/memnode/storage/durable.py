@@ -16,7 +16,7 @@ Not thread-safe on its own: the node calls it under its write lock.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +38,17 @@ def replica_record(event: Event) -> ReplicaRecord:
     )
 
 
+class StoreWriteError(Exception):
+    """The durable path failed. ``committed``: the change is in the log (durable; Chroma
+    will get it by replay); else nothing of it was written. ``what``: log or store.
+    The cause is chained (``__cause__``)."""
+
+    def __init__(self, committed: bool, what: str) -> None:
+        super().__init__(f"{what} write failed ({'committed' if committed else 'not committed'})")
+        self.committed = committed
+        self.what = what
+
+
 class Durable:
     def __init__(self, log: EventLog, store: ChromaStore) -> None:
         self.log = log
@@ -48,7 +59,10 @@ class Durable:
                      events: Sequence[Event]) -> None:
         """This node's own change, with its signed events. Durable on return, even if
         applying to Chroma failed (then raises; the next change or start replays)."""
-        jseq = self.log.commit_local(puts=puts, forgets=forgets, events=events)
+        try:
+            jseq = self.log.commit_local(puts=puts, forgets=forgets, events=events)
+        except Exception as exc:
+            raise StoreWriteError(False, "log") from exc
 
         def apply() -> None:
             if puts:
@@ -58,16 +72,35 @@ class Durable:
 
         self._apply(apply, jseq)
 
-    def persist(self, effects: Sequence[Effect]) -> None:
+    def persist(self, effects: Sequence[Effect], own_origin: str = "",
+                own: Mapping[str, LocalRecord] | None = None,
+                lost: Sequence[tuple[str, int]] = ()) -> None:
         """The replication core's effects, in order. A batch that changes nothing in the
-        log (e.g. marks it already holds) costs no transaction."""
-        jseq, memory_ids = self.log.persist_effects(effects)
+        log (e.g. marks it already holds) costs no transaction. Effects on
+        ``own_origin``'s memories (a restore taking back its events) go to the node's
+        own collection, as the records ``own`` gives (see EventLog.persist_effects)."""
+        try:
+            jseq, memory_ids = self.log.persist_effects(effects, own_origin, own, lost)
+        except Exception as exc:
+            raise StoreWriteError(False, "log") from exc
         if memory_ids:
-            self._apply(lambda: _apply_replica_effects(self.store, effects), jseq)
+            self._apply(lambda: _apply_effects(self.store, effects, own_origin, own or {}),
+                        jseq)
 
-    def replay(self) -> int:
-        """Apply to Chroma whatever the journal holds, in order, then drop it."""
-        pending = self.log.pending_journal()
+    def replay(self, page: int = 5000, progress: Callable[[int], None] | None = None) -> int:
+        """Apply to Chroma whatever the journal holds, in order, then drop it (a page
+        of entries at a time: a restore's journal holds every own memory)."""
+        total = 0
+        while True:
+            done = self._replay_page(page)
+            if not done:
+                return total
+            total += done
+            if progress is not None:
+                progress(done)
+
+    def _replay_page(self, page: int) -> int:
+        pending = self.log.pending_journal(page)
         i = 0
         while i < len(pending):
             j = i
@@ -93,10 +126,33 @@ class Durable:
             else:
                 apply()
                 self.log.journal_done(jseq)
-        except Exception:
+        except Exception as exc:
             self._apply_failed = True
-            log.exception("applying a committed change to Chroma failed; will retry")
-            raise
+            log.warning("applying a committed change to Chroma failed (%s); replayed at "
+                        "the next write or probe", exc)
+            raise StoreWriteError(True, "store") from exc
+
+    def defer_replay(self) -> None:
+        """The journal could not be applied (at start): retry at the next write or probe."""
+        self._apply_failed = True
+
+    @property
+    def apply_failed(self) -> bool:
+        return self._apply_failed
+
+    def probe(self) -> None:
+        """Try to write again: apply what is pending, and one small log write. Raises
+        StoreWriteError while either fails."""
+        if self._apply_failed:
+            try:
+                self.replay()
+            except Exception as exc:
+                raise StoreWriteError(True, "store") from exc
+            self._apply_failed = False
+        try:
+            self.log.set_meta("write_probe", "ok")
+        except Exception as exc:
+            raise StoreWriteError(False, "log") from exc
 
     def _sync_replicas(self, memory_ids: Sequence[str]) -> None:
         """Make each memory's replica in Chroma match its newest event in the log
@@ -116,16 +172,30 @@ class Durable:
             self.store.delete_replicas(deletes)
 
 
-def _apply_replica_effects(store: ChromaStore, effects: Sequence[Effect]) -> None:
-    """Bring Chroma's replicas in line with a batch of effects just written to the log:
-    the last effect on a memory wins (what ``_sync_replicas`` would read back from the
-    log, without reading it back)."""
+def _apply_effects(store: ChromaStore, effects: Sequence[Effect], own_origin: str,
+                   own: Mapping[str, LocalRecord]) -> None:
+    """Bring Chroma in line with a batch of effects just written to the log: the last
+    effect on a memory wins (what ``_sync_replicas`` would read back from the log,
+    without reading it back). Own memories (a restore) go to the own collection."""
     final: dict[str, Event | None] = {}
+    mine: dict[str, LocalRecord | None] = {}
     for effect in effects:
         if isinstance(effect, UpsertReplica):
-            final[effect.event.memory_id] = effect.event
+            if own_origin and effect.event.origin == own_origin:
+                mine[effect.event.memory_id] = own[effect.event.memory_id]
+            else:
+                final[effect.event.memory_id] = effect.event
         elif isinstance(effect, DeleteReplica):
-            final[effect.memory_id] = None
+            if own_origin and effect.memory_id.startswith(own_origin + "/"):
+                mine[effect.memory_id] = None
+            else:
+                final[effect.memory_id] = None
+    puts = [r for r in mine.values() if r is not None]
+    if puts:
+        store.upsert_local(puts)
+    gone = [m for m, r in mine.items() if r is None]
+    if gone:
+        store.delete_local(gone)
     upserts = [e for e in final.values() if e is not None]
     if upserts:
         changed = {e.memory_id for e in upserts if e.kind == EventKind.UPDATE}

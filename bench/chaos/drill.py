@@ -20,12 +20,14 @@ from typing import Any
 from bench.chaos import checks
 from bench.chaos._driver import Driver
 from bench.chaos.load import Ledger, LoadGenerator
+from bench.chaos.parallel_driver_disk import DiskDriver
 from bench.chaos.parallel_driver_kill import KillDriver
 from bench.chaos.parallel_driver_loss import LossDriver
 from bench.chaos.parallel_driver_partition import PartitionDriver
 from bench.chaos.pods import GOSSIP_PORT, Cluster
 
-DRIVERS = {"kill": KillDriver, "partition": PartitionDriver, "loss": LossDriver}
+DRIVERS = {"kill": KillDriver, "partition": PartitionDriver, "loss": LossDriver,
+           "disk": DiskDriver}
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
     work = o.work or Path(tempfile.mkdtemp(prefix="memnode-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
     tag = random.Random(o.seed).getrandbits(32).to_bytes(4, "big").hex() + secrets.token_hex(2)
-    cluster = Cluster(o.hosts, work)
+    # the last host's data dir is on a small tmpfs when the disk driver runs
+    cluster = Cluster(o.hosts, work, small_disk=(o.hosts - 1,) if "disk" in o.drivers else ())
     report: dict[str, Any] = {"options": {"hosts": o.hosts, "seconds": o.seconds,
                                           "rate": o.rate, "seed": o.seed,
                                           "clients": o.clients, "drivers": list(o.drivers)},
@@ -65,6 +68,9 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
         monitor.start()
         load = LoadGenerator(cluster, ledger, o.rate, o.seconds, o.seed, o.clients, t0)
         drivers = [DRIVERS[d](cluster, o.seed, t0) for d in o.drivers]
+        for d in drivers:
+            if isinstance(d, PartitionDriver):
+                d.on_cut = load.forget_on
         load.start()
         for d in drivers:
             d.start(o.seconds)

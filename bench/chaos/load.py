@@ -51,11 +51,14 @@ class Ledger:
     def canary(self) -> str:
         return f"chaos-{self.tag}-{secrets.token_hex(8)}"
 
-    def take(self, rng: random.Random) -> Written | None:
+    def take(self, rng: random.Random, origins: set[int] | None = None) -> Written | None:
+        """A memory no other thread holds (of one of ``origins``, if given), or None."""
         with self.lock:
-            if not self._free:
+            free = [k for k, m in enumerate(self._free)
+                    if origins is None or self.writes[m].origin in origins]
+            if not free:
                 return None
-            k = rng.randrange(len(self._free))
+            k = rng.choice(free)
             self._free[k], self._free[-1] = self._free[-1], self._free[k]
             return self.writes[self._free.pop()]
 
@@ -122,6 +125,30 @@ class LoadGenerator:
         finally:
             for c in clients:
                 c.close()
+
+    def forget_on(self, origins: list[int], rng: random.Random) -> str | None:
+        """Forget one acknowledged memory written on one of ``origins`` (the partition
+        driver calls this while those hosts are cut off from the rest, so the forget
+        must reach the replicas once the partition heals). Returns what it did."""
+        from memnode import Client
+
+        w = self.ledger.take(rng, set(origins))
+        if w is None:
+            return None
+        now = time.monotonic() - self.t0
+        client = Client(self.cluster.pods[w.origin].addr, timeout=5)
+        ok = True
+        try:
+            client.forget(w.id)
+            w.forgotten = True
+        except Exception:
+            ok = False
+            w.maybe_forgotten = True
+        finally:
+            client.close()
+            self.ledger.give_back(w)
+        self.ledger.record(now, "forget", ok)
+        return f"{w.id} on pod {w.origin}" + ("" if ok else " (raised)")
 
     def _one(self, kind: str, rng: random.Random, clients: list[Any]) -> None:
         led = self.ledger

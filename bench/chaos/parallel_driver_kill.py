@@ -4,11 +4,13 @@ One host is down at a time (the step returns once it is back)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from bench.chaos._driver import Driver
 from bench.chaos.pods import PROCESSES
 
+RESTART_ATTEMPTS = 30
 WHICH = {"kill_pod": PROCESSES, "kill_node": ("node",), "kill_sidecar": ("sidecar",)}
 
 
@@ -34,11 +36,24 @@ class KillDriver(Driver):
         self.note(kind, pod.name, self.now() - started)
 
     def _restart(self) -> None:
+        """Start what was killed; a start that fails (say, on a full disk) is logged and
+        tried again, a bounded number of times."""
         while self._pending:
             index, which = self._pending[0]
             pod = self.cluster.pods[index]
-            with pod.lock:
-                pod.start(which)
+            for attempt in range(RESTART_ATTEMPTS):
+                try:
+                    with pod.lock:
+                        pod.start(which)
+                    break
+                except (RuntimeError, TimeoutError) as exc:
+                    self.errors.append(f"{self.now():.1f}s restart {attempt + 1} of "
+                                       f"{pod.name} {which}: {str(exc)[:200]}")
+                    with pod.lock:
+                        pod.kill9(which)
+                    time.sleep(1.0)  # the driver's own timer between attempts
+            else:
+                raise RuntimeError(f"{pod.name} {which} did not restart")
             self._pending.pop(0)
 
     def heal(self) -> None:

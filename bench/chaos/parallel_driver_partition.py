@@ -3,10 +3,13 @@ packets to B dropped, B's to A pass), healed after a random time. One nft table 
 root namespace, ``table bridge <name>`` with a forward chain dropping between the
 groups' host-side veths (../shared/NETLAB.md); healing deletes the table. Traffic of
 the drill's clients (root namespace to a host: the bridge's input, not its forward
-path) is not touched."""
+path) is not touched. While a cut is in force, ``on_cut`` (the load's ``forget_on``)
+forgets a memory written on the cut-off side: its replicas on the other side must drop
+it once the cut heals."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.chaos._driver import Driver
@@ -19,6 +22,7 @@ class PartitionDriver(Driver):
     interval: float = 6.0
     probability: float = 0.5
     hold_seconds: tuple[float, float] = (2.0, 10.0)
+    on_cut: Callable[..., str | None] | None = None
     name = "partition"
 
     @property
@@ -43,6 +47,9 @@ class PartitionDriver(Driver):
                          "    type filter hook forward priority 0; policy accept;\n"
                          f"{body}\n  }}\n}}\n")
         seconds = self.rng.uniform(*self.hold_seconds)
+        forgot = self.on_cut([p.index for p in a], self.rng) if self.on_cut else None
+        if forgot is not None:
+            self.note("forget_while_partitioned", forgot)
         self.hold(seconds)
         self.heal()
         arrow = "->" if kind == "partition_one_way" else "|"

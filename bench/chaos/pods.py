@@ -112,6 +112,7 @@ class Pod:
     creds: Path
     logs: Path
     peers: list[str]
+    disk: Path | None = None  # the small tmpfs holding ``data``, if any
     procs: dict[str, Proc] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -171,7 +172,10 @@ class Cluster:
 
     n: int
     work: Path
+    small_disk: tuple[int, ...] = ()  # pods whose data dir is on a small tmpfs
+    small_disk_mb: int = 96
     lab: Any = None
+    mounts: list[Path] = field(default_factory=list)
     pods: list[Pod] = field(default_factory=list)
 
     @property
@@ -197,10 +201,20 @@ class Cluster:
         for i, host in enumerate(lab.hosts):
             creds = issue_node(fed, f"host{i}", self.work / f"creds{i}", ips=[host.ip])
             peers = [g for j, g in enumerate(gossip) if j != i][:2]
-            pod = Pod(i, host, self.work / f"data{i}", creds, logs, peers)
+            disk = self._mount_small_disk(i) if i in self.small_disk else None
+            data = disk / "data" if disk is not None else self.work / f"data{i}"
+            pod = Pod(i, host, data, creds, logs, peers, disk)
             pod.build()
             self.pods.append(pod)
         return self
+
+    def _mount_small_disk(self, i: int) -> Path:
+        disk = self.work / f"disk{i}"
+        disk.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.small_disk_mb}m,mode=0700",
+                        f"chaos{i}", str(disk)], check=True, capture_output=True, timeout=30)
+        self.mounts.append(disk)
+        return disk
 
     def start_all(self, timeout: float = START_TIMEOUT) -> None:
         """Nodes first (a few at a time: each imports chromadb), then the sidecars."""
@@ -236,3 +250,6 @@ class Cluster:
         if self.lab is not None:
             self.lab.teardown()
             self.lab = None
+        for disk in self.mounts:
+            subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=30)
+        self.mounts.clear()

@@ -159,8 +159,8 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         return pb.StatusResponse(
             node_id=node.node_id,
             model=model_to_proto(model),
-            memories=pb.MemoryCounts(local=node.store.count_local(),
-                                     replicated=node.store.count_replicas(),
+            memories=pb.MemoryCounts(local=node.visible.count_local(),
+                                     replicated=node.visible.count_replicas(),
                                      ephemeral=node.ephemeral.count()),
             version_vector=node.version_vector(),
             peers=self._peers(),

@@ -10,6 +10,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from federation.events import Event
+from federation.sizes import event_size
+from federation.validate import Limits, check_event
 from memnode.config import NodeConfig
 from memnode.embedders import Embedder
 from memnode.errors import InvalidArgument
@@ -99,3 +102,20 @@ def prepare(items: Sequence[RememberInput], cfg: NodeConfig, limits: validation.
         records.append(LocalRecord(new_id(), c.text, vec, c.metadata, c.privacy, now_ms,
                                    now_ms, expires))
     return Prepared(records, [c.redactions for c in checked])
+
+
+def admit(events: Sequence[Event], limits: Limits, metrics: NodeMetrics) -> None:
+    """The door: each event is checked with the validation every peer runs, so a write
+    the node acknowledges can always replicate. InvalidArgument otherwise."""
+    for event in events:
+        reason = check_event(event, limits)
+        if reason is None:
+            continue
+        metrics.writes_refused.labels(reason=reason.value).inc()
+        raise InvalidArgument(
+            f"the mesh would refuse this write's replication event ({reason.value}): "
+            f"{event_size(event)} bytes of event, {len(event.metadata)} metadata "
+            f"entries; limits: {limits.max_event_bytes} bytes per event, "
+            f"{limits.max_metadata_entries} entries, keys of "
+            f"{limits.max_metadata_key_bytes} and values of "
+            f"{limits.max_metadata_value_bytes} bytes")

@@ -14,13 +14,21 @@ process in tests and in the embedded demo).
 | memnode_writes_refused_total | counter | reason | writes refused: the mesh would refuse them |
 | memnode_own_events_unreplicable_total | counter | reason | old own events dropped at start |
 | memnode_auth_refused_total | counter | reason | client calls refused (memnode.node.tokens) |
+| memnode_index_tail | gauge | collection | changes durable and visible, not yet in Chroma |
+| memnode_index_lag_seconds | gauge | | age of the oldest change not yet in Chroma (0: none) |
+| memnode_index_batch_size | histogram | | changes the indexer moved into Chroma per batch |
+| memnode_index_batch_seconds | histogram | | time to index one batch into Chroma |
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from memnode.storage.tail import IndexTail
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -71,6 +79,33 @@ class NodeMetrics:
             "memnode_auth_refused", "Client calls refused by token authentication, by "
             "reason", ["reason"], registry=r,
         )
+
+        self.index_tail = Gauge(
+            "memnode_index_tail", "Changes durable and visible but not yet in Chroma, by "
+            "collection", ["collection"], registry=r,
+        )
+        self.index_lag_seconds = Gauge(
+            "memnode_index_lag_seconds", "Age of the oldest change not yet in Chroma",
+            registry=r,
+        )
+        self.index_batch_size = Histogram(
+            "memnode_index_batch_size", "Changes moved into Chroma per indexer batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 5000), registry=r,
+        )
+        self.index_batch_seconds = Histogram(
+            "memnode_index_batch_seconds", "Time to index one batch into Chroma",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+
+    def track_tail(self, tail: IndexTail) -> None:
+        for collection in ("local", "replicas"):
+            self.index_tail.labels(collection=collection).set_function(
+                lambda c=collection: tail.count(c))  # type: ignore[misc]
+        self.index_lag_seconds.set_function(tail.lag_seconds)
+
+    def observe_index_batch(self, size: int, seconds: float) -> None:
+        self.index_batch_size.observe(size)
+        self.index_batch_seconds.observe(seconds)
 
     def track_memories(self, collection: str, count: Callable[[], float]) -> None:
         self.memories.labels(collection=collection).set_function(count)

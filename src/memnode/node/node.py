@@ -3,10 +3,12 @@
 Domain code only: the gRPC servicer converts messages and calls this; nothing here knows
 about gRPC. Writes are serialised (one origin, one seq order); reads run concurrently.
 
-Write path of a persisted memory: validate -> redact PII -> embed -> sign events ->
-journal + events committed in one synced SQLite transaction -> upsert into Chroma ->
-journal rows dropped -> answer the client. A crash anywhere after the commit is repaired
-at the next start by replaying the journal; before it, nothing was acknowledged.
+Write path of a persisted memory: validate -> redact PII -> embed -> (write lock,
+group commit) sign events -> journal + events of every queued write committed in one
+synced SQLite transaction -> into the index tail (visible to reads) -> answer the
+client; the indexer moves the tail into Chroma in bulk and drops the journal rows. A
+crash anywhere after the commit is repaired at the next start by rebuilding the tail
+from the journal; before it, nothing was acknowledged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from federation.config import FederationConfig
@@ -26,7 +28,6 @@ from federation.effects import Effect
 from federation.errors import MetadataKeyError
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
 from federation.io.metakey import MetadataKey
-from federation.sizes import event_size
 from federation.validate import Limits, check_event
 from memnode.config import NodeConfig
 from memnode.embedders import Embedder, load_embedder
@@ -38,20 +39,26 @@ from memnode.errors import (
     ResourceExhausted,
 )
 from memnode.node import validation
+from memnode.node.commits import CommitQueue, Overlay, Pending, Staged
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
 from memnode.node.identity import Identity, load_or_create
-from memnode.node.ingest import RememberInput, RememberResult, prepare
+from memnode.node.ingest import RememberInput, RememberResult, admit, prepare
 from memnode.node.metrics import NodeMetrics
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.durable import Durable
 from memnode.storage.eventlog import EventLog
+from memnode.storage.indexer import Indexer
 from memnode.storage.lock import DataDirLock
+from memnode.storage.tail import IndexTail
+from memnode.storage.visible import Page, VisibleStore, list_pages
 
 log = logging.getLogger("memnode.node")
 
 #: Bumped when the door's rules change: the log is then scanned once more at start.
 ADMISSION_VERSION = "1"
+#: How long a new listing waits for the indexer to move the tail into Chroma.
+LIST_SETTLE_SECONDS = 5.0
 
 
 def wall_clock_ms() -> int:
@@ -63,13 +70,6 @@ class Recall:
     hits: list[Hit]
     embed_seconds: float
     search_seconds: float
-
-
-@dataclass(frozen=True)
-class Page:
-    local: list[LocalRecord]
-    replicas: list[ReplicaRecord]
-    next_token: str
 
 
 class Node:
@@ -130,21 +130,34 @@ class Node:
                         self.metakey.describe())
         self.ephemeral = EphemeralStore(self._clock_ms, config.ephemeral_max_items)
         self._write_lock = threading.Lock()
-        self.durable = Durable(self.log, self.store)
+        self.tail = IndexTail(self.model.dim, max_items=config.index_tail_max_items,
+                              max_bytes=config.index_tail_max_bytes)
+        self.visible = VisibleStore(self.store, self.tail)
+        self.durable = Durable(self.log, self.store, self.tail)
+        self._commits = CommitQueue(self._write_lock, self._run_group)
         self._seq = self.log.watermark(self.node_id)
         self._event_listeners: list[Callable[[list[Event]], None]] = []
-        self.metrics.track_memories("local", self.store.count_local)
-        self.metrics.track_memories("replicas", self.store.count_replicas)
+        self.metrics.track_memories("local", self.visible.count_local)
+        self.metrics.track_memories("replicas", self.visible.count_replicas)
         self.metrics.track_memories("ephemeral", self.ephemeral.count)
+        self.metrics.track_tail(self.tail)
         with self._write_lock:
-            replayed = self.durable.replay()
-        if replayed:
-            self.metrics.journal_replayed.inc(replayed)
-            log.info("replayed %d journal entries into Chroma", replayed)
+            rebuilt = self.durable.rebuild()
+        if rebuilt:
+            self.metrics.journal_replayed.inc(rebuilt)
+            log.info("rebuilt the index tail from %d journal entries", rebuilt)
+        self.indexer = Indexer(self.tail, self.store, self.log,
+                               batch_max=config.index_batch_max,
+                               batch_window=config.index_batch_window_seconds,
+                               on_batch=self.metrics.observe_index_batch)
+        self.indexer.start()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
+        """Index what the tail holds, then close the log (the journal keeps anything the
+        indexer could not finish)."""
+        self.indexer.stop()
         with self._write_lock:
             self.log.close()
         self._lock.release()
@@ -169,6 +182,9 @@ class Node:
         if self.log.is_noop(effects):
             return  # e.g. the marks of our own events, which the commit already wrote
         with self._write_lock:
+            while not self.tail.wait_for_room(self.config.index_backpressure_seconds or 1.0):
+                log.warning("index tail full (%d changes): replication waits for the "
+                            "indexer", self.tail.count())
             self.durable.persist(effects)
 
     def watch_events(self, after_seq: int, on_events: Callable[[list[Event]], None]
@@ -224,39 +240,54 @@ class Node:
         )
         return sign(event, self.identity.key)
 
-    def _admit(self, events: Sequence[Event]) -> None:
-        """The door: each event is checked with the validation every peer runs, so a
-        write the node acknowledges can always replicate. InvalidArgument otherwise."""
-        for event in events:
-            reason = check_event(event, self.limits)
-            if reason is None:
+    def _run_group(self, group: list[Pending[object]]) -> None:
+        """Commit a group of queued writes (CommitQueue, under the write lock): wait for
+        room in the tail, stage each write in order (seqs, signatures, the door; a write
+        that fails gives its seqs back), then one durable commit for all."""
+        cfg = self.config
+        if not self.tail.wait_for_room(cfg.index_backpressure_seconds):
+            error = ResourceExhausted(
+                f"the index tail is full ({self.tail.count()} changes not yet in Chroma, "
+                f"limits {cfg.index_tail_max_items} changes / {cfg.index_tail_max_bytes} "
+                f"bytes) for {cfg.index_backpressure_seconds}s: the indexer is behind")
+            for pending in group:
+                pending.fail(error)
+            return
+        overlay: Overlay = {}
+        staged = Staged()
+        accepted: list[tuple[Pending[object], object]] = []
+        first_seq = self._seq
+        for pending in group:
+            seq = self._seq
+            try:
+                mine, result = pending.write(overlay)
+                admit(mine.events, self.limits, self.metrics)
+            except BaseException as exc:  # noqa: BLE001 - handed to its writer
+                self._seq = seq
+                pending.fail(exc)
                 continue
-            self.metrics.writes_refused.labels(reason=reason.value).inc()
-            raise InvalidArgument(
-                f"the mesh would refuse this write's replication event ({reason.value}): "
-                f"{event_size(event)} bytes of event, {len(event.metadata)} metadata "
-                f"entries; limits: {self.limits.max_event_bytes} bytes per event, "
-                f"{self.limits.max_metadata_entries} entries, keys of "
-                f"{self.limits.max_metadata_key_bytes} and values of "
-                f"{self.limits.max_metadata_value_bytes} bytes")
-
-    def _commit(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
-                events: list[Event]) -> None:
-        """Admit, then the durable path (commit, apply). Caller holds the write lock and
-        has advanced ``self._seq`` for ``events``; if nothing was committed the seq is
-        rolled back. Listeners hear of committed events even if applying failed."""
-        first_seq = events[0].seq - 1 if events else self._seq
+            overlay.update({r.id: r for r in mine.puts})
+            overlay.update(dict.fromkeys(mine.forgets))
+            staged.extend(mine)
+            accepted.append((pending, result))
         committed = self.log.watermark(self.node_id)
         try:
-            self._admit(events)
-            self.durable.commit_local(puts, forgets, events)
-        except BaseException:
-            if not events or self.log.watermark(self.node_id) == committed:
+            if staged.puts or staged.forgets:
+                self.durable.commit_local(staged.puts, staged.forgets, staged.events,
+                                          staged.changed)
+        except BaseException as exc:
+            if not staged.events or self.log.watermark(self.node_id) == committed:
                 self._seq = first_seq
             else:
-                self._announce(events)
-            raise
-        self._announce(events)
+                self._announce(staged.events)
+            for pending, _ in accepted:
+                pending.fail(exc)
+            return
+        for after in staged.after:
+            after()
+        self._announce(staged.events)
+        for pending, result in accepted:
+            pending.succeed(result)
 
     def _announce(self, events: list[Event]) -> None:
         for event in events:
@@ -276,50 +307,59 @@ class Node:
             raise ResourceExhausted(
                 f"ephemeral store is full ({cfg.ephemeral_max_items} memories)"
             )
-        with self._write_lock:
-            if persisted:
-                events = [self._event(EventKind.PUT, r) for r in persisted
-                          if r.privacy.replicated]
-                self._commit(persisted, (), events)
-            for r in ephemeral:
-                self.ephemeral.put(r)
+
+        def write(overlay: Overlay) -> tuple[Staged, None]:
+            events = [self._event(EventKind.PUT, r) for r in persisted if r.privacy.replicated]
+            return Staged(puts=list(persisted), events=events,
+                          after=[lambda: [self.ephemeral.put(r) for r in ephemeral]]), None
+
+        self._commits.submit(write)
         return [RememberResult(r.id, n)
                 for r, n in zip(batch.records, batch.redactions, strict=True)]
 
     def update(self, memory_id: str, metadata: Mapping[str, object],
                remove_keys: Sequence[str] = ()) -> LocalRecord:
         validation.memory_id(memory_id)
-        with self._write_lock:
-            record = self._own_record(memory_id)
+
+        def write(overlay: Overlay) -> tuple[Staged, LocalRecord]:
+            record = self._own_record(memory_id, overlay)
             merged: dict[str, object] = {k: v for k, v in record.metadata.items()
                                          if k not in set(remove_keys)}
             merged.update(metadata)
             record.metadata = validation.metadata(merged, self.metadata_limits)
             record.updated_at_ms = self._clock_ms()
             if record.privacy == Privacy.EPHEMERAL:
-                self.ephemeral.put(record)
-                return record
+                return Staged(after=[lambda: self.ephemeral.put(record)]), record
             events = [self._event(EventKind.UPDATE, record)] if record.privacy.replicated else []
-            self._commit([record], (), events)
-            return record
+            return Staged(puts=[record], events=events, changed={memory_id}), record
+
+        result: LocalRecord = self._commits.submit(write)
+        return result
 
     def forget(self, memory_id: str) -> None:
         validation.memory_id(memory_id)
-        with self._write_lock:
-            record = self._own_record(memory_id)
+
+        def write(overlay: Overlay) -> tuple[Staged, None]:
+            record = self._own_record(memory_id, overlay)
             if record.privacy == Privacy.EPHEMERAL:
-                self.ephemeral.forget(memory_id)
-                return
+                return Staged(after=[lambda: self.ephemeral.forget(memory_id)]), None
             record.updated_at_ms = self._clock_ms()
             events = [self._event(EventKind.FORGET, record)] if record.privacy.replicated else []
-            self._commit((), [memory_id], events)
+            return Staged(forgets=[memory_id], events=events), None
 
-    def _own_record(self, memory_id: str) -> LocalRecord:
-        record = self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
+        self._commits.submit(write)
+
+    def _own_record(self, memory_id: str, overlay: Overlay) -> LocalRecord:
+        if memory_id in overlay:  # changed by an earlier write of the same group
+            staged = overlay[memory_id]
+            if staged is None:
+                raise NotFound(f"no memory {memory_id}")
+            return replace(staged, metadata=dict(staged.metadata))
+        record = self.ephemeral.get(memory_id) or self.visible.get_local(memory_id)
         if record is not None:
             return record
         origin = origin_of(memory_id)
-        if origin != self.node_id and self.store.get_replica(memory_id) is not None:
+        if origin != self.node_id and self.visible.get_replica(memory_id) is not None:
             raise FailedPrecondition(
                 f"memory {memory_id} belongs to node {origin}; only its origin can change it"
             )
@@ -343,8 +383,8 @@ class Node:
         replica_where: dict[str, list[MetaValue]] = {
             key: self.metakey.match_values(value) for key, value in wanted.items()
         }
-        hits = self.store.query(vec, k, include_replicas=mesh, where_local=wanted,
-                                where_replica=replica_where)
+        hits = self.visible.query(vec, k, include_replicas=mesh, where_local=wanted,
+                                  where_replica=replica_where)
         extra = self.ephemeral.query(vec, k, wanted)
         if extra:
             hits = sorted(hits + extra, key=lambda h: h.score, reverse=True)[:k]
@@ -352,37 +392,16 @@ class Node:
 
     def get(self, memory_id: str) -> LocalRecord | ReplicaRecord:
         validation.memory_id(memory_id)
-        found = (self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
-                 or self.store.get_replica(memory_id))
+        found = (self.ephemeral.get(memory_id) or self.visible.get_local(memory_id)
+                 or self.visible.get_replica(memory_id))
         if found is None:
             raise NotFound(f"no memory {memory_id}")
         return found
 
     def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
-        size = min(page_size or 100, 1000)
-        phase, offset = _parse_token(token)
-        phases = ["e", "l", "r"] if mesh else ["e", "l"]
-        local: list[LocalRecord] = []
-        replicas: list[ReplicaRecord] = []
-        while phase and len(local) + len(replicas) < size:
-            want = size - len(local) - len(replicas)
-            got: list[LocalRecord] | list[ReplicaRecord]
-            if phase == "e":
-                got = self.ephemeral.records()[offset : offset + want]
-                local += got
-            elif phase == "l":
-                got = self.store.list_local(offset, want)
-                local += got
-            else:
-                got = self.store.list_replicas(offset, want)
-                replicas += got
-            offset += len(got)
-            if len(got) < want:  # this phase is exhausted: on to the next
-                following = phases.index(phase) + 1
-                phase = phases[following] if following < len(phases) else ""
-                offset = 0
-        return Page(local, replicas, f"{phase}:{offset}" if phase else "")
+        return list_pages(self.visible, self.ephemeral.records, page_size, token, mesh=mesh,
+                          settle=lambda: self.indexer.flush(LIST_SETTLE_SECONDS))
 
     def version_vector(self) -> dict[str, int]:
         return self.log.version_vector()
@@ -397,11 +416,3 @@ class Node:
     def data_dir(self) -> Path:
         return self.config.data_dir
 
-
-def _parse_token(token: str) -> tuple[str, int]:
-    if not token:
-        return "e", 0
-    phase, _, offset = token.partition(":")
-    if phase not in ("e", "l", "r") or not offset.isdigit():
-        raise validation.InvalidArgument(f"bad page token {token!r}")
-    return phase, int(offset)

@@ -1,22 +1,25 @@
-"""One durable path for every change: commit to the log, apply to Chroma, replay.
+"""One durable path for every change: commit to the log, visible in the tail, indexed.
 
 Local writes (``commit_local``) and the replication core's effects (``persist``) take
-the same three steps:
+the same steps:
 
 1. **commit**: one synced SQLite transaction holds the change and a journal of what
    Chroma must do (:mod:`memnode.storage.eventlog`); after it, the change is durable;
-2. **apply**: Chroma is brought in line (upserts and deletes, idempotent), then the
-   journal rows are dropped;
-3. **replay**: whatever the journal still holds at start (a crash between 1 and 2), or
-   after an apply failed, is applied again, in order.
+2. **visible**: the change enters the index tail (:mod:`memnode.storage.tail`), which
+   every read lays over Chroma;
+3. **indexed**: the indexer (:mod:`memnode.storage.indexer`) applies the tail to Chroma
+   in large batches, then drops the journal rows, then the tail entries;
+4. **rebuild**: whatever the journal still holds at start (Chroma may lack it) enters
+   the tail again, and the indexer takes it from there.
 
-Not thread-safe on its own: the node calls it under its write lock.
+Not thread-safe on its own: the node calls ``commit_local`` and ``persist`` under its
+write lock, after :meth:`memnode.storage.tail.IndexTail.wait_for_room`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
@@ -25,6 +28,7 @@ from federation.events import Event, EventKind
 from memnode.node.domain import LocalRecord, Privacy, ReplicaRecord
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.eventlog import EventLog
+from memnode.storage.tail import IndexTail
 
 log = logging.getLogger("memnode.storage")
 
@@ -39,97 +43,56 @@ def replica_record(event: Event) -> ReplicaRecord:
 
 
 class Durable:
-    def __init__(self, log: EventLog, store: ChromaStore) -> None:
+    def __init__(self, log: EventLog, store: ChromaStore, tail: IndexTail) -> None:
         self.log = log
         self.store = store
-        self._apply_failed = False
+        self.tail = tail
 
     def commit_local(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
-                     events: Sequence[Event]) -> None:
-        """This node's own change, with its signed events. Durable on return, even if
-        applying to Chroma failed (then raises; the next change or start replays)."""
+                     events: Sequence[Event], changed: Collection[str] = ()) -> None:
+        """This node's own change, with its signed events: durable and visible on return.
+        ``changed``: ids of ``puts`` that update a memory held before."""
         jseq = self.log.commit_local(puts=puts, forgets=forgets, events=events)
-
-        def apply() -> None:
-            if puts:
-                self.store.upsert_local(puts)
-            if forgets:
-                self.store.delete_local(forgets)
-
-        self._apply(apply, jseq)
+        self.tail.add_local(jseq, puts, forgets, changed)
 
     def persist(self, effects: Sequence[Effect]) -> None:
         """The replication core's effects, in order. A batch that changes nothing in the
         log (e.g. marks it already holds) costs no transaction."""
         jseq, memory_ids = self.log.persist_effects(effects)
-        if memory_ids:
-            self._apply(lambda: _apply_replica_effects(self.store, effects), jseq)
+        if not memory_ids:
+            return
+        final: dict[str, Event | None] = {}  # the last effect on a memory wins
+        for effect in effects:
+            if isinstance(effect, UpsertReplica):
+                final[effect.event.memory_id] = effect.event
+            elif isinstance(effect, DeleteReplica):
+                final[effect.memory_id] = None
+        upserts = [e for e in final.values() if e is not None]
+        changed = {e.memory_id for e in upserts if e.kind == EventKind.UPDATE}
+        self.tail.add_replicas(jseq, [replica_record(e) for e in upserts],
+                               [m for m, e in final.items() if e is None], changed)
 
-    def replay(self) -> int:
-        """Apply to Chroma whatever the journal holds, in order, then drop it."""
+    def rebuild(self) -> int:
+        """At start: the journal's rows (changes Chroma may lack) back into the tail, in
+        order; whether Chroma holds each memory is read once, in bulk."""
         pending = self.log.pending_journal()
-        i = 0
-        while i < len(pending):
-            j = i
-            while j < len(pending) and pending[j].op == pending[i].op:
-                j += 1
-            run = pending[i:j]
-            if run[0].op == "put":
-                self.store.upsert_local([e.record for e in run if e.record is not None])
-            elif run[0].op == "forget":
-                self.store.delete_local([e.memory_id for e in run])
-            else:
-                self._sync_replicas([e.memory_id for e in run])
-            i = j
-        if pending:
-            self.log.journal_done(pending[-1].jseq)
-        return len(pending)
-
-    def _apply(self, apply: Callable[[], None], jseq: int) -> None:
-        try:
-            if self._apply_failed:  # an earlier apply failed: re-apply all that is pending
-                self.replay()
-                self._apply_failed = False
-            else:
-                apply()
-                self.log.journal_done(jseq)
-        except Exception:
-            self._apply_failed = True
-            log.exception("applying a committed change to Chroma failed; will retry")
-            raise
-
-    def _sync_replicas(self, memory_ids: Sequence[str]) -> None:
-        """Make each memory's replica in Chroma match its newest event in the log
-        (PUT/UPDATE: upsert; FORGET or nothing: delete). Idempotent."""
-        upserts: dict[str, Event] = {}
-        deletes: list[str] = []
-        for memory_id in dict.fromkeys(memory_ids):
+        if not pending:
+            return 0
+        local_ids = [e.memory_id for e in pending if e.op != "replica"]
+        replica_ids = [e.memory_id for e in pending if e.op == "replica"]
+        held_local = self.store.existing_local(local_ids)
+        held_replicas = self.store.existing_replicas(replica_ids)
+        for entry in pending:
+            if entry.op == "put" and entry.record is not None:
+                self.tail.add_local(entry.jseq, [entry.record], (), held_local)
+            elif entry.op == "forget":
+                self.tail.add_local(entry.jseq, (), [entry.memory_id])
+        last_jseq = {e.memory_id: e.jseq for e in pending if e.op == "replica"}
+        for memory_id in sorted(last_jseq, key=last_jseq.__getitem__):
             event = self.log.latest_event(memory_id)
             if event is not None and event.kind != EventKind.FORGET:
-                upserts[memory_id] = event
+                self.tail.add_replicas(last_jseq[memory_id], [replica_record(event)], (),
+                                       held_replicas)
             else:
-                deletes.append(memory_id)
-        if upserts:
-            changed = {m for m, e in upserts.items() if e.kind == EventKind.UPDATE}
-            self.store.upsert_replicas([replica_record(e) for e in upserts.values()], changed)
-        if deletes:
-            self.store.delete_replicas(deletes)
-
-
-def _apply_replica_effects(store: ChromaStore, effects: Sequence[Effect]) -> None:
-    """Bring Chroma's replicas in line with a batch of effects just written to the log:
-    the last effect on a memory wins (what ``_sync_replicas`` would read back from the
-    log, without reading it back)."""
-    final: dict[str, Event | None] = {}
-    for effect in effects:
-        if isinstance(effect, UpsertReplica):
-            final[effect.event.memory_id] = effect.event
-        elif isinstance(effect, DeleteReplica):
-            final[effect.memory_id] = None
-    upserts = [e for e in final.values() if e is not None]
-    if upserts:
-        changed = {e.memory_id for e in upserts if e.kind == EventKind.UPDATE}
-        store.upsert_replicas([replica_record(e) for e in upserts], changed)
-    deletes = [m for m, e in final.items() if e is None]
-    if deletes:
-        store.delete_replicas(deletes)
+                self.tail.add_replicas(last_jseq[memory_id], (), [memory_id])
+        return len(pending)

@@ -1,0 +1,99 @@
+"""Group commit: concurrent local writes share one synced log transaction.
+
+Each writer queues its write and takes the node's write lock; whoever holds it first
+commits every write queued so far (in queue order) in one transaction, then wakes the
+others, whose writes are then durable. A writer that finds its write already committed
+returns at once. So while one fsync runs, the writes arriving meanwhile gather into the
+next group: "durable before ack" holds, and the log pays one sync per group.
+
+A write is a function from the group's view of memories changed earlier in the same
+group (:class:`Overlay`) to a :class:`Staged` change and the writer's result; the node
+supplies it and the code that commits a group (:meth:`memnode.node.node.Node._run_group`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from federation.events import Event
+from memnode.node.domain import LocalRecord
+
+T = TypeVar("T")
+
+#: Most writes committed in one group (each may be a RememberBatch of many memories).
+MAX_GROUP = 64
+
+
+@dataclass
+class Staged:
+    """One write's share of a group: records to put, ids to forget, its signed events,
+    the puts that change a memory held before, and what to do once it is durable."""
+
+    puts: list[LocalRecord] = field(default_factory=list)
+    forgets: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    after: list[Callable[[], object]] = field(default_factory=list)
+
+    def extend(self, other: Staged) -> None:
+        self.puts += other.puts
+        self.forgets += other.forgets
+        self.events += other.events
+        self.changed |= other.changed
+        self.after += other.after
+
+
+#: Memories changed by earlier writes of the same group: a record, or None if forgotten.
+Overlay = dict[str, LocalRecord | None]
+Write = Callable[[Overlay], tuple[Staged, Any]]
+
+
+class Pending(Generic[T]):
+    def __init__(self, write: Write) -> None:
+        self.write = write
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def succeed(self, result: Any) -> None:
+        self.result, self.done = result, True
+
+    def fail(self, error: BaseException) -> None:
+        self.error, self.done = error, True
+
+
+class CommitQueue:
+    def __init__(self, write_lock: threading.Lock,
+                 run_group: Callable[[list[Pending[Any]]], None]) -> None:
+        self._write_lock = write_lock
+        self._run_group = run_group
+        self._queue: list[Pending[Any]] = []
+        self._queue_lock = threading.Lock()
+        self.groups = 0
+        self.writes = 0
+
+    def submit(self, write: Write) -> Any:
+        """Queue ``write`` and return its result once it is durable (or raise its error)."""
+        pending: Pending[Any] = Pending(write)
+        with self._queue_lock:
+            self._queue.append(pending)
+        while not pending.done:
+            with self._write_lock:
+                if pending.done:
+                    break
+                with self._queue_lock:
+                    group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                self.groups += 1
+                self.writes += len(group)
+                try:
+                    self._run_group(group)
+                finally:
+                    for p in group:
+                        if not p.done:
+                            p.fail(RuntimeError("write was not committed"))
+        if pending.error is not None:
+            raise pending.error
+        return pending.result

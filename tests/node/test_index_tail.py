@@ -140,19 +140,21 @@ def test_concurrent_writers_share_one_commit_and_keep_seq_order(node: NodeHandle
 
     groups_before = n._commits.groups
     threads = []
-    with n._write_lock:  # writers queue up while a commit "runs"
-        for i in range(8):
+    with n._write_lock:  # a leader's commit "runs": the writers behind it queue up
+        threads.append(run("w0", lambda: node.client.remember("writer 0")))
+        wait_for(lambda: n._commits._leading and n._commits.queued() == 0, "w0 leading")
+        for i in range(1, 8):
             threads.append(run(f"w{i}", lambda i=i: node.client.remember(f"writer {i}")))
-            wait_for(lambda i=i: len(n._commits._queue) == i + 1, f"writer {i} queued")
+            wait_for(lambda i=i: n._commits.queued() == i, f"writer {i} queued")
         threads.append(run("update", lambda: node.client.update(base, {"v": 1})))
-        wait_for(lambda: len(n._commits._queue) == 9, "the update queued")
+        wait_for(lambda: n._commits.queued() == 8, "the update queued")
         threads.append(run("forget", lambda: node.client.forget(base)))
-        wait_for(lambda: len(n._commits._queue) == 10, "the forget queued")
+        wait_for(lambda: n._commits.queued() == 9, "the forget queued")
         threads.append(run("late", lambda: node.client.update(base, {"v": 2})))
-        wait_for(lambda: len(n._commits._queue) == 11, "the late update queued")
+        wait_for(lambda: n._commits.queued() == 10, "the late update queued")
     for thread in threads:
         thread.join(30)
-    assert n._commits.groups == groups_before + 1, "one group, one transaction"
+    assert n._commits.groups == groups_before + 2, "w0's group, then one for the other 10"
     assert isinstance(results["late"], NotFound), "the group saw the forget before it"
     assert [e for e in errors if not isinstance(e, NotFound)] == []
     assert n.log.watermark(n.node_id) == 11  # 1 + 8 puts + update + forget, no gap

@@ -71,29 +71,43 @@ class CommitQueue:
         self._write_lock = write_lock
         self._run_group = run_group
         self._queue: list[Pending[Any]] = []
-        self._queue_lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._leading = False
         self.groups = 0
         self.writes = 0
 
+    def queued(self) -> int:
+        with self._cond:
+            return len(self._queue)
+
     def submit(self, write: Write) -> Any:
-        """Queue ``write`` and return its result once it is durable (or raise its error)."""
+        """Queue ``write`` and return its result once it is durable (or raise its error).
+
+        One writer at a time leads: it takes the queue (up to MAX_GROUP writes), commits
+        it under the write lock, then wakes everyone; the writes queued meanwhile go to
+        the next leader, so an acknowledged writer never waits for a later group."""
         pending: Pending[Any] = Pending(write)
-        with self._queue_lock:
+        with self._cond:
             self._queue.append(pending)
-        while not pending.done:
-            with self._write_lock:
-                if pending.done:
-                    break
-                with self._queue_lock:
-                    group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-                self.groups += 1
-                self.writes += len(group)
+            while not pending.done:
+                if self._leading:
+                    self._cond.wait()
+                    continue
+                self._leading = True
+                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+                self._cond.release()
                 try:
-                    self._run_group(group)
+                    with self._write_lock:
+                        self._run_group(group)
                 finally:
                     for p in group:
                         if not p.done:
                             p.fail(RuntimeError("write was not committed"))
+                    self._cond.acquire()
+                    self._leading = False
+                    self.groups += 1
+                    self.writes += len(group)
+                    self._cond.notify_all()
         if pending.error is not None:
             raise pending.error
         return pending.result

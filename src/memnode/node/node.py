@@ -178,7 +178,8 @@ class Node:
         self.log.set_meta("admission", ADMISSION_VERSION)
 
     def persist_replication(self, effects: Sequence[Effect]) -> None:
-        """The replication core's effects: durably into the log, then into Chroma."""
+        """The replication core's effects: durably into the log, then into the index tail
+        (visible at once; the indexer moves them into Chroma). Waits while the tail is full."""
         if self.log.is_noop(effects):
             return  # e.g. the marks of our own events, which the commit already wrote
         with self._write_lock:

@@ -74,9 +74,9 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
     if peers is not None:
         sidecar_config = SidecarConfig(gossip_listen="127.0.0.1:0", peer=peers, preset="local",
                                        federation=federation, insecure=federation is None)
-        security, authorize = build_security(sidecar_config)
+        security, deny = build_security(sidecar_config)
         assert security is not None
-        sidecar = Sidecar(server.replication, sidecar_config, security, authorize=authorize)
+        sidecar = Sidecar(server.replication, sidecar_config, security, deny=deny)
         sidecar.start()
         server.attach_sidecar(sidecar)
     return NodeHandle(node, server, Client(server.address, timeout=10), data_dir, sidecar)

@@ -21,7 +21,14 @@ other modules of this package and are not imported here.
 """
 
 from federation.config import FederationConfig
-from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.effects import (
+    DeleteReplica,
+    DropTombstone,
+    Effect,
+    OriginMarks,
+    OwnSeqLearned,
+    UpsertReplica,
+)
 from federation.engine import FederationCore, Outgoing, PeerStatus, Ready
 from federation.errors import ConfigError, FederationError, LocalEventError, SourceError
 from federation.eventsource import EventSource, MemoryEventSource
@@ -51,6 +58,7 @@ __all__ = [
     "Message",
     "Metrics",
     "OriginMarks",
+    "OwnSeqLearned",
     "Outgoing",
     "PeerStatus",
     "Ready",

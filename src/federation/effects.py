@@ -6,8 +6,10 @@ order in ``Ready.effects``; the adapter applies them in that order, then calls
 safe, and the order (events before the origin's marks) means a crash can only leave
 a watermark *behind* the data, never ahead of it: peers then re-send.
 
-Upserts and deletes concern other origins' memories only: the node's own events
-are in its log and its own collection before ``local_event`` is called.
+Upserts and deletes concern other origins' memories, except while a restored node
+takes back its own events from peers (see :class:`OwnSeqLearned`): then they carry the
+node's own origin, and the node stores them as its own memories (their text is lost:
+it never left the node).
 """
 
 from __future__ import annotations
@@ -62,4 +64,15 @@ class OriginMarks:
     resync_from: int | None
 
 
-Effect = UpsertReplica | DeleteReplica | DropTombstone | OriginMarks
+@dataclass(frozen=True, slots=True)
+class OwnSeqLearned:
+    """A restored node's restore is over: a peer's digest showed our origin up to
+    ``learned``, and our log now holds our events through ``watermark`` (>= learned,
+    taken back from peers). The node may write again, from ``watermark + 1`` on: it
+    never reuses a seq a peer holds."""
+
+    watermark: int
+    learned: int
+
+
+Effect = UpsertReplica | DeleteReplica | DropTombstone | OriginMarks | OwnSeqLearned

@@ -60,6 +60,7 @@ from federation.messages import (
 )
 from federation.metrics import Metrics
 from federation.replica import ApplyResult, ReplicaState, RestartState
+from federation.restore import OwnSeqLearning
 from federation.rumor import Rumors, seen_by, seen_mask
 from federation.sizes import batch_size, digest_size, message_size
 from federation.validate import Limits, RejectReason
@@ -111,9 +112,11 @@ class FederationCore:
         seed: int = 0,
         restart: RestartState | None = None,
         source: EventSource | None = None,
+        restoring: bool = False,
     ) -> None:
         """``incarnation`` must grow at every start of this node's sidecar (e.g. the
-        wall clock in ms at start); ``seed`` drives every random choice (peers)."""
+        wall clock in ms at start); ``seed`` drives every random choice (peers).
+        ``restoring``: restored from a backup, learn our own seq (federation.restore)."""
         self.config = config if config is not None else FederationConfig()
         self.config.validate()
         self.node_id = node_id
@@ -123,6 +126,7 @@ class FederationCore:
             node_id,
             Limits.from_config(self.config, model),
             max_buffered_per_origin=self.config.max_buffered_per_origin,
+            restoring=restoring,
         )
         if restart is not None:
             self.replica.restore(restart)
@@ -136,6 +140,7 @@ class FederationCore:
         self._taken = (0, 0)
         self._next_gc = self.config.tombstone_gc_interval_ticks
         self._last_discovery_exchange: int | None = None
+        self._restore = OwnSeqLearning(node_id)
 
     # ------------------------------------------------------------------ inputs
     def tick(self) -> None:
@@ -234,6 +239,15 @@ class FederationCore:
         del self._effects[:e]
         self._taken = (0, 0)
 
+    @property
+    def restoring(self) -> bool:
+        """True until a restored node holds its own origin as far as its peers do."""
+        return self.replica.restoring
+
+    def _check_restored(self) -> None:
+        if (done := self._restore.check(self.replica)) is not None:
+            self._effects.append(done)
+
     # ------------------------------------------------------------------ queries
     def version_vector(self) -> VersionVector:
         return self.replica.version_vector()
@@ -320,6 +334,9 @@ class FederationCore:
         if member is not None:
             member.version_vector = VersionVector(digest.version_vector)
             member.digest_tick = now
+        if self.replica.restoring:
+            self._restore.heard(digest.version_vector)
+            self._check_restored()
         result = ApplyResult()
         for origin, floor in digest.gc_floors.items():
             self.replica.learn_floor(origin, floor, result)
@@ -367,6 +384,7 @@ class FederationCore:
         for run in batch.runs:
             self.replica.apply_run(run, result, sender_watermark=batch.watermarks.get(run.origin))
         self._absorb(result)
+        self._check_restored()
         if result.resyncs_started:
             self._start_exchange(peer)  # reconcile with the peer that told us, now
         forwards = self.rumors.forward(self.node_id, batch, result.fresh)

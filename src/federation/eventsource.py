@@ -27,7 +27,7 @@ FORGET tombstones not yet collected.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from federation.events import Event
@@ -48,6 +48,27 @@ class EventSource(Protocol):
         ...
 
 
+def bounded_run(origin: str, after_seq: int, watermark: int, retained: Iterable[Event],
+                max_events: int, max_bytes: int) -> EventRun:
+    """The contract above, in one place: ``retained`` are the source's events of
+    ``origin`` above ``after_seq`` (up to ``watermark``) in seq order; every source
+    builds its run with this."""
+    if after_seq >= watermark or max_events <= 0:
+        return EventRun(origin, after_seq, after_seq, ())
+    events: list[Event] = []
+    used = 0
+    truncated = False
+    for event in retained:
+        size = event_size(event) + 4
+        if len(events) >= max_events or (events and used + size > max_bytes):
+            truncated = True
+            break
+        events.append(event)
+        used += size
+    through = events[-1].seq if truncated else watermark
+    return EventRun(origin, after_seq, through, tuple(events))
+
+
 class MemoryEventSource:
     """The in-memory twin: serves runs from a :class:`ReplicaState`'s retained log."""
 
@@ -59,21 +80,8 @@ class MemoryEventSource:
 
     def run_after(self, origin: str, after_seq: int, max_events: int, max_bytes: int) -> EventRun:
         st = self._replica.origin(origin)
-        if st is None or after_seq >= st.watermark or max_events <= 0:
+        if st is None:
             return EventRun(origin, after_seq, after_seq, ())
-        events: list[Event] = []
-        used = 0
-        truncated = False
-        for event in st.retained_after(after_seq):
-            if len(events) >= max_events:
-                truncated = True
-                break
-            size = event_size(event) + 4
-            if events and used + size > max_bytes:
-                truncated = True
-                break
-            events.append(event)
-            used += size
-        through = events[-1].seq if truncated else st.watermark
-        return EventRun(origin, after_seq, through, tuple(events))
+        return bounded_run(origin, after_seq, st.watermark, st.retained_after(after_seq),
+                           max_events, max_bytes)
 

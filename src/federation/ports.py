@@ -26,6 +26,7 @@ class NodeInfo:
     node_id: str
     model: ModelId
     public_key: bytes
+    restoring: bool = False  # restored from a backup: learning its own seq from peers
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,12 @@ a tombstone. Each change is an :mod:`effect <federation.effects>` for the adapte
 
 Compaction, tombstone GC and reconciliation: see :mod:`federation.tombstones`.
 
+Restoring (``ReplicaState(..., restoring=True)``): a node brought back from a backup
+is behind its own origin. Until the engine ends the restore, runs of our own origin
+above our watermark are applied like any other origin's (signatures verified), with
+effects, so the node takes back the events it wrote after the backup. Otherwise they
+are rejected as OWN_ORIGIN (only a fork of our identity can produce them).
+
 Limit: a run's range is vouched for by the member that sends it, not signed by the
 origin; an authenticated but malicious member can make receivers skip events
 (withholding). It cannot forge or alter events.
@@ -85,7 +91,8 @@ class ReplicaState:
     """Every origin's replica state on one node, and the apply rule."""
 
     def __init__(
-        self, node_id: str, limits: Limits, *, max_buffered_per_origin: int = 1024
+        self, node_id: str, limits: Limits, *, max_buffered_per_origin: int = 1024,
+        restoring: bool = False,
     ) -> None:
         self.node_id = node_id
         self.limits = limits
@@ -94,6 +101,7 @@ class ReplicaState:
         self._origins: dict[str, OriginState] = {}
         self._own = self._state(node_id)
         self._vv: VersionVector | None = None
+        self.restoring = restoring
 
     # queries -----------------------------------------------------------------------
     def _state(self, origin: str) -> OriginState:
@@ -214,7 +222,7 @@ class ReplicaState:
         if _run_is_malformed(run):
             res.reject(RejectReason.MALFORMED, max(1, len(getattr(run, "events", ()) or ())))
             return res
-        if run.origin == self.node_id:
+        if run.origin == self.node_id and not self.restoring:
             own = self._own.watermark
             above = sum(1 for e in run.events if e.seq > own)
             res.duplicates += len(run.events) - above
@@ -288,7 +296,7 @@ class ReplicaState:
         self, st: OriginState, event: Event, res: ApplyResult, *, fresh: bool = True
     ) -> None:
         memory_id = event.memory_id
-        foreign = st is not self._own
+        foreign = st is not self._own or self.restoring
         if event.kind is EventKind.FORGET:
             old = st.live.pop(memory_id, None)
             if old is not None:

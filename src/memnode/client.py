@@ -12,9 +12,11 @@ gRPC errors are raised as the MemnodeError subclasses of :mod:`memnode.errors`.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import grpc
@@ -105,13 +107,16 @@ class Status:
     version: str
     uptime_seconds: float
     data_dir: str
+    problems: list[str] = field(default_factory=list)  # why not ready; empty when ready
+    lost_texts: int = 0  # own memories taken back after a restore without their text
 
     def to_json(self) -> dict[str, Any]:
         return {
             "node_id": self.node_id, "model": self.model, "memories": self.memories,
             "version_vector": self.version_vector, "peers": self.peers,
             "version": self.version, "uptime_seconds": round(self.uptime_seconds, 3),
-            "data_dir": self.data_dir,
+            "data_dir": self.data_dir, "problems": self.problems,
+            "lost_texts": self.lost_texts,
         }
 
 
@@ -269,6 +274,43 @@ class Client:
     def forget(self, memory_id: str) -> None:
         self._call("Forget", pb.ForgetRequest(id=memory_id))
 
+    def backup(self, out_dir: str | os.PathLike[str],
+               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Write an online, consistent backup of the node into ``out_dir`` (created; it
+        must be empty). Returns its manifest. ``progress`` gets each chunk's size. The
+        backup holds the node's private key: keep it as secret as the node's disk."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if any(out.iterdir()):
+            raise InvalidArgument(f"{out} is not empty")
+        files: dict[str, Any] = {}
+        manifest = b""
+        try:
+            for chunk in self._stub.Backup(pb.BackupRequest(), timeout=None):
+                if chunk.manifest:
+                    manifest = chunk.manifest
+                    continue
+                f = files.get(chunk.file)
+                if f is None:
+                    name = Path(chunk.file).name
+                    if name != chunk.file or name.startswith("."):
+                        raise MemnodeError(f"backup stream names a bad file {chunk.file!r}")
+                    f = files[chunk.file] = open(out / name, "wb")  # noqa: SIM115
+                    os.chmod(out / name, 0o600)
+                f.write(chunk.data)
+                if progress is not None:
+                    progress(len(chunk.data))
+        except grpc.RpcError as exc:
+            raise self._error(exc) from exc
+        finally:
+            for f in files.values():
+                f.close()
+        if not manifest:
+            raise MemnodeError("the backup stream ended before its manifest")
+        (out / "manifest.json").write_bytes(manifest)
+        parsed: dict[str, Any] = json.loads(manifest)
+        return parsed
+
     def list(self, *, scope: str = "local", page_size: int = 500) -> Iterator[Memory]:
         """Every memory (own ones; with scope="mesh" replicas too), paging as it goes."""
         token = ""
@@ -294,4 +336,5 @@ class Client:
                     "events_behind": p.events_behind, "found_by": p.found_by}
                    for p in s.peers],
             version=s.version, uptime_seconds=s.uptime_seconds, data_dir=s.data_dir,
+            problems=list(s.problems), lost_texts=s.lost_texts,
         )

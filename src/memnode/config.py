@@ -140,6 +140,21 @@ class NodeConfig(BaseModel):
         description="HOST:PORT of the node-local Replica API, served with --sidecar "
         "external only. Loopback (or unix:PATH) only: it can write replicas.",
     )
+    restore_without_peers: bool = Field(
+        False,
+        description="A node restored from a backup refuses writes until a peer tells it "
+        "how far its own origin went (so it never reuses a seq). Set this to write at "
+        "once from the backup's head: only for a node that has no peers.",
+    )
+    health_probe_seconds: float = Field(
+        2.0, gt=0, description="How often health is re-checked and, while writes fail "
+        "(e.g. a full disk), retried: the node recovers by itself within this time.",
+    )
+    min_free_bytes: int = Field(
+        4 * 1024 * 1024, ge=0, description="After a full disk, writes resume once the "
+        "data directory's filesystem has this much free space again (and a probe write "
+        "works).",
+    )
     replica_workers: int = Field(
         8, ge=2, description="Threads serving the Replica API to an external sidecar "
         "(its event watch holds one for as long as it runs).",

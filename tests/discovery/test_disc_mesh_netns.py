@@ -41,6 +41,7 @@ def _serve(lab: Netlab, host: Host, data_dir: Path, log: Path) -> dict[str, Any]
     cmd = [sys.executable, "-m", "memnode.cli.main", "--log-level", "WARNING", "serve",
            "--data-dir", str(data_dir), "--listen", f"{host.ip}:0",
            "--embedder", "test-hash", "--insecure", "--preset", "local",
+           "--client-auth", "none", "--allow-unauthenticated",  # the test reaches it on the bridge
            "--gossip-listen", f"{host.ip}:{GOSSIP_PORT}",
            "--discover", f"zeroconf:{host.ip}"]
     with log.open("wb") as err:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
+import selectors
 import subprocess
 import sys
 import time
@@ -57,7 +57,9 @@ def http_server(addr: str) -> Iterator[str]:
                             env={**os.environ, **_env()}, start_new_session=True)
     try:
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        with selectors.DefaultSelector() as sel:  # not select(): fds may be >= 1024
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(60)
         line = proc.stdout.readline() if ready else ""
         assert line, f"no ready line from the MCP server (exit {proc.poll()})"
         yield str(json.loads(line)["mcp"])

@@ -74,7 +74,7 @@ def test_external_sidecar_shape(tmp_path: Path, procs: list) -> None:  # type: i
     """A node with its sidecar in another process (the Kubernetes shape) joins a mesh of
     embedded nodes; killing and restarting only the sidecar loses nothing."""
     procs += start_mesh(tmp_path, 1)
-    node = NodeProcess(tmp_path / "ext", ["--sidecar", "external", "--replica-listen",
+    node = NodeProcess(tmp_path / "ext", ["--insecure", "--sidecar", "external", "--replica-listen",
                                      "127.0.0.1:0"]).start()
     procs.append(node)
     assert node.ready["gossip"] == "" and node.ready["replica_listen"]
@@ -156,3 +156,15 @@ def test_metrics_endpoint_exports_node_and_federation_metrics(tmp_path: Path,
                  "memnode_federation_bytes_received_total",
                  "memnode_federation_peer_lag_events{peer="):
         assert name in text, name
+
+
+def test_an_external_sidecar_node_without_the_metadata_key_refuses_to_start(
+        tmp_path: Path) -> None:
+    """Else it would hash TEAM metadata with the public development key, unnoticed."""
+    env_free = {k: v for k, v in __import__("os").environ.items()
+                if k != "MEMNODE_METADATA_KEY"}
+    done = subprocess.run(memnode_cmd("serve", "--data-dir", str(tmp_path / "d"),
+                                      "--embedder", "test-hash", "--sidecar", "external"),
+                          capture_output=True, text=True, timeout=60, env=env_free)
+    assert done.returncode == 2, done
+    assert "metadata key" in done.stderr and "--federation" in done.stderr

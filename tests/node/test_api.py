@@ -98,6 +98,17 @@ def test_pii_is_redacted_unless_opted_out(node: NodeHandle) -> None:
     assert (registry.get_sample_value("memnode_redactions_total", {"kind": "email"}) or 0) >= 1
 
 
+def test_pii_in_public_metadata_is_redacted_as_it_travels_in_clear(node: NodeHandle) -> None:
+    c = node.client
+    meta = {"owner": "ana@example.com", "n": 3}
+    public = c.get(c.remember("a public note", meta, privacy="public")).metadata
+    assert "ana@example.com" not in str(public["owner"]) and public["n"] == 3
+    # TEAM values leave the node as keyed hashes: kept as given, like PRIVATE ones
+    assert c.get(c.remember("a team note", meta, privacy="team")).metadata == meta
+    kept = c.get(c.remember("opted out", meta, privacy="public", keep_pii=True)).metadata
+    assert kept == meta
+
+
 def test_ephemeral_lives_in_memory_until_its_ttl(node_factory, hash_embedder) -> None:  # type: ignore[no-untyped-def]
     clock = FakeClock()
     handle: NodeHandle = node_factory("eph", clock_ms=clock)

@@ -108,3 +108,30 @@ def test_expired_credentials_refuse_to_start(federation: Path, tmp_path: Path) -
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "expired" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_member_denied_while_in_the_mesh_receives_nothing_more(  # type: ignore[no-untyped-def]
+        node_factory, federation: Path, tmp_path: Path) -> None:
+    creds = {n: _member(federation, tmp_path, n) for n in ("a", "b", "c")}
+    a: NodeHandle = node_factory("a", peers=[], federation=creds["a"])
+    assert a.sidecar is not None
+    b: NodeHandle = node_factory("b", peers=[a.sidecar.address], federation=creds["b"])
+    c: NodeHandle = node_factory("c", peers=[a.sidecar.address], federation=creds["c"])
+    first = a.client.remember("before the denial")
+    wait_for(lambda: c.client.get(first) is not None, "c to be a member")
+    denied = c.node.node_id
+    for member in ("a", "b"):  # the admin's copy of the list reaches a and b
+        add_to_deny_list(creds[member], denied)
+    wait_for(lambda: all(denied in n.sidecar._deny for n in (a, b)),  # type: ignore[union-attr, operator]
+             "a and b to load the new deny list")
+    held = c.client.status().memories["replicated"]
+    after = [a.client.remember("after the denial, from a"),
+             b.client.remember("after the denial, from b")]
+    wait_for(lambda: b.client.get(after[0]) is not None and a.client.get(after[1]) is not None,
+             "the members to exchange the new writes")
+    sent = a.sidecar.messages_denied  # type: ignore[union-attr]
+    wait_for(lambda: a.sidecar.messages_denied >= sent + 3,  # type: ignore[union-attr]
+             "a to withhold several more messages (digests, pushes) from c")
+    assert c.client.status().memories["replicated"] == held
+    vv = c.client.status().version_vector
+    assert vv.get(a.node.node_id, 0) == 1 and vv.get(b.node.node_id, 0) == 0

@@ -22,12 +22,13 @@ from collections.abc import Callable, Mapping, Sequence
 from federation.effects import Effect
 from federation.errors import TransportError
 from federation.events import Event, ModelId
+from federation.eventsource import bounded_run
 from federation.messages import EventRun, Message
 from federation.ports import Hello, NodeInfo, PeerInfo, TransportStats
 from federation.replica import RestartState
 from federation.sim.network import SimNetwork
 from federation.sim.store import SimStore
-from federation.sizes import event_size, message_size
+from federation.sizes import message_size
 
 
 class MemoryNetwork:
@@ -180,20 +181,7 @@ class MemoryReplicaPort:
                     *self.store.own.values()]
         retained = sorted((e for e in pool if e.origin == origin and after_seq < e.seq
                            <= watermark), key=lambda e: e.seq)
-        if after_seq >= watermark or max_events <= 0:
-            return EventRun(origin, after_seq, after_seq, ())
-        events: list[Event] = []
-        used = 0
-        truncated = False
-        for event in retained:
-            size = event_size(event) + 4
-            if len(events) >= max_events or (events and used + size > max_bytes):
-                truncated = True
-                break
-            events.append(event)
-            used += size
-        return EventRun(origin, after_seq, events[-1].seq if truncated else watermark,
-                        tuple(events))
+        return bounded_run(origin, after_seq, watermark, retained, max_events, max_bytes)
 
     def watch(self, after_seq: int, on_events: Callable[[list[Event]], None]
               ) -> Callable[[], None]:

@@ -68,8 +68,8 @@ class GrpcReplicaPort:
     @_mapped
     def hello(self) -> NodeInfo:
         r = self._stub.Hello(fpb.HelloRequest(), timeout=self.timeout)
-        return NodeInfo(r.node_id, model_from_proto(r.model),
-                        r.public_key)
+        return NodeInfo(r.node_id, model_from_proto(r.model), r.public_key,
+                        restoring=r.restoring)
 
     @_mapped
     def restart_state(self) -> RestartState:

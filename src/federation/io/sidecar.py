@@ -31,9 +31,10 @@ from typing import Any
 from federation.engine import FederationCore
 from federation.errors import TransportError
 from federation.events import Event
+from federation.io.denylist import DenyList, make_authorizer
 from federation.io.discovery import StaticDiscovery, parse_discover
 from federation.io.sidecar_config import SidecarConfig
-from federation.io.transport import Authorizer, GossipTransport, Security
+from federation.io.transport import GossipTransport, Security
 from federation.messages import PROTOCOL_VERSION, Digest, Message
 from federation.ports import (
     Announcement,
@@ -54,7 +55,7 @@ _LAG_TIMESTAMPS = 4096
 
 class Sidecar:
     def __init__(self, port: ReplicaPort, config: SidecarConfig, security: Security,
-                 *, seed: int | None = None, authorize: Authorizer | None = None,
+                 *, seed: int | None = None, deny: DenyList | None = None,
                  discovery: Sequence[Discovery] | None = None,
                  transport: Transport | None = None) -> None:
         if security.insecure:
@@ -66,6 +67,7 @@ class Sidecar:
         self.core: FederationCore | None = None
         self.info: NodeInfo | None = None
         self.last_step_seconds = 0.0
+        self._failure = ""  # why the core thread cannot work now ("" while it can)
         self._seed = seed if seed is not None else random.SystemRandom().randrange(1 << 30)
         self._inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self._stop = threading.Event()
@@ -76,13 +78,17 @@ class Sidecar:
         self.exchange_count = 0
         self.exchange_seconds_total = 0.0
         self.transport: Transport = transport or GossipTransport(
-            config.gossip_listen, security=security, authorize=authorize,
+            config.gossip_listen, security=security,
+            authorize=make_authorizer(deny) if deny is not None else None,
             max_queue=config.transport_queue, workers=config.transport_workers,
         )
         host = config.gossip_listen.rpartition(":")[0]
         self.address = config.advertise or f"{host}:{self.transport.port}"
         self._threads: list[threading.Thread] = []
         self._federation_id = security.federation_id
+        self._deny = deny
+        self.messages_denied = 0  # not sent: the peer is on the deny list
+        self._denied_seen: set[str] = set()
         self.discovery: list[Discovery] = (list(discovery) if discovery is not None
                                            else discovery_from_config(config, self.address))
         self._candidates_changed = threading.Event()
@@ -135,6 +141,7 @@ class Sidecar:
             node_id=self.info.node_id, model=self.info.model, address=self.address,
             incarnation=time.time_ns() // 1_000_000, config=self.core_config,
             seed=self._seed, restart=restart, source=self.port,
+            restoring=self.info.restoring,
         )
         for node_id, address in self._known_peers.items():
             self.core.peer_discovered(node_id, address)
@@ -188,7 +195,9 @@ class Sidecar:
                 continue
             delay = 0.05
             info = self.info
-            if info is not None and reply.node_id != info.node_id:
+            if self._deny is not None and reply.node_id in self._deny:
+                pass  # denied: never admitted, whatever discovery proposes
+            elif info is not None and reply.node_id != info.node_id:
                 if reply.model != info.model:
                     log.warning("peer %s at %s runs model %s, not ours %s: ignored",
                                 reply.node_id, address, reply.model, info.model)
@@ -214,8 +223,10 @@ class Sidecar:
                     self._report()
                     next_tick = max(next_tick + tick, now)
                 backoff = 0.1
-            except Exception:
+                self._failure = ""
+            except Exception as exc:
                 # The node went away (or refused our effects): start over from its disk.
+                self._failure = f"lost its node ({exc})"
                 log.exception("sidecar lost its node; rebuilding in %.1f s", backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -268,12 +279,27 @@ class Sidecar:
         while core.has_ready():
             ready = core.ready()
             for out in ready.messages:
+                if self._is_denied(out.to):
+                    continue
                 if isinstance(out.message, Digest) and not out.message.reply:
                     self._exchanges[out.to] = time.monotonic()
                 self.transport.send(out.to, out.address, out.message)
             if ready.effects:
                 self.port.persist(ready.effects)
             core.advance()
+
+    def _is_denied(self, peer: str) -> bool:
+        """Outbound half of the deny list: a denied member gets no pushes, digests or
+        events, and its stream is closed (the inbound half is the transport's
+        authorizer)."""
+        if self._deny is None or peer not in self._deny:
+            return False
+        self.messages_denied += 1
+        if peer not in self._denied_seen:
+            self._denied_seen.add(peer)
+            self.transport.forget_peer(peer)
+            log.warning("peer %s is on the deny list: nothing more is sent to it", peer)
+        return True
 
     def _exchange_done(self, peer: str) -> None:
         """A peer answered our digest: one anti-entropy exchange, timed end to end."""
@@ -296,6 +322,16 @@ class Sidecar:
         self.port.report_peers(peers)
 
     # -- views ------------------------------------------------------------------------------
+
+    def problem(self) -> str | None:
+        """Why this sidecar is not replicating now, or None when it is (for health)."""
+        if self._stop.is_set():
+            return "sidecar stopped"
+        if not self._threads or not self._threads[0].is_alive():
+            return "sidecar core thread is not running"
+        if self._failure:
+            return f"sidecar {self._failure}"[:500]
+        return None
 
     def peers(self) -> list[PeerInfo]:
         core = self.core

@@ -11,6 +11,7 @@
 | memnode_federation_messages_sent_total | counter | kind | digest, digest_reply, events, rumor |
 | memnode_federation_messages_received_total | counter | kind | same kinds |
 | memnode_federation_messages_malformed_total | counter | | messages dropped as malformed |
+| memnode_federation_messages_denied_total | counter | | messages not sent: peer denied |
 | memnode_federation_bytes_sent_total | counter | | bytes on the wire (protobuf) |
 | memnode_federation_bytes_received_total | counter | | bytes on the wire (protobuf) |
 | memnode_federation_anti_entropy_rounds_total | counter | | periodic exchanges started |
@@ -64,6 +65,8 @@ class SidecarCollector(Collector):
                         dict(m.messages_sent))
         yield _labelled(CounterMetricFamily, "messages_received", "Messages received by kind",
                         "kind", dict(m.messages_received))
+        yield counter("messages_denied", "Messages not sent: the peer is denied",
+                      self._sidecar.messages_denied)
         yield counter("messages_malformed", "Messages dropped as malformed",
                       m.messages_malformed + stats.malformed)
         yield counter("bytes_sent", "Bytes sent to peers (protobuf)", stats.bytes_sent)

@@ -6,7 +6,14 @@ could send malformed raises :class:`MalformedEvent`, never a bare protobuf error
 
 from __future__ import annotations
 
-from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.effects import (
+    DeleteReplica,
+    DropTombstone,
+    Effect,
+    OriginMarks,
+    OwnSeqLearned,
+    UpsertReplica,
+)
 from federation.errors import MalformedEvent
 from federation.events import Event, EventKind, SharedPrivacy
 from federation.io.convert import model_from_proto, model_to_proto, value_from_proto, value_to_proto
@@ -175,6 +182,9 @@ def effect_to_proto(effect: Effect) -> fpb.Effect:
     if isinstance(effect, DropTombstone):
         return fpb.Effect(drop=fpb.DropTombstone(memory_id=effect.memory_id,
                                                  origin=effect.origin, seq=effect.seq))
+    if isinstance(effect, OwnSeqLearned):
+        return fpb.Effect(own_seq=fpb.OwnSeqLearned(watermark=effect.watermark,
+                                                    learned=effect.learned))
     return fpb.Effect(marks=marks_to_proto(effect))
 
 
@@ -189,4 +199,6 @@ def effect_from_proto(msg: fpb.Effect) -> Effect:
         return DropTombstone(msg.drop.memory_id, msg.drop.origin, msg.drop.seq)
     if kind == "marks":
         return marks_from_proto(msg.marks)
+    if kind == "own_seq":
+        return OwnSeqLearned(msg.own_seq.watermark, msg.own_seq.learned)
     raise MalformedEvent("effect with no kind")

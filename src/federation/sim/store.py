@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.effects import (
+    DeleteReplica,
+    DropTombstone,
+    Effect,
+    OriginMarks,
+    OwnSeqLearned,
+    UpsertReplica,
+)
 from federation.events import Event
 from federation.replica import RestartState
 
@@ -38,6 +45,8 @@ class SimStore:
                 own = self.own.get(effect.memory_id)
                 if own is not None and own.seq == effect.seq:
                     del self.own[effect.memory_id]
+            elif isinstance(effect, OwnSeqLearned):
+                self.own_seq = max(self.own_seq, effect.watermark)
             else:
                 self.marks[effect.origin] = effect
 

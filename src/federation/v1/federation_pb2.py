@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from federation.v1 import types_pb2 as federation_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x65\x64\x65ration/v1/federation.proto\x12\rfederation.v1\x1a\x19\x66\x65\x64\x65ration/v1/types.proto\"\x87\x03\n\x05\x45vent\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.federation.v1.EventKind\x12\x10\n\x08local_id\x18\x04 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x05 \x01(\x03\x12-\n\x07privacy\x18\x06 \x01(\x0e\x32\x1c.federation.v1.SharedPrivacy\x12+\n\x05model\x18\x07 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x12\x11\n\tembedding\x18\x08 \x01(\x0c\x12\x34\n\x08metadata\x18\t \x03(\x0b\x32\".federation.v1.Event.MetadataEntry\x12\x12\n\npublic_key\x18\n \x01(\x0c\x12\x11\n\tsignature\x18\x0b \x01(\x0c\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"h\n\x08\x45ventRun\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x13\n\x0bthrough_seq\x18\x03 \x01(\x04\x12$\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x14.federation.v1.Event\"\xca\x02\n\nEventBatch\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12%\n\x04runs\x18\x02 \x03(\x0b\x32\x17.federation.v1.EventRun\x12\x12\n\nrumor_hops\x18\x03 \x01(\r\x12=\n\nwatermarks\x18\x04 \x03(\x0b\x32).federation.v1.EventBatch.WatermarksEntry\x12:\n\tgc_floors\x18\x05 \x03(\x0b\x32\'.federation.v1.EventBatch.GcFloorsEntry\x12\x12\n\nrumor_seen\x18\x06 \x01(\x06\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a/\n\rGcFloorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"[\n\x0fMemberHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\theartbeat\x18\x03 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\"\xd4\x03\n\x06\x44igest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\theartbeat\x18\x03 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12@\n\x0eversion_vector\x18\x05 \x03(\x0b\x32(.federation.v1.Digest.VersionVectorEntry\x12/\n\x07members\x18\x06 \x03(\x0b\x32\x1e.federation.v1.MemberHeartbeat\x12\r\n\x05reply\x18\x07 \x01(\x08\x12\x36\n\tgc_floors\x18\x08 \x03(\x0b\x32#.federation.v1.Digest.GcFloorsEntry\x12\x31\n\x06resync\x18\t \x03(\x0b\x32!.federation.v1.Digest.ResyncEntry\x1a\x34\n\x12VersionVectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a/\n\rGcFloorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a-\n\x0bResyncEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"l\n\rGossipMessage\x12\'\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x15.federation.v1.DigestH\x00\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.federation.v1.EventBatchH\x00\x42\x06\n\x04\x62ody\"\x1e\n\nDeliverAck\x12\x10\n\x08received\x18\x01 \x01(\x04\"3\n\x0fIdentifyRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"^\n\rIdentifyReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12+\n\x05model\x18\x03 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\"\x0e\n\x0cHelloRequest\"^\n\nHelloReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12+\n\x05model\x18\x02 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\"j\n\x0bOriginMarks\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\twatermark\x18\x02 \x01(\x04\x12\x10\n\x08gc_floor\x18\x03 \x01(\x04\x12\x11\n\tresyncing\x18\x04 \x01(\x08\x12\x13\n\x0bresync_from\x18\x05 \x01(\x04\"\x15\n\x13RestartStateRequest\"d\n\x11RestartStateChunk\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.federation.v1.Event\x12)\n\x05marks\x18\x02 \x03(\x0b\x32\x1a.federation.v1.OriginMarks\"H\n\rDeleteReplica\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12$\n\x06\x66orget\x18\x02 \x01(\x0b\x32\x14.federation.v1.Event\"?\n\rDropTombstone\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\xc3\x01\n\x06\x45\x66\x66\x65\x63t\x12&\n\x06upsert\x18\x01 \x01(\x0b\x32\x14.federation.v1.EventH\x00\x12.\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1c.federation.v1.DeleteReplicaH\x00\x12,\n\x04\x64rop\x18\x03 \x01(\x0b\x32\x1c.federation.v1.DropTombstoneH\x00\x12+\n\x05marks\x18\x04 \x01(\x0b\x32\x1a.federation.v1.OriginMarksH\x00\x42\x06\n\x04kind\"8\n\x0ePersistRequest\x12&\n\x07\x65\x66\x66\x65\x63ts\x18\x01 \x03(\x0b\x32\x15.federation.v1.Effect\"\x0e\n\x0cPersistReply\"Z\n\x0eReadRunRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x12\n\nmax_events\x18\x03 \x01(\r\x12\x11\n\tmax_bytes\x18\x04 \x01(\x04\"!\n\x0cWatchRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\"\x98\x01\n\x12VersionVectorReply\x12L\n\x0eversion_vector\x18\x01 \x03(\x0b\x32\x34.federation.v1.VersionVectorReply.VersionVectorEntry\x1a\x34\n\x12VersionVectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"6\n\nPeerReport\x12(\n\x05peers\x18\x01 \x03(\x0b\x32\x19.federation.v1.PeerStatus\"\x0f\n\rPeerReportAck*H\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03PUT\x10\x01\x12\n\n\x06UPDATE\x10\x02\x12\n\n\x06\x46ORGET\x10\x03*E\n\rSharedPrivacy\x12\x1e\n\x1aSHARED_PRIVACY_UNSPECIFIED\x10\x00\x12\x08\n\x04TEAM\x10\x03\x12\n\n\x06PUBLIC\x10\x04\x32\x98\x01\n\x06Gossip\x12\x44\n\x07\x44\x65liver\x12\x1c.federation.v1.GossipMessage\x1a\x19.federation.v1.DeliverAck(\x01\x12H\n\x08Identify\x12\x1e.federation.v1.IdentifyRequest\x1a\x1c.federation.v1.IdentifyReply2\x89\x04\n\x07Replica\x12?\n\x05Hello\x12\x1b.federation.v1.HelloRequest\x1a\x19.federation.v1.HelloReply\x12Y\n\x0fGetRestartState\x12\".federation.v1.RestartStateRequest\x1a .federation.v1.RestartStateChunk0\x01\x12\x45\n\x07Persist\x12\x1d.federation.v1.PersistRequest\x1a\x1b.federation.v1.PersistReply\x12R\n\x10GetVersionVector\x12\x1b.federation.v1.HelloRequest\x1a!.federation.v1.VersionVectorReply\x12\x41\n\x07ReadRun\x12\x1d.federation.v1.ReadRunRequest\x1a\x17.federation.v1.EventRun\x12<\n\x05Watch\x12\x1b.federation.v1.WatchRequest\x1a\x14.federation.v1.Event0\x01\x12\x46\n\x0bReportPeers\x12\x19.federation.v1.PeerReport\x1a\x1c.federation.v1.PeerReportAckb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x66\x65\x64\x65ration/v1/federation.proto\x12\rfederation.v1\x1a\x19\x66\x65\x64\x65ration/v1/types.proto\"\x87\x03\n\x05\x45vent\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x04\x12&\n\x04kind\x18\x03 \x01(\x0e\x32\x18.federation.v1.EventKind\x12\x10\n\x08local_id\x18\x04 \x01(\t\x12\x14\n\x0ctimestamp_ms\x18\x05 \x01(\x03\x12-\n\x07privacy\x18\x06 \x01(\x0e\x32\x1c.federation.v1.SharedPrivacy\x12+\n\x05model\x18\x07 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x12\x11\n\tembedding\x18\x08 \x01(\x0c\x12\x34\n\x08metadata\x18\t \x03(\x0b\x32\".federation.v1.Event.MetadataEntry\x12\x12\n\npublic_key\x18\n \x01(\x0c\x12\x11\n\tsignature\x18\x0b \x01(\x0c\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"h\n\x08\x45ventRun\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x13\n\x0bthrough_seq\x18\x03 \x01(\x04\x12$\n\x06\x65vents\x18\x04 \x03(\x0b\x32\x14.federation.v1.Event\"\xca\x02\n\nEventBatch\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12%\n\x04runs\x18\x02 \x03(\x0b\x32\x17.federation.v1.EventRun\x12\x12\n\nrumor_hops\x18\x03 \x01(\r\x12=\n\nwatermarks\x18\x04 \x03(\x0b\x32).federation.v1.EventBatch.WatermarksEntry\x12:\n\tgc_floors\x18\x05 \x03(\x0b\x32\'.federation.v1.EventBatch.GcFloorsEntry\x12\x12\n\nrumor_seen\x18\x06 \x01(\x06\x1a\x31\n\x0fWatermarksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a/\n\rGcFloorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"[\n\x0fMemberHeartbeat\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\theartbeat\x18\x03 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\"\xd4\x03\n\x06\x44igest\x12\x0e\n\x06sender\x18\x01 \x01(\t\x12\x13\n\x0bincarnation\x18\x02 \x01(\x04\x12\x11\n\theartbeat\x18\x03 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12@\n\x0eversion_vector\x18\x05 \x03(\x0b\x32(.federation.v1.Digest.VersionVectorEntry\x12/\n\x07members\x18\x06 \x03(\x0b\x32\x1e.federation.v1.MemberHeartbeat\x12\r\n\x05reply\x18\x07 \x01(\x08\x12\x36\n\tgc_floors\x18\x08 \x03(\x0b\x32#.federation.v1.Digest.GcFloorsEntry\x12\x31\n\x06resync\x18\t \x03(\x0b\x32!.federation.v1.Digest.ResyncEntry\x1a\x34\n\x12VersionVectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a/\n\rGcFloorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a-\n\x0bResyncEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"l\n\rGossipMessage\x12\'\n\x06\x64igest\x18\x01 \x01(\x0b\x32\x15.federation.v1.DigestH\x00\x12*\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x19.federation.v1.EventBatchH\x00\x42\x06\n\x04\x62ody\"\x1e\n\nDeliverAck\x12\x10\n\x08received\x18\x01 \x01(\x04\"3\n\x0fIdentifyRequest\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\"^\n\rIdentifyReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12+\n\x05model\x18\x03 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\"\x0e\n\x0cHelloRequest\"q\n\nHelloReply\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12+\n\x05model\x18\x02 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\trestoring\x18\x04 \x01(\x08\"j\n\x0bOriginMarks\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\twatermark\x18\x02 \x01(\x04\x12\x10\n\x08gc_floor\x18\x03 \x01(\x04\x12\x11\n\tresyncing\x18\x04 \x01(\x08\x12\x13\n\x0bresync_from\x18\x05 \x01(\x04\"\x15\n\x13RestartStateRequest\"d\n\x11RestartStateChunk\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.federation.v1.Event\x12)\n\x05marks\x18\x02 \x03(\x0b\x32\x1a.federation.v1.OriginMarks\"H\n\rDeleteReplica\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12$\n\x06\x66orget\x18\x02 \x01(\x0b\x32\x14.federation.v1.Event\"?\n\rDropTombstone\x12\x11\n\tmemory_id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x04\"\xf4\x01\n\x06\x45\x66\x66\x65\x63t\x12&\n\x06upsert\x18\x01 \x01(\x0b\x32\x14.federation.v1.EventH\x00\x12.\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1c.federation.v1.DeleteReplicaH\x00\x12,\n\x04\x64rop\x18\x03 \x01(\x0b\x32\x1c.federation.v1.DropTombstoneH\x00\x12+\n\x05marks\x18\x04 \x01(\x0b\x32\x1a.federation.v1.OriginMarksH\x00\x12/\n\x07own_seq\x18\x05 \x01(\x0b\x32\x1c.federation.v1.OwnSeqLearnedH\x00\x42\x06\n\x04kind\"3\n\rOwnSeqLearned\x12\x11\n\twatermark\x18\x01 \x01(\x04\x12\x0f\n\x07learned\x18\x02 \x01(\x04\"8\n\x0ePersistRequest\x12&\n\x07\x65\x66\x66\x65\x63ts\x18\x01 \x03(\x0b\x32\x15.federation.v1.Effect\"\x0e\n\x0cPersistReply\"Z\n\x0eReadRunRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12\x11\n\tafter_seq\x18\x02 \x01(\x04\x12\x12\n\nmax_events\x18\x03 \x01(\r\x12\x11\n\tmax_bytes\x18\x04 \x01(\x04\"!\n\x0cWatchRequest\x12\x11\n\tafter_seq\x18\x01 \x01(\x04\"\x98\x01\n\x12VersionVectorReply\x12L\n\x0eversion_vector\x18\x01 \x03(\x0b\x32\x34.federation.v1.VersionVectorReply.VersionVectorEntry\x1a\x34\n\x12VersionVectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"6\n\nPeerReport\x12(\n\x05peers\x18\x01 \x03(\x0b\x32\x19.federation.v1.PeerStatus\"\x0f\n\rPeerReportAck*H\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03PUT\x10\x01\x12\n\n\x06UPDATE\x10\x02\x12\n\n\x06\x46ORGET\x10\x03*E\n\rSharedPrivacy\x12\x1e\n\x1aSHARED_PRIVACY_UNSPECIFIED\x10\x00\x12\x08\n\x04TEAM\x10\x03\x12\n\n\x06PUBLIC\x10\x04\x32\x98\x01\n\x06Gossip\x12\x44\n\x07\x44\x65liver\x12\x1c.federation.v1.GossipMessage\x1a\x19.federation.v1.DeliverAck(\x01\x12H\n\x08Identify\x12\x1e.federation.v1.IdentifyRequest\x1a\x1c.federation.v1.IdentifyReply2\x89\x04\n\x07Replica\x12?\n\x05Hello\x12\x1b.federation.v1.HelloRequest\x1a\x19.federation.v1.HelloReply\x12Y\n\x0fGetRestartState\x12\".federation.v1.RestartStateRequest\x1a .federation.v1.RestartStateChunk0\x01\x12\x45\n\x07Persist\x12\x1d.federation.v1.PersistRequest\x1a\x1b.federation.v1.PersistReply\x12R\n\x10GetVersionVector\x12\x1b.federation.v1.HelloRequest\x1a!.federation.v1.VersionVectorReply\x12\x41\n\x07ReadRun\x12\x1d.federation.v1.ReadRunRequest\x1a\x17.federation.v1.EventRun\x12<\n\x05Watch\x12\x1b.federation.v1.WatchRequest\x1a\x14.federation.v1.Event0\x01\x12\x46\n\x0bReportPeers\x12\x19.federation.v1.PeerReport\x1a\x1c.federation.v1.PeerReportAckb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,10 +46,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DIGEST_RESYNCENTRY']._serialized_options = b'8\001'
   _globals['_VERSIONVECTORREPLY_VERSIONVECTORENTRY']._loaded_options = None
   _globals['_VERSIONVECTORREPLY_VERSIONVECTORENTRY']._serialized_options = b'8\001'
-  _globals['_EVENTKIND']._serialized_start=2875
-  _globals['_EVENTKIND']._serialized_end=2947
-  _globals['_SHAREDPRIVACY']._serialized_start=2949
-  _globals['_SHAREDPRIVACY']._serialized_end=3018
+  _globals['_EVENTKIND']._serialized_start=2996
+  _globals['_EVENTKIND']._serialized_end=3068
+  _globals['_SHAREDPRIVACY']._serialized_start=3070
+  _globals['_SHAREDPRIVACY']._serialized_end=3139
   _globals['_EVENT']._serialized_start=77
   _globals['_EVENT']._serialized_end=468
   _globals['_EVENT_METADATAENTRY']._serialized_start=399
@@ -83,37 +83,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HELLOREQUEST']._serialized_start=1764
   _globals['_HELLOREQUEST']._serialized_end=1778
   _globals['_HELLOREPLY']._serialized_start=1780
-  _globals['_HELLOREPLY']._serialized_end=1874
-  _globals['_ORIGINMARKS']._serialized_start=1876
-  _globals['_ORIGINMARKS']._serialized_end=1982
-  _globals['_RESTARTSTATEREQUEST']._serialized_start=1984
-  _globals['_RESTARTSTATEREQUEST']._serialized_end=2005
-  _globals['_RESTARTSTATECHUNK']._serialized_start=2007
-  _globals['_RESTARTSTATECHUNK']._serialized_end=2107
-  _globals['_DELETEREPLICA']._serialized_start=2109
-  _globals['_DELETEREPLICA']._serialized_end=2181
-  _globals['_DROPTOMBSTONE']._serialized_start=2183
-  _globals['_DROPTOMBSTONE']._serialized_end=2246
-  _globals['_EFFECT']._serialized_start=2249
-  _globals['_EFFECT']._serialized_end=2444
-  _globals['_PERSISTREQUEST']._serialized_start=2446
-  _globals['_PERSISTREQUEST']._serialized_end=2502
-  _globals['_PERSISTREPLY']._serialized_start=2504
-  _globals['_PERSISTREPLY']._serialized_end=2518
-  _globals['_READRUNREQUEST']._serialized_start=2520
-  _globals['_READRUNREQUEST']._serialized_end=2610
-  _globals['_WATCHREQUEST']._serialized_start=2612
-  _globals['_WATCHREQUEST']._serialized_end=2645
-  _globals['_VERSIONVECTORREPLY']._serialized_start=2648
-  _globals['_VERSIONVECTORREPLY']._serialized_end=2800
+  _globals['_HELLOREPLY']._serialized_end=1893
+  _globals['_ORIGINMARKS']._serialized_start=1895
+  _globals['_ORIGINMARKS']._serialized_end=2001
+  _globals['_RESTARTSTATEREQUEST']._serialized_start=2003
+  _globals['_RESTARTSTATEREQUEST']._serialized_end=2024
+  _globals['_RESTARTSTATECHUNK']._serialized_start=2026
+  _globals['_RESTARTSTATECHUNK']._serialized_end=2126
+  _globals['_DELETEREPLICA']._serialized_start=2128
+  _globals['_DELETEREPLICA']._serialized_end=2200
+  _globals['_DROPTOMBSTONE']._serialized_start=2202
+  _globals['_DROPTOMBSTONE']._serialized_end=2265
+  _globals['_EFFECT']._serialized_start=2268
+  _globals['_EFFECT']._serialized_end=2512
+  _globals['_OWNSEQLEARNED']._serialized_start=2514
+  _globals['_OWNSEQLEARNED']._serialized_end=2565
+  _globals['_PERSISTREQUEST']._serialized_start=2567
+  _globals['_PERSISTREQUEST']._serialized_end=2623
+  _globals['_PERSISTREPLY']._serialized_start=2625
+  _globals['_PERSISTREPLY']._serialized_end=2639
+  _globals['_READRUNREQUEST']._serialized_start=2641
+  _globals['_READRUNREQUEST']._serialized_end=2731
+  _globals['_WATCHREQUEST']._serialized_start=2733
+  _globals['_WATCHREQUEST']._serialized_end=2766
+  _globals['_VERSIONVECTORREPLY']._serialized_start=2769
+  _globals['_VERSIONVECTORREPLY']._serialized_end=2921
   _globals['_VERSIONVECTORREPLY_VERSIONVECTORENTRY']._serialized_start=1323
   _globals['_VERSIONVECTORREPLY_VERSIONVECTORENTRY']._serialized_end=1375
-  _globals['_PEERREPORT']._serialized_start=2802
-  _globals['_PEERREPORT']._serialized_end=2856
-  _globals['_PEERREPORTACK']._serialized_start=2858
-  _globals['_PEERREPORTACK']._serialized_end=2873
-  _globals['_GOSSIP']._serialized_start=3021
-  _globals['_GOSSIP']._serialized_end=3173
-  _globals['_REPLICA']._serialized_start=3176
-  _globals['_REPLICA']._serialized_end=3697
+  _globals['_PEERREPORT']._serialized_start=2923
+  _globals['_PEERREPORT']._serialized_end=2977
+  _globals['_PEERREPORTACK']._serialized_start=2979
+  _globals['_PEERREPORTACK']._serialized_end=2994
+  _globals['_GOSSIP']._serialized_start=3142
+  _globals['_GOSSIP']._serialized_end=3294
+  _globals['_REPLICA']._serialized_start=3297
+  _globals['_REPLICA']._serialized_end=3818
 # @@protoc_insertion_point(module_scope)

@@ -195,14 +195,16 @@ class HelloRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HelloReply(_message.Message):
-    __slots__ = ("node_id", "model", "public_key")
+    __slots__ = ("node_id", "model", "public_key", "restoring")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    RESTORING_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     model: _types_pb2.ModelIdentity
     public_key: bytes
-    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+    restoring: bool
+    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ..., public_key: _Optional[bytes] = ..., restoring: _Optional[bool] = ...) -> None: ...
 
 class OriginMarks(_message.Message):
     __slots__ = ("origin", "watermark", "gc_floor", "resyncing", "resync_from")
@@ -249,16 +251,26 @@ class DropTombstone(_message.Message):
     def __init__(self, memory_id: _Optional[str] = ..., origin: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class Effect(_message.Message):
-    __slots__ = ("upsert", "delete", "drop", "marks")
+    __slots__ = ("upsert", "delete", "drop", "marks", "own_seq")
     UPSERT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     DROP_FIELD_NUMBER: _ClassVar[int]
     MARKS_FIELD_NUMBER: _ClassVar[int]
+    OWN_SEQ_FIELD_NUMBER: _ClassVar[int]
     upsert: Event
     delete: DeleteReplica
     drop: DropTombstone
     marks: OriginMarks
-    def __init__(self, upsert: _Optional[_Union[Event, _Mapping]] = ..., delete: _Optional[_Union[DeleteReplica, _Mapping]] = ..., drop: _Optional[_Union[DropTombstone, _Mapping]] = ..., marks: _Optional[_Union[OriginMarks, _Mapping]] = ...) -> None: ...
+    own_seq: OwnSeqLearned
+    def __init__(self, upsert: _Optional[_Union[Event, _Mapping]] = ..., delete: _Optional[_Union[DeleteReplica, _Mapping]] = ..., drop: _Optional[_Union[DropTombstone, _Mapping]] = ..., marks: _Optional[_Union[OriginMarks, _Mapping]] = ..., own_seq: _Optional[_Union[OwnSeqLearned, _Mapping]] = ...) -> None: ...
+
+class OwnSeqLearned(_message.Message):
+    __slots__ = ("watermark", "learned")
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    LEARNED_FIELD_NUMBER: _ClassVar[int]
+    watermark: int
+    learned: int
+    def __init__(self, watermark: _Optional[int] = ..., learned: _Optional[int] = ...) -> None: ...
 
 class PersistRequest(_message.Message):
     __slots__ = ("effects",)

@@ -40,6 +40,7 @@ STATUS = {
 }
 
 T = TypeVar("T")
+BACKUP_CHUNK = 1 << 20
 PeersFn = Callable[[], list[tpb.PeerStatus]]
 
 
@@ -82,9 +83,11 @@ def _input(req: pb.RememberRequest) -> RememberInput:
 
 
 class MemoryServicer(pb_grpc.MemoryServiceServicer):
-    def __init__(self, node: Node, peers: PeersFn | None = None) -> None:
+    def __init__(self, node: Node, peers: PeersFn | None = None,
+                 problems: Callable[[], list[str]] | None = None) -> None:
         self.node = node
         self._peers = peers or (lambda: [])
+        self._problems = problems or (lambda: [])
 
     def _remember(self, items: Any) -> pb.RememberBatchResponse:
         inputs = []
@@ -152,6 +155,21 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             next_page_token=page.next_token,
         )
 
+    def Backup(self, request: pb.BackupRequest, context: Any) -> Iterator[pb.BackupChunk]:
+        """Snapshot into a temporary directory, then stream its files and manifest."""
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory(prefix="memnode-backup-") as tmp:
+            out = Path(tmp)
+            # a failure aborts the call with its status code (rpc) and ends the stream
+            manifest = rpc(lambda s, req, ctx: s.node.backup(out))(self, request, context)
+            for name in sorted(manifest["files"]):
+                with (out / name).open("rb") as f:
+                    while data := f.read(BACKUP_CHUNK):
+                        yield pb.BackupChunk(file=name, data=data)
+            yield pb.BackupChunk(manifest=(out / "manifest.json").read_bytes())
+
     @rpc
     def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:
         node = self.node
@@ -167,4 +185,6 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             version=__version__,
             uptime_seconds=node.uptime_seconds(),
             data_dir=str(node.data_dir),
+            problems=self._problems(),
+            lost_texts=node.restore.lost_texts(),
         )

@@ -38,7 +38,7 @@ class ReplicaServicer(fpb_grpc.ReplicaServicer):
         info = self.backend.hello()
         return fpb.HelloReply(
             node_id=info.node_id, public_key=info.public_key,
-            model=model_to_proto(info.model),
+            model=model_to_proto(info.model), restoring=info.restoring,
         )
 
     def GetRestartState(self, request: fpb.RestartStateRequest, context: Any

@@ -9,24 +9,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
+from collections.abc import Mapping
 from concurrent import futures
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 
 from federation.io.convert import peer_to_proto
+from federation.io.denylist import DenyList
 from federation.io.sidecar import Sidecar
 from federation.io.sidecar_config import SidecarConfig
 from federation.io.sidecar_metrics import SidecarCollector
-from federation.io.transport import Authorizer, Security
+from federation.io.transport import Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
 from memnode.api import reflection
 from memnode.api.dashboard import StatusBoard
 from memnode.api.decode import add_service
+from memnode.api.health import HealthMonitor
 from memnode.api.http import HttpServer
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
@@ -59,9 +63,11 @@ class NodeServer:
                      ("grpc.so_reuseport", 0)],
             interceptors=client_interceptors(node),
         )
-        add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
-                    MemoryServicer(node, self._peer_statuses), self.server)
         self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.monitor = HealthMonitor(node, self.health, SERVICE_NAME, cfg.health_probe_seconds)
+        add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
+                    MemoryServicer(node, self._peer_statuses, self.monitor.problems),
+                    self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
         host, port = split_hostport(cfg.listen)
@@ -105,16 +111,17 @@ class NodeServer:
         return [peer_to_proto(p) for p in self.replication.peers()]
 
     def attach_sidecar(self, sidecar: Sidecar) -> None:
-        """The embedded sidecar: its metrics join /metrics, its view the dashboard."""
+        """The embedded sidecar: its metrics join /metrics, its view the dashboard, its
+        problems readiness."""
         self.node.metrics.registry.register(SidecarCollector(sidecar))
         self.board.sidecar = sidecar
+        self.monitor.sidecar_problem = sidecar.problem
 
     def start(self) -> None:
         self.server.start()
         if self.replica_server is not None:
             self.replica_server.start()
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.monitor.start()
         if self.node.config.metrics_listen:
             host, port = split_hostport(self.node.config.metrics_listen)
             self._http = HttpServer(host, port, self.node.metrics.registry, self.board.status)
@@ -127,6 +134,7 @@ class NodeServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self.monitor.stop()
         self.health.enter_graceful_shutdown()
         grace = self.node.config.shutdown_grace_seconds if grace is None else grace
         if self.replica_server is not None:
@@ -186,27 +194,40 @@ def server_tls(cert: Path, key: Path) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(key_pem, cert_pem)])
 
 
-def build_security(sidecar: SidecarConfig) -> tuple[Security | None, Authorizer | None]:
-    """Transport credentials and the deny-list check, or (None, None) when the sidecar
-    has no way to talk safely. Peers are authenticated by the federation's CA (any
-    member, at any address); a denied node id or certificate name is refused."""
+def build_security(sidecar: SidecarConfig) -> tuple[Security | None, DenyList | None]:
+    """Transport credentials and the deny list, or (None, None) when the sidecar has no
+    way to talk safely. Peers are authenticated by the federation's CA (any member, at
+    any address); a denied node id or certificate name is refused inbound, and a denied
+    node id gets nothing outbound."""
     if sidecar.federation is not None:
-        from federation.io.denylist import DenyList, make_authorizer
         from federation.io.tls import load_security
 
         security = load_security(sidecar.federation, verify_address=False)
-        return security, make_authorizer(DenyList(sidecar.federation))
+        return security, DenyList(sidecar.federation)
     if sidecar.insecure:
         return Security(), None
     return None, None
 
 
-def with_federation_key(config: NodeConfig, sidecar: SidecarConfig) -> NodeConfig:
-    """The node hashes metadata with its federation's key unless told otherwise."""
+def with_federation_key(config: NodeConfig, sidecar: SidecarConfig,
+                        env: Mapping[str, str] | None = None) -> NodeConfig:
+    """The node hashes metadata with its federation's key unless told otherwise. A node
+    whose sidecar runs apart (``--sidecar external``) must be given the key (by
+    ``--federation``, ``--metadata-key-file`` or the env var): else it would hash TEAM
+    metadata with the public development key, unnoticed by the mesh. Only ``--insecure``
+    (a development mesh) lets it fall back to that key."""
     if sidecar.federation is not None and config.metadata_key_file is None:
         from federation.io.pki import METADATA_KEY
 
         return config.model_copy(update={"metadata_key_file": sidecar.federation / METADATA_KEY})
+    from federation.io.metakey import ENV_VAR
+
+    env = os.environ if env is None else env
+    if (config.sidecar == "external" and config.metadata_key_file is None
+            and not env.get(ENV_VAR) and not sidecar.insecure):
+        raise ValueError("--sidecar external needs the federation's metadata key: give "
+                         "--federation DIR (its metadata.key), --metadata-key-file FILE or "
+                         f"${ENV_VAR}; --insecure allows the public development key")
     return config
 
 
@@ -214,7 +235,7 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
     """Run a node (and its embedded sidecar) until SIGTERM / SIGINT. Prints one JSON
     "ready" line on stdout."""
     sidecar_config = sidecar_config or SidecarConfig()
-    security, authorize = (build_security(sidecar_config) if config.sidecar == "embedded"
+    security, deny = (build_security(sidecar_config) if config.sidecar == "embedded"
                            else (None, None))
     node = Node(with_federation_key(config, sidecar_config),
                 federation=sidecar_config.core_config())
@@ -230,7 +251,7 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
                         "this node is not replicating")
         else:
             sidecar = Sidecar(server.replication, sidecar_config, security,
-                              authorize=authorize)
+                              deny=deny)
     server.start()
     if sidecar is not None:
         sidecar.start()
@@ -258,18 +279,19 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
 
 
 def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "",
-                  connect_timeout: float = 60.0) -> int:
-    """``memnode sidecar``: the sidecar in its own process, next to a node."""
+                  connect_timeout: float = 60.0, health_listen: str = "") -> int:
+    """``memnode sidecar``: the sidecar in its own process, next to a node; with
+    ``health_listen`` it serves its own gRPC health service there."""
     from prometheus_client import CollectorRegistry, start_http_server
 
     from federation.io.replica_client import GrpcReplicaPort
 
-    security, authorize = build_security(config)
+    security, deny = build_security(config)
     if security is None:
         raise ValueError("the sidecar needs --federation DIR (mutual TLS) or --insecure")
     port = GrpcReplicaPort(node_addr, timeout=config.replica_timeout_seconds)
     port.wait_ready(connect_timeout)
-    sidecar = Sidecar(port, config, security, authorize=authorize)
+    sidecar = Sidecar(port, config, security, deny=deny)
     sidecar.start()
     metrics_port = 0
     if metrics_listen:
@@ -278,12 +300,21 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
         host, mport = split_hostport(metrics_listen)
         metrics_server, _ = start_http_server(mport, host, registry=registry)
         metrics_port = metrics_server.server_port
+    sidecar_health = None
+    if health_listen:
+        from federation.io.sidecar_health import SidecarHealth
+
+        sidecar_health = SidecarHealth(sidecar, health_listen)
+        sidecar_health.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     print(json.dumps({"event": "ready", "node_id": sidecar.node_id, "gossip": sidecar.address,
-                      "metrics_port": metrics_port}), flush=True)
+                      "metrics_port": metrics_port,
+                      "health_port": sidecar_health.port if sidecar_health else 0}), flush=True)
     done.wait()
+    if sidecar_health is not None:
+        sidecar_health.stop()
     sidecar.stop()
     port.close()
     return 0

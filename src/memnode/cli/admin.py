@@ -43,6 +43,100 @@ def cmd_compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bar(total: int | None, unit: str, quiet: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr,
+                disable=quiet or None)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Online through a running node (--addr), or offline from a stopped node's
+    --data-dir (same format)."""
+    import time
+
+    from memnode.storage import backup
+
+    out = Path(args.out_dir)
+    started = time.perf_counter()
+    try:
+        if args.data_dir:
+            manifest = _offline_backup(Path(args.data_dir), out)
+        else:
+            from memnode.client import Client
+
+            with Client(args.addr, timeout=args.timeout, token=args.token,
+                        tls_ca=args.tls_ca) as client, \
+                    _bar(None, "B", args.quiet) as bar:
+                manifest = client.backup(out, progress=bar.update)
+        backup.verify(out)
+    except backup.BackupError as exc:
+        raise UsageError(str(exc)) from None
+    counts = manifest["counts"]
+    print(f"backup of node {manifest['node_id']} in {out}: {counts['own_memories']} own "
+          f"memories, {counts['events']} events, own seq "
+          f"{manifest['version_vector'].get(manifest['node_id'], 0)}; writes paused "
+          f"{manifest['snapshot_seconds']:.2f} s, {time.perf_counter() - started:.2f} s in "
+          "all. It holds the node's private key: store it as secretly as the node's disk.",
+          file=sys.stderr)
+    return 0
+
+
+def _offline_backup(data_dir: Path, out: Path) -> dict[str, Any]:
+    from memnode._version import __version__
+    from memnode.errors import DataDirError
+    from memnode.storage import backup
+    from memnode.storage.chroma import ChromaStore
+    from memnode.storage.eventlog import LOG_FILE, EventLog
+    from memnode.storage.lock import DataDirLock
+
+    if not (data_dir / LOG_FILE).is_file():
+        raise UsageError(f"{data_dir} holds no node's log")
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        raise UsageError(f"{out} is not empty")
+    try:
+        with DataDirLock(data_dir):
+            log = EventLog.open(data_dir)
+            try:
+                dim = int(str(log.meta("model")).split("/")[-2])
+                snapshot = backup.take_snapshot(log, ChromaStore(data_dir, dim), out)
+            finally:
+                log.close()
+    except DataDirError as exc:
+        raise UsageError(f"{exc}; back a running node up through it: memnode backup "
+                         "OUT_DIR --addr HOST:PORT") from None
+    metadata_key = data_dir / backup.METADATA_KEY
+    return backup.finish(out, data_dir / backup.IDENTITY,
+                         metadata_key if metadata_key.is_file() else None, snapshot,
+                         f"memnode {__version__}, offline")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from memnode.storage import backup
+
+    try:
+        manifest = backup.read_manifest(Path(args.backup))
+        with _bar(int(manifest["counts"]["own_memories"]), "entry", args.quiet) as bar:
+            report = backup.restore(Path(args.backup), Path(args.data_dir), force=args.force,
+                                    progress=bar.update)
+    except backup.BackupError as exc:
+        raise UsageError(str(exc)) from None
+    if report.moved_aside is not None:
+        print(f"the previous contents of {args.data_dir} are in {report.moved_aside}",
+              file=sys.stderr)
+    key = Path(args.data_dir) / backup.METADATA_KEY
+    print(f"restored node {report.node_id} into {args.data_dir} in {report.seconds:.1f} s: "
+          f"{report.own_memories} own memories, {report.replicas} replicas.", file=sys.stderr)
+    if key.is_file():
+        print(f"its metadata key is in {key} (--metadata-key-file), unless --federation "
+              "gives it", file=sys.stderr)
+    print("start it with its peers: until one tells it how far its own seq went it "
+          "refuses writes (or --restore-without-peers for a node that has none)",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from memnode.api.server import serve
     from memnode.config import NodeConfig, config_from_args
@@ -61,7 +155,8 @@ def cmd_sidecar(args: argparse.Namespace) -> int:
 
     try:
         config = _sidecar_config(args)
-        return serve_sidecar(args.node, config, args.metrics_listen)
+        return serve_sidecar(args.node, config, args.metrics_listen,
+                             health_listen=args.health_listen)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -159,6 +254,30 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     cp.set_defaults(func=cmd_compact)
     cp.add_argument("--data-dir", required=True)
 
+    bp = sub.add_parser("backup", help="an online, consistent backup of a node",
+                        description="write a backup of a running node (through --addr) or "
+                        "of a stopped one (--data-dir) into OUT_DIR, with a manifest")
+    bp.set_defaults(func=cmd_backup)
+    bp.add_argument("out_dir", metavar="OUT_DIR")
+    bp.add_argument("--addr", default=os.environ.get("MEMNODE_ADDR", "127.0.0.1:7420"),
+                    help="the running node [env MEMNODE_ADDR]")
+    bp.add_argument("--data-dir", help="back up a stopped node's data directory instead")
+    bp.add_argument("--timeout", type=float, default=30.0)
+    bp.add_argument("--token", default=None,
+                    help="a token with scope admin (`memnode token issue`) [env MEMNODE_TOKEN]")
+    bp.add_argument("--tls-ca", default=None, metavar="PEM",
+                    help="CA certificate of a node serving TLS [env MEMNODE_TLS_CA]")
+    bp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp = sub.add_parser("restore", help="verify a backup and lay out a data directory",
+                        description="verify BACKUP's manifest and checksums, then lay out "
+                        "--data-dir from it (Chroma rebuilt from the log)")
+    rp.set_defaults(func=cmd_restore)
+    rp.add_argument("backup", metavar="BACKUP")
+    rp.add_argument("--data-dir", required=True)
+    rp.add_argument("--force", action="store_true",
+                    help="move a non-empty --data-dir aside (DIR.before-restore-TIME) first")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+
     sp = sub.add_parser("sidecar", help="run the federation sidecar next to a node",
                         description="run the federation sidecar next to a node "
                         "(reached on its node-local Replica API)")
@@ -167,6 +286,9 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
                     help="the node's Replica API HOST:PORT or unix:PATH [env MEMNODE_NODE]")
     sp.add_argument("--metrics-listen", default=os.environ.get("MEMNODE_METRICS_LISTEN", ""),
                     help="HOST:PORT for the sidecar's Prometheus /metrics")
+    sp.add_argument("--health-listen", default=os.environ.get("MEMNODE_HEALTH_LISTEN", ""),
+                    help="HOST:PORT for the sidecar's own gRPC health service (SERVING "
+                    "while it reaches its node and replicates) [env MEMNODE_HEALTH_LISTEN]")
     _add_preset_argument(sp)
     if with_serve_flags:
         from federation.io.sidecar_config import SidecarConfig

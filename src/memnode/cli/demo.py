@@ -72,9 +72,9 @@ def _start_mesh(data_dir: Path, embedder_name: str) -> list[Any]:
             data_dir=data_dir / f"node{i + 1}", listen=f"127.0.0.1:{_port(7420 + 10 * i)}",
             embedder=embedder_name), sidecar_config)
         server = NodeServer(Node(config, embedder=embedder))
-        security, authorize = build_security(sidecar_config)
+        security, deny = build_security(sidecar_config)
         assert security is not None
-        sidecar = Sidecar(server.replication, sidecar_config, security, authorize=authorize)
+        sidecar = Sidecar(server.replication, sidecar_config, security, deny=deny)
         server.start()
         sidecar.start()
         mesh.append((server, sidecar))

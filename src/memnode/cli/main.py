@@ -115,6 +115,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"origins   {len(status['version_vector'])}")
     for origin, seq in sorted(status["version_vector"].items()):
         print(f"          {origin}  seq {seq}")
+    for problem in status["problems"]:
+        print(f"problem   {problem}")
+    if status["lost_texts"]:
+        print(f"restore   {status['lost_texts']} own memories came back from peers without "
+              "their text (written after the backup)")
     print(f"peers     {len(status['peers'])}")
     for peer in status["peers"]:
         print(f"          {peer['node_id']}  {peer['address']}  {peer['state']}  "

@@ -16,10 +16,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from federation.events import Event
+from memnode.errors import ResourceExhausted
+from memnode.node import validation
 from memnode.node.domain import LocalRecord
+from memnode.storage.durable import StoreWriteError
+
+if TYPE_CHECKING:
+    from memnode.node.node import Node
 
 T = TypeVar("T")
 
@@ -30,20 +36,19 @@ MAX_GROUP = 64
 @dataclass
 class Staged:
     """One write's share of a group: records to put, ids to forget, its signed events,
-    the puts that change a memory held before, and what to do once it is durable."""
+    the puts that change a memory held before, and what undoes its side effects."""
 
     puts: list[LocalRecord] = field(default_factory=list)
     forgets: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     changed: set[str] = field(default_factory=set)
-    after: list[Callable[[], object]] = field(default_factory=list)
+    undo: list[Callable[[], object]] = field(default_factory=list)  # if it fails
 
     def extend(self, other: Staged) -> None:
         self.puts += other.puts
         self.forgets += other.forgets
         self.events += other.events
         self.changed |= other.changed
-        self.after += other.after
 
 
 #: Memories changed by earlier writes of the same group: a record, or None if forgotten.
@@ -111,3 +116,73 @@ class CommitQueue:
         if pending.error is not None:
             raise pending.error
         return pending.result
+
+
+def group_commit(node: Node, group: list[Pending[object]]) -> None:
+    """Node._run_group: commit a group of queued writes (under the write lock): refuse
+    while restoring or failing, wait for room in the tail, stage each write in order
+    (seqs, signatures, the door; a write that fails gives its seqs back), then one
+    durable commit for all."""
+    cfg = node.config
+    try:
+        node._writable()
+        if not node.tail.wait_for_room(cfg.index_backpressure_seconds):
+            raise ResourceExhausted(
+                f"the index tail is full ({node.tail.count()} changes not yet in "
+                f"Chroma, limits {cfg.index_tail_max_items} changes / "
+                f"{cfg.index_tail_max_bytes} bytes) for "
+                f"{cfg.index_backpressure_seconds}s: the indexer is behind")
+    except BaseException as exc:  # noqa: BLE001 - handed to every writer
+        for pending in group:
+            pending.fail(exc)
+        return
+    overlay: Overlay = {}
+    staged = Staged()
+    accepted: list[tuple[Pending[object], Staged, object]] = []
+    first_seq = node._seq
+    for pending in group:
+        seq = node._seq
+        mine = Staged()
+        try:
+            mine, result = pending.write(overlay)
+            validation.admit(mine.events, node.limits, node.metrics)
+        except BaseException as exc:  # noqa: BLE001 - handed to its writer
+            node._seq = seq
+            for undo in mine.undo:
+                undo()
+            pending.fail(exc)
+            continue
+        overlay.update({r.id: r for r in mine.puts})
+        overlay.update(dict.fromkeys(mine.forgets))
+        staged.extend(mine)
+        accepted.append((pending, mine, result))
+    try:
+        if staged.puts or staged.forgets:
+            node.durable.commit_local(staged.puts, staged.forgets, staged.events,
+                                      staged.changed)
+    except BaseException as exc:
+        node._seq = first_seq  # commit_local wrote nothing (one transaction)
+        error = (node.health.failed(exc, committed=False, what=exc.what)
+                 if isinstance(exc, StoreWriteError) else exc)
+        for pending, mine, _ in accepted:
+            for undo in mine.undo:
+                undo()
+            pending.fail(error)
+        return
+    if not node.durable.apply_failed:
+        node.health.ok()
+    node._announce(staged.events)
+    for pending, _, result in accepted:
+        pending.succeed(result)
+
+
+
+def indexer_failed(node: Node, exc: Exception) -> None:
+    """The indexer cannot write Chroma: refuse new writes until it can (it retries)."""
+    node.durable.index_failed(exc)
+    node.health.failed(exc, committed=True, what="store")
+
+
+def indexer_ok(node: Node) -> None:
+    node.durable.index_ok()
+    node.health.ok()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -33,6 +33,24 @@ class EphemeralStore:
                 return False
             self._items[record.id] = record
             return True
+
+    def put_all(self, records: Sequence[LocalRecord]) -> bool:
+        """Store every record or none: False (nothing stored) when they do not all fit.
+        Policy when full: refuse, never evict (an acknowledged memory stays until its
+        TTL or a forget)."""
+        with self._lock:
+            self._expire()
+            new = {r.id for r in records if r.id not in self._items}
+            if len(self._items) + len(new) > self._max_items:
+                return False
+            for record in records:
+                self._items[record.id] = record
+            return True
+
+    def remove(self, ids: Sequence[str]) -> None:
+        with self._lock:
+            for memory_id in ids:
+                self._items.pop(memory_id, None)
 
     def get(self, memory_id: str) -> LocalRecord | None:
         with self._lock:

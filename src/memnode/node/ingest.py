@@ -10,9 +10,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from federation.events import Event
-from federation.sizes import event_size
-from federation.validate import Limits, check_event
 from memnode.config import NodeConfig
 from memnode.embedders import Embedder
 from memnode.errors import InvalidArgument
@@ -68,6 +65,19 @@ def _check(item: RememberInput, cfg: NodeConfig, limits: validation.MetadataLimi
     return _Item(text, level, meta, vec, item.ttl_seconds, 0)
 
 
+def _redact_values(metadata: Metadata) -> tuple[Metadata, dict[str, int]]:
+    """PII redacted from the string values of PUBLIC metadata, as from the text."""
+    out: Metadata = {}
+    found: dict[str, int] = {}
+    for key, value in metadata.items():
+        if isinstance(value, str):
+            value, spans = redact(value)
+            for kind, count in spans.items():
+                found[kind] = found.get(kind, 0) + count
+        out[key] = value
+    return out, found
+
+
 def prepare(items: Sequence[RememberInput], cfg: NodeConfig, limits: validation.MetadataLimits,
             embedder: Embedder, metrics: NodeMetrics, now_ms: int, new_id: Callable[[], str]
             ) -> Prepared:
@@ -81,9 +91,14 @@ def prepare(items: Sequence[RememberInput], cfg: NodeConfig, limits: validation.
             raise InvalidArgument(prefix + str(exc)) from None
         if cfg.redact_pii and not item.keep_pii:
             text, found = redact(ok.text)
+            meta = ok.metadata
+            if ok.privacy == Privacy.PUBLIC:  # these values travel to every peer in clear
+                meta, in_meta = _redact_values(ok.metadata)
+                for kind, count in in_meta.items():
+                    found[kind] = found.get(kind, 0) + count
             for kind, count in found.items():
                 metrics.redactions.labels(kind=kind).inc(count)
-            ok = _Item(text, ok.privacy, ok.metadata, ok.vector, ok.ttl_seconds,
+            ok = _Item(text, ok.privacy, meta, ok.vector, ok.ttl_seconds,
                        sum(found.values()))
         checked.append(ok)
     to_embed = [i for i, c in enumerate(checked) if c.vector is None]
@@ -102,20 +117,3 @@ def prepare(items: Sequence[RememberInput], cfg: NodeConfig, limits: validation.
         records.append(LocalRecord(new_id(), c.text, vec, c.metadata, c.privacy, now_ms,
                                    now_ms, expires))
     return Prepared(records, [c.redactions for c in checked])
-
-
-def admit(events: Sequence[Event], limits: Limits, metrics: NodeMetrics) -> None:
-    """The door: each event is checked with the validation every peer runs, so a write
-    the node acknowledges can always replicate. InvalidArgument otherwise."""
-    for event in events:
-        reason = check_event(event, limits)
-        if reason is None:
-            continue
-        metrics.writes_refused.labels(reason=reason.value).inc()
-        raise InvalidArgument(
-            f"the mesh would refuse this write's replication event ({reason.value}): "
-            f"{event_size(event)} bytes of event, {len(event.metadata)} metadata "
-            f"entries; limits: {limits.max_event_bytes} bytes per event, "
-            f"{limits.max_metadata_entries} entries, keys of "
-            f"{limits.max_metadata_key_bytes} and values of "
-            f"{limits.max_metadata_value_bytes} bytes")

@@ -13,6 +13,9 @@ process in tests and in the embedded demo).
 | memnode_journal_replayed_total | counter | | journal entries re-applied to Chroma at start |
 | memnode_writes_refused_total | counter | reason | writes refused: the mesh would refuse them |
 | memnode_own_events_unreplicable_total | counter | reason | old own events dropped at start |
+| memnode_writable | gauge | | 1 while the log and the store can write, else 0 |
+| memnode_write_failures_total | counter | kind | failed writes of the durable path: disk_full, io |
+| memnode_restore_lost_texts_total | counter | | own memories taken back, text lost |
 | memnode_auth_refused_total | counter | reason | client calls refused (memnode.node.tokens) |
 | memnode_index_tail | gauge | collection | changes durable and visible, not yet in Chroma |
 | memnode_index_lag_seconds | gauge | | age of the oldest change not yet in Chroma (0: none) |
@@ -95,6 +98,17 @@ class NodeMetrics:
         self.index_batch_seconds = Histogram(
             "memnode_index_batch_seconds", "Time to index one batch into Chroma",
             buckets=_LATENCY_BUCKETS, registry=r,
+        )
+
+        self.writable = Gauge(
+            "memnode_writable", "1 while the log and the store can write, else 0", registry=r)
+        self.write_failures = Counter(
+            "memnode_write_failures", "Failed writes of the durable path (log or store)",
+            ["kind"], registry=r,
+        )
+        self.restore_lost_texts = Counter(
+            "memnode_restore_lost_texts", "Own memories taken back from peers after a "
+            "restore whose text is lost (written after the backup)", registry=r,
         )
 
     def track_tail(self, tail: IndexTail) -> None:

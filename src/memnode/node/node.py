@@ -3,12 +3,12 @@
 Domain code only: the gRPC servicer converts messages and calls this; nothing here knows
 about gRPC. Writes are serialised (one origin, one seq order); reads run concurrently.
 
-Write path of a persisted memory: validate -> redact PII -> embed -> (write lock,
-group commit) sign events -> journal + events of every queued write committed in one
-synced SQLite transaction -> into the index tail (visible to reads) -> answer the
-client; the indexer moves the tail into Chroma in bulk and drops the journal rows. A
-crash anywhere after the commit is repaired at the next start by rebuilding the tail
-from the journal; before it, nothing was acknowledged.
+Write path of a persisted memory: validate -> redact PII -> embed -> (commit queue,
+write lock) sign events -> journal + events of every queued write in one synced SQLite
+transaction -> into the index tail (visible to reads) -> answer the client; the indexer
+moves the tail into Chroma in bulk and drops the journal rows. A crash after the commit
+is repaired at start by rebuilding the tail from the journal; before it, nothing was
+acknowledged.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from federation.config import FederationConfig
-from federation.effects import Effect
+from federation.effects import Effect, OwnSeqLearned
 from federation.errors import MetadataKeyError
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
 from federation.io.metakey import MetadataKey
-from federation.validate import Limits, check_event
+from federation.validate import Limits
+from memnode._version import __version__
 from memnode.config import NodeConfig
 from memnode.embedders import Embedder, load_embedder
 from memnode.errors import (
@@ -38,27 +40,29 @@ from memnode.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnode.node import validation
-from memnode.node.commits import CommitQueue, Overlay, Pending, Staged
+from memnode.node import commits, paging, restore, validation
+from memnode.node.commits import Overlay, Staged
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
-from memnode.node.identity import Identity, load_or_create
-from memnode.node.ingest import RememberInput, RememberResult, admit, prepare
+from memnode.node.health import WriteHealth
+from memnode.node.identity import KEY_FILE, Identity, load_or_create
+from memnode.node.ingest import RememberInput, RememberResult, prepare
 from memnode.node.metrics import NodeMetrics
+from memnode.node.paging import Page
+from memnode.node.restore import RestoreState
+from memnode.storage import backup
 from memnode.storage.chroma import ChromaStore
-from memnode.storage.durable import Durable
+from memnode.storage.durable import Durable, StoreWriteError
 from memnode.storage.eventlog import EventLog
 from memnode.storage.indexer import Indexer
 from memnode.storage.lock import DataDirLock
 from memnode.storage.tail import IndexTail
-from memnode.storage.visible import Page, VisibleStore, list_pages
+from memnode.storage.visible import VisibleStore
 
 log = logging.getLogger("memnode.node")
 
 #: Bumped when the door's rules change: the log is then scanned once more at start.
 ADMISSION_VERSION = "1"
-#: How long a new listing waits for the indexer to move the tail into Chroma.
-LIST_SETTLE_SECONDS = 5.0
 
 
 def wall_clock_ms() -> int:
@@ -117,9 +121,12 @@ class Node:
                 "Start with the same --embedder, or use a new data directory."
             )
         self.limits = Limits.from_config(self.federation, self.model)
-        self._drop_unreplicable_own_events()
+        validation.drop_unreplicable_own_events(self.log, self.node_id, self.limits,
+                                                self.metrics, ADMISSION_VERSION)
         self.log.set_meta("node_id", self.node_id)
         self.log.set_meta("model", str(self.model))
+        self.restore = RestoreState(self.log, self.metrics,
+                                    without_peers=config.restore_without_peers)
         self.store = ChromaStore(data_dir, self.model.dim)
         try:
             self.metakey = MetadataKey.load(config.metadata_key_file, os.environ)
@@ -134,7 +141,9 @@ class Node:
                               max_bytes=config.index_tail_max_bytes)
         self.visible = VisibleStore(self.store, self.tail)
         self.durable = Durable(self.log, self.store, self.tail)
-        self._commits = CommitQueue(self._write_lock, self._run_group)
+        self.health = WriteHealth(self.metrics)
+        self._commits = commits.CommitQueue(
+            self._write_lock, lambda group: commits.group_commit(self, group))
         self._seq = self.log.watermark(self.node_id)
         self._event_listeners: list[Callable[[list[Event]], None]] = []
         self.metrics.track_memories("local", self.visible.count_local)
@@ -142,51 +151,77 @@ class Node:
         self.metrics.track_memories("ephemeral", self.ephemeral.count)
         self.metrics.track_tail(self.tail)
         with self._write_lock:
-            rebuilt = self.durable.rebuild()
+            try:
+                rebuilt = self.durable.rebuild()
+            except Exception as exc:  # e.g. a full disk: stay up, serve reads, retry
+                self.durable.defer_replay()
+                self.health.failed(exc, committed=True, what="store")
+                rebuilt = 0
         if rebuilt:
             self.metrics.journal_replayed.inc(rebuilt)
             log.info("rebuilt the index tail from %d journal entries", rebuilt)
         self.indexer = Indexer(self.tail, self.store, self.log,
                                batch_max=config.index_batch_max,
                                batch_window=config.index_batch_window_seconds,
-                               on_batch=self.metrics.observe_index_batch)
+                               on_batch=self.metrics.observe_index_batch,
+                               on_error=lambda exc: commits.indexer_failed(self, exc),
+                               on_recovered=lambda: commits.indexer_ok(self))
         self.indexer.start()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Index what the tail holds, then close the log (the journal keeps anything the
-        indexer could not finish)."""
         self.indexer.stop()
         with self._write_lock:
             self.log.close()
+            self.store.close()
         self._lock.release()
 
-    def _drop_unreplicable_own_events(self) -> None:
-        """Once per log: own events that the mesh would refuse (written before the node
-        checked writes at the door) leave the log, so its runs vouch for their seqs as
-        compacted and peers go on past them. Their memories stay here, unreplicated
-        (an update with valid metadata replicates them again)."""
-        if self.log.meta("admission") == ADMISSION_VERSION:
-            return
-        for event, reason in self.log.drop_own_events(
-                self.node_id, lambda e: check_event(e, self.limits)):
-            self.metrics.own_events_unreplicable.labels(reason=reason.value).inc()
-            log.warning("own event %d (memory %s) could never replicate (%s): dropped from "
-                        "the log; the memory stays on this node only", event.seq,
-                        event.memory_id, reason.value)
-        self.log.set_meta("admission", ADMISSION_VERSION)
-
     def persist_replication(self, effects: Sequence[Effect]) -> None:
-        """The replication core's effects: durably into the log, then into the index tail
-        (visible at once; the indexer moves them into Chroma). Waits while the tail is full."""
+        """The replication core's effects: durably into the log, then into the index
+        tail (visible at once; indexed in bulk). Waits while the tail is full."""
         if self.log.is_noop(effects):
             return  # e.g. the marks of our own events, which the commit already wrote
         with self._write_lock:
-            while not self.tail.wait_for_room(self.config.index_backpressure_seconds or 1.0):
-                log.warning("index tail full (%d changes): replication waits for the "
-                            "indexer", self.tail.count())
-            self.durable.persist(effects)
+            self.tail.wait_until_room(self.config.index_backpressure_seconds or 1.0)
+            own: dict[str, LocalRecord] = {}
+            lost: list[tuple[str, int]] = []
+            ends_restore = any(isinstance(e, OwnSeqLearned) for e in effects)
+            if self.restore.active:
+                own, lost = self.restore.own_records(effects, self.node_id,
+                                                     self.visible.get_local)
+            elif ends_restore or restore.touches_own(effects, self.node_id):
+                raise FailedPrecondition("effects on this node's own memories, but it "
+                                         "is not restoring")
+            try:
+                self.durable.persist(effects, self.node_id, own, lost)
+            except StoreWriteError as exc:
+                raise self.health.failed(exc, committed=exc.committed, what=exc.what) from exc
+            if not self.durable.apply_failed:
+                self.health.ok()
+            if self.restore.active:
+                self._seq = self.log.watermark(self.node_id)
+                if ends_restore:
+                    self.restore.finished()
+
+    def probe_writes(self) -> str | None:
+        """While writes are failing, try again (WriteHealth.probe). Returns the problem
+        left, None if none."""
+        if self.health.problem is None:
+            return None
+        with self._write_lock:
+            self.health.probe(self.durable, self.data_dir, self.config.min_free_bytes)
+        return self.health.problem
+
+    def _writable(self) -> None:
+        """Before a new write (write lock held): refuse while restoring or while the
+        store cannot write."""
+        self.restore.refuse()
+        if self.durable.apply_failed:
+            try:
+                self.durable.probe()
+            except StoreWriteError as exc:
+                raise self.health.failed(exc, committed=False, what=exc.what) from None
 
     def watch_events(self, after_seq: int, on_events: Callable[[list[Event]], None]
                      ) -> Callable[[], None]:
@@ -241,55 +276,6 @@ class Node:
         )
         return sign(event, self.identity.key)
 
-    def _run_group(self, group: list[Pending[object]]) -> None:
-        """Commit a group of queued writes (CommitQueue, under the write lock): wait for
-        room in the tail, stage each write in order (seqs, signatures, the door; a write
-        that fails gives its seqs back), then one durable commit for all."""
-        cfg = self.config
-        if not self.tail.wait_for_room(cfg.index_backpressure_seconds):
-            error = ResourceExhausted(
-                f"the index tail is full ({self.tail.count()} changes not yet in Chroma, "
-                f"limits {cfg.index_tail_max_items} changes / {cfg.index_tail_max_bytes} "
-                f"bytes) for {cfg.index_backpressure_seconds}s: the indexer is behind")
-            for pending in group:
-                pending.fail(error)
-            return
-        overlay: Overlay = {}
-        staged = Staged()
-        accepted: list[tuple[Pending[object], object]] = []
-        first_seq = self._seq
-        for pending in group:
-            seq = self._seq
-            try:
-                mine, result = pending.write(overlay)
-                admit(mine.events, self.limits, self.metrics)
-            except BaseException as exc:  # noqa: BLE001 - handed to its writer
-                self._seq = seq
-                pending.fail(exc)
-                continue
-            overlay.update({r.id: r for r in mine.puts})
-            overlay.update(dict.fromkeys(mine.forgets))
-            staged.extend(mine)
-            accepted.append((pending, result))
-        committed = self.log.watermark(self.node_id)
-        try:
-            if staged.puts or staged.forgets:
-                self.durable.commit_local(staged.puts, staged.forgets, staged.events,
-                                          staged.changed)
-        except BaseException as exc:
-            if not staged.events or self.log.watermark(self.node_id) == committed:
-                self._seq = first_seq
-            else:
-                self._announce(staged.events)
-            for pending, _ in accepted:
-                pending.fail(exc)
-            return
-        for after in staged.after:
-            after()
-        self._announce(staged.events)
-        for pending, result in accepted:
-            pending.succeed(result)
-
     def _announce(self, events: list[Event]) -> None:
         for event in events:
             self.metrics.events_appended.labels(kind=event.kind.name.lower()).inc()
@@ -304,15 +290,16 @@ class Node:
                         self._clock_ms(), self._new_id)
         ephemeral = [r for r in batch.records if r.privacy == Privacy.EPHEMERAL]
         persisted = [r for r in batch.records if r.privacy != Privacy.EPHEMERAL]
-        if ephemeral and self.ephemeral.count() + len(ephemeral) > cfg.ephemeral_max_items:
-            raise ResourceExhausted(
-                f"ephemeral store is full ({cfg.ephemeral_max_items} memories)"
-            )
-
         def write(overlay: Overlay) -> tuple[Staged, None]:
+            # All or nothing: ephemeral ones first (a full store refuses the whole
+            # batch), taken back if the persisted ones fail.
+            if ephemeral and not self.ephemeral.put_all(ephemeral):
+                raise ResourceExhausted(
+                    f"ephemeral store is full ({cfg.ephemeral_max_items} memories): "
+                    f"{len(ephemeral)} more do not fit; forget some or wait for TTLs")
             events = [self._event(EventKind.PUT, r) for r in persisted if r.privacy.replicated]
             return Staged(puts=list(persisted), events=events,
-                          after=[lambda: [self.ephemeral.put(r) for r in ephemeral]]), None
+                          undo=[lambda: self.ephemeral.remove([r.id for r in ephemeral])]), None
 
         self._commits.submit(write)
         return [RememberResult(r.id, n)
@@ -330,7 +317,9 @@ class Node:
             record.metadata = validation.metadata(merged, self.metadata_limits)
             record.updated_at_ms = self._clock_ms()
             if record.privacy == Privacy.EPHEMERAL:
-                return Staged(after=[lambda: self.ephemeral.put(record)]), record
+                if not self.ephemeral.put(record):  # it expired meanwhile and the store is full
+                    raise NotFound(f"no memory {memory_id} (it expired)")
+                return Staged(), record
             events = [self._event(EventKind.UPDATE, record)] if record.privacy.replicated else []
             return Staged(puts=[record], events=events, changed={memory_id}), record
 
@@ -343,7 +332,8 @@ class Node:
         def write(overlay: Overlay) -> tuple[Staged, None]:
             record = self._own_record(memory_id, overlay)
             if record.privacy == Privacy.EPHEMERAL:
-                return Staged(after=[lambda: self.ephemeral.forget(memory_id)]), None
+                self.ephemeral.forget(memory_id)
+                return Staged(), None
             record.updated_at_ms = self._clock_ms()
             events = [self._event(EventKind.FORGET, record)] if record.privacy.replicated else []
             return Staged(forgets=[memory_id], events=events), None
@@ -401,8 +391,18 @@ class Node:
 
     def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
-        return list_pages(self.visible, self.ephemeral.records, page_size, token, mesh=mesh,
-                          settle=lambda: self.indexer.flush(LIST_SETTLE_SECONDS))
+        return paging.page(self.ephemeral, self.visible, page_size, token, mesh=mesh,
+                           settle=lambda: self.indexer.flush(paging.SETTLE_SECONDS))
+
+    def backup(self, out: Path) -> dict[str, Any]:
+        """An online, consistent backup into ``out`` (storage.backup); its manifest."""
+        with self._write_lock:  # the tail in Chroma first: the manifest counts Chroma's
+            self.indexer.flush(paging.SETTLE_SECONDS)
+            snapshot = backup.take_snapshot(self.log, self.store, out)
+        log.info("backup snapshot of %d own memories took %.2f s (writes paused)",
+                 snapshot.own_memories, snapshot.seconds)
+        return backup.finish(out, self.data_dir / KEY_FILE, self.config.metadata_key_file,
+                             snapshot, f"memnode {__version__}, online")
 
     def version_vector(self) -> dict[str, int]:
         return self.log.version_vector()

@@ -39,7 +39,8 @@ class ReplicaBackend:
         self._lock = threading.Lock()
 
     def hello(self) -> NodeInfo:
-        return NodeInfo(self.node.node_id, self.node.model, self.node.identity.public_key)
+        return NodeInfo(self.node.node_id, self.node.model, self.node.identity.public_key,
+                        restoring=self.node.restore.active)
 
     def restart_state(self) -> RestartState:
         events, marks = self.node.log.restart_state()

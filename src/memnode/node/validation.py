@@ -1,17 +1,25 @@
-"""Checks on what clients send; each failure is a MemnodeError a person can act on."""
+"""Checks on what clients send; each failure is a MemnodeError a person can act on.
+And the door: own events are checked as every peer checks them (``admit``)."""
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from federation.config import FederationConfig
-from federation.events import split_memory_id
+from federation.events import Event, split_memory_id
+from federation.sizes import event_size
+from federation.validate import Limits, check_event
 from memnode.errors import InvalidArgument, ResourceExhausted
 from memnode.node.domain import Metadata, MetaValue, Privacy, Vector
+from memnode.node.metrics import NodeMetrics
+from memnode.storage.eventlog import EventLog
+
+log = logging.getLogger("memnode.node")
 
 
 def decode_text(raw: bytes, max_bytes: int, what: str = "text") -> str:
@@ -132,3 +140,37 @@ def memory_id(value: str) -> str:
     except ValueError:
         raise InvalidArgument(f"{value!r} is not a memory id (<node_id>/<suffix>)") from None
     return value
+
+
+def admit(events: Sequence[Event], limits: Limits, metrics: NodeMetrics) -> None:
+    """The door: each event is checked with the validation every peer runs, so a
+    write the node acknowledges can always replicate. InvalidArgument otherwise."""
+    for event in events:
+        reason = check_event(event, limits)
+        if reason is None:
+            continue
+        metrics.writes_refused.labels(reason=reason.value).inc()
+        raise InvalidArgument(
+            f"the mesh would refuse this write's replication event ({reason.value}): "
+            f"{event_size(event)} bytes of event, {len(event.metadata)} metadata "
+            f"entries; limits: {limits.max_event_bytes} bytes per event, "
+            f"{limits.max_metadata_entries} entries, keys of "
+            f"{limits.max_metadata_key_bytes} and values of "
+            f"{limits.max_metadata_value_bytes} bytes")
+
+
+def drop_unreplicable_own_events(event_log: EventLog, node_id: str, limits: Limits,
+                                  metrics: NodeMetrics, version: str) -> None:
+    """Once per log: own events that the mesh would refuse (written before the node
+    checked writes at the door) leave the log, so its runs vouch for their seqs as
+    compacted and peers go on past them. Their memories stay here, unreplicated
+    (an update with valid metadata replicates them again)."""
+    if event_log.meta("admission") == version:
+        return
+    for event, reason in event_log.drop_own_events(
+            node_id, lambda e: check_event(e, limits)):
+        metrics.own_events_unreplicable.labels(reason=reason.value).inc()
+        log.warning("own event %d (memory %s) could never replicate (%s): dropped from "
+                    "the log; the memory stays on this node only", event.seq,
+                    event.memory_id, reason.value)
+    event_log.set_meta("admission", version)

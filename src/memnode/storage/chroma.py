@@ -86,6 +86,10 @@ class ChromaStore:
 
     # -- writes -------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Release Chroma's files and threads (its system stops with its last client)."""
+        self._client.close()  # type: ignore[attr-defined]  # on Client, not ClientAPI
+
     def _batches(self, n: int) -> range:
         return range(0, n, self.batch_size)
 

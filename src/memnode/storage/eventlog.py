@@ -21,25 +21,28 @@ A data directory that cannot be read is reported (DataDirError), never reset.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-import numpy as np
-
-from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.effects import (
+    DeleteReplica,
+    DropTombstone,
+    Effect,
+    OriginMarks,
+    OwnSeqLearned,
+    UpsertReplica,
+)
 from federation.events import Event, EventKind, SharedPrivacy, local_id_of
+from federation.eventsource import bounded_run
 from federation.io.wire import event_from_bytes, event_to_bytes
 from federation.messages import EventRun
-from federation.sizes import event_size
 from federation.validate import RejectReason
 from memnode.errors import DataDirError
-from memnode.node.domain import LocalRecord, Privacy
+from memnode.node.domain import LocalRecord
+from memnode.storage.records import JournalEntry, record_from_row, record_payload
 
 SCHEMA_VERSION = "1"
 LOG_FILE = "log.db"
@@ -71,42 +74,6 @@ CREATE TABLE origins (
 """
 
 
-@dataclass(frozen=True)
-class JournalEntry:
-    jseq: int
-    op: Literal["put", "forget", "replica"]
-    memory_id: str
-    record: LocalRecord | None  # for "put"
-
-
-def _record_payload(record: LocalRecord) -> tuple[str, bytes]:
-    payload = json.dumps(
-        {
-            "text": record.text,
-            "metadata": record.metadata,
-            "privacy": int(record.privacy),
-            "created": record.created_at_ms,
-            "updated": record.updated_at_ms,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-    return payload, np.ascontiguousarray(record.embedding, dtype="<f4").tobytes()
-
-
-def _record_from_row(memory_id: str, payload: str, embedding: bytes) -> LocalRecord:
-    data = json.loads(payload)
-    return LocalRecord(
-        id=memory_id,
-        text=data["text"],
-        embedding=np.frombuffer(embedding, dtype="<f4").copy(),
-        metadata=data["metadata"],
-        privacy=Privacy(data["privacy"]),
-        created_at_ms=data["created"],
-        updated_at_ms=data["updated"],
-    )
-
-
 class EventLog:
     """Thread-safe; one writer at a time (writes take an internal lock)."""
 
@@ -130,6 +97,9 @@ class EventLog:
                 conn.execute(
                     "INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
                 )
+            # restored nodes: own memories taken back from peers without their text
+            conn.execute("CREATE TABLE IF NOT EXISTS lost_texts "
+                         "(memory_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise DataDirError(f"{path}: log is corrupt ({check}); refusing to start")
@@ -150,10 +120,12 @@ class EventLog:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
+                self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # also when COMMIT itself failed (a full disk): never leave it open
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
 
     # -- meta ---------------------------------------------------------------------------
 
@@ -181,7 +153,7 @@ class EventLog:
         """
         with self._tx() as c:
             for record in puts:
-                payload, blob = _record_payload(record)
+                payload, blob = record_payload(record)
                 c.execute(
                     "INSERT INTO journal (op, memory_id, payload, embedding) VALUES ('put',?,?,?)",
                     (record.id, payload, blob),
@@ -237,14 +209,41 @@ class EventLog:
                     return False
         return True
 
-    def persist_effects(self, effects: Sequence[Effect]) -> tuple[int, list[str]]:
+    def persist_effects(self, effects: Sequence[Effect], own_origin: str = "",
+                        own: Mapping[str, LocalRecord] | None = None,
+                        lost: Sequence[tuple[str, int]] = ()) -> tuple[int, list[str]]:
         """Apply the replication core's effects to the log, in order, in one durable
         transaction, journalling the replicas Chroma must bring in line. Returns the
-        journal seq written (0 if none) and the memory ids to sync."""
+        journal seq written (0 if none) and the memory ids to sync (replicas, and own
+        memories taken back).
+
+        Effects on ``own_origin``'s memories (a restored node taking back its events)
+        are journalled as local puts (``own``: memory id -> the record to store) and
+        forgets; ``lost`` (memory id, seq) records which of them came without text.
+        OwnSeqLearned ends the restore (meta ``restore``)."""
         to_sync: list[str] = []
+        own = own or {}
         with self._tx() as c:
             for effect in effects:
-                if isinstance(effect, UpsertReplica):
+                if isinstance(effect, UpsertReplica) and effect.event.origin == own_origin:
+                    self._put_event(c, effect.event)
+                    payload, blob = record_payload(own[effect.event.memory_id])
+                    c.execute("INSERT INTO journal (op, memory_id, payload, embedding) "
+                              "VALUES ('put', ?, ?, ?)", (effect.event.memory_id, payload, blob))
+                    to_sync.append(effect.event.memory_id)
+                elif isinstance(effect, DeleteReplica) and effect.memory_id.startswith(
+                        own_origin + "/") and own_origin:
+                    c.execute("DELETE FROM events WHERE memory_id = ?", (effect.memory_id,))
+                    if effect.forget is not None:
+                        self._put_event(c, effect.forget)
+                    c.execute("INSERT INTO journal (op, memory_id) VALUES ('forget', ?)",
+                              (effect.memory_id,))
+                    c.execute("DELETE FROM lost_texts WHERE memory_id = ?", (effect.memory_id,))
+                    to_sync.append(effect.memory_id)
+                elif isinstance(effect, OwnSeqLearned):
+                    c.execute("INSERT OR REPLACE INTO meta VALUES ('restore', ?)",
+                              (f"done: own seq {effect.watermark}, peers held {effect.learned}",))
+                elif isinstance(effect, UpsertReplica):
                     self._put_event(c, effect.event)
                     to_sync.append(effect.event.memory_id)
                 elif isinstance(effect, DeleteReplica):
@@ -263,8 +262,10 @@ class EventLog:
                         "gc_floor = excluded.gc_floor, resync_from = excluded.resync_from",
                         (effect.origin, effect.watermark, effect.gc_floor, effect.resync_from),
                     )
+            c.executemany("INSERT OR REPLACE INTO lost_texts VALUES (?, ?)", lost)
             c.executemany("INSERT INTO journal (op, memory_id) VALUES ('replica', ?)",
-                          [(m,) for m in to_sync])
+                          [(m,) for m in to_sync if not m.startswith(own_origin + "/")
+                           or not own_origin])
             row = c.execute("SELECT MAX(jseq) FROM journal").fetchone()
         return (int(row[0] or 0) if to_sync else 0), to_sync
 
@@ -317,29 +318,39 @@ class EventLog:
                 "ORDER BY seq LIMIT ?",
                 (origin, after_seq, watermark, max_events + 1),
             ).fetchall()
-        events: list[Event] = []
-        used = 0
-        truncated = len(rows) > max_events
-        for (body,) in rows[:max_events]:
-            event = event_from_bytes(body)
-            size = event_size(event) + 4
-            if events and used + size > max_bytes:
-                truncated = True
-                break
-            events.append(event)
-            used += size
-        through = events[-1].seq if truncated else watermark
-        return EventRun(origin, after_seq, through, tuple(events))
+        return bounded_run(origin, after_seq, watermark,
+                           (event_from_bytes(body) for (body,) in rows), max_events, max_bytes)
 
-    def pending_journal(self) -> list[JournalEntry]:
-        """Local mutations not yet confirmed applied to Chroma, in order."""
+    def backup_to(self, path: Path) -> None:
+        """A consistent copy of the whole log (SQLite's online backup API)."""
+        with self._lock:
+            dst = sqlite3.connect(path)
+            try:
+                self._conn.backup(dst)
+            finally:
+                dst.close()
+
+    def journal_replicas(self, own_origin: str) -> int:
+        """Journal every live replica (the newest event of another origin's memory),
+        so that replaying the journal rebuilds Chroma's replicas (a restore)."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO journal (op, memory_id) SELECT 'replica', memory_id FROM events "
+                "WHERE origin != ? AND kind != ? ORDER BY origin, seq",
+                (own_origin, int(EventKind.FORGET)))
+            return int(cur.rowcount)
+
+    def pending_journal(self, limit: int = -1) -> list[JournalEntry]:
+        """Local mutations not yet confirmed applied to Chroma, in order (the first
+        ``limit`` of them; all with -1)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq"
+                "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq "
+                "LIMIT ?", (limit,)
             ).fetchall()
         out = []
         for jseq, op, memory_id, payload, blob in rows:
-            record = _record_from_row(memory_id, payload, blob) if op == "put" else None
+            record = record_from_row(memory_id, payload, blob) if op == "put" else None
             out.append(JournalEntry(jseq, op, memory_id, record))
         return out
 
@@ -372,3 +383,17 @@ class EventLog:
             ).fetchone()
         return None if row is None else event_from_bytes(row[0])
 
+    def count_events(self, *, origin: str | None = None, kind: EventKind | None = None) -> int:
+        """Retained events (of ``origin``, of ``kind``, when given)."""
+        where = " AND ".join(c for c, v in (("origin = ?", origin), ("kind = ?", kind))
+                             if v is not None) or "1"
+        args = [v if not isinstance(v, EventKind) else int(v) for v in (origin, kind)
+                if v is not None]
+        with self._lock:
+            row = self._conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}",
+                                     args).fetchone()
+        return int(row[0])
+
+    def count_lost_texts(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM lost_texts").fetchone()[0])

@@ -46,13 +46,18 @@ def apply_batch(store: ChromaStore, batch: Batch) -> None:
 class Indexer:
     def __init__(self, tail: IndexTail, store: ChromaStore, log_: EventLog, *,
                  batch_max: int, batch_window: float,
-                 on_batch: Callable[[int, float], None] | None = None) -> None:
+                 on_batch: Callable[[int, float], None] | None = None,
+                 on_error: Callable[[Exception], None] | None = None,
+                 on_recovered: Callable[[], None] | None = None) -> None:
         self.tail = tail
         self.store = store
         self.log = log_
         self.batch_max = batch_max
         self.batch_window = batch_window
         self._on_batch = on_batch
+        self._on_error = on_error
+        self._on_recovered = on_recovered
+        self.failing = False
         self._stop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
@@ -114,9 +119,18 @@ class Indexer:
                         continue  # paused while waiting: take it again once resumed
                     self.index_once(batch)
                 backoff = _BACKOFF[0]
-            except Exception:
-                log.exception("indexing %d changes into Chroma failed; retrying in %.2fs",
-                              len(batch), backoff)
+                if self.failing:
+                    self.failing = False
+                    log.warning("indexing into Chroma works again")
+                    if self._on_recovered is not None:
+                        self._on_recovered()
+            except Exception as exc:
+                if not self.failing:
+                    log.exception("indexing %d changes into Chroma failed; retrying with "
+                                  "a backoff", len(batch))
+                self.failing = True
+                if self._on_error is not None:
+                    self._on_error(exc)
                 if self._stop.wait(backoff):
                     return
                 backoff = min(backoff * 2, _BACKOFF[1])

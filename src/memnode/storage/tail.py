@@ -18,6 +18,7 @@ Thread-safe: one lock, never held while calling out.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memnode.node.domain import LocalRecord, MetaValue, ReplicaRecord, Vector
+
+log = logging.getLogger("memnode.storage")
 
 Record = LocalRecord | ReplicaRecord
 Match = Callable[[Record], bool]
@@ -189,6 +192,12 @@ class IndexTail:
     def _full(self) -> bool:
         return (len(self.local.entries) + len(self.replicas.entries) >= self.max_items
                 or self.local.bytes + self.replicas.bytes >= self.max_bytes)
+
+    def wait_until_room(self, warn_every: float) -> None:
+        """Replication's backpressure: wait as long as it takes, saying so now and then."""
+        while not self.wait_for_room(warn_every):
+            log.warning("index tail full (%d changes): replication waits for the indexer",
+                        self.count())
 
     def wait_for_room(self, timeout: float | None) -> bool:
         """Block until the tail is below its bounds; False if ``timeout`` passed first."""

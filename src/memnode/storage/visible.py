@@ -7,13 +7,11 @@ tail shadows Chroma's copy (an update replaces it, a forget hides it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from federation.events import origin_of
-from memnode.errors import InvalidArgument
 from memnode.node.domain import (
     Hit,
     LocalRecord,
@@ -27,13 +25,6 @@ from memnode.storage.tail import IndexTail, match_local, match_replica
 
 #: Chroma is asked for at most this many extra hits to make up for shadowed ones.
 MAX_OVERFETCH = 1000
-
-
-@dataclass(frozen=True)
-class Page:
-    local: list[LocalRecord]
-    replicas: list[ReplicaRecord]
-    next_token: str
 
 
 class VisibleStore:
@@ -109,49 +100,3 @@ def _replica_hit(score: float, r: ReplicaRecord) -> Hit:
     return Hit(id=r.id, origin=r.origin, score=cosine_score(score), privacy=r.privacy,
                local=False, created_at_ms=r.created_at_ms, metadata=dict(r.metadata))
 
-
-#: List's phases in order: ephemeral, own in Chroma, own in the tail, replicas likewise.
-_PHASES = ("e", "l", "m", "r", "s")
-
-
-def list_pages(visible: VisibleStore, ephemeral: Callable[[], list[LocalRecord]],
-               page_size: int, token: str, *, mesh: bool,
-               settle: Callable[[], object] = lambda: None) -> Page:
-    """One page of List (the token says which phase and offset comes next). A listing
-    first lets the indexer move the tail into Chroma (``settle``, bounded in time), so
-    every memory written before it started is listed once; a write made while paging
-    may be listed or not, as before."""
-    size = min(page_size or 100, 1000)
-    phase, offset = _parse_token(token)
-    if not token:
-        settle()
-    phases = _PHASES if mesh else _PHASES[:3]
-    local: list[LocalRecord] = []
-    replicas: list[ReplicaRecord] = []
-    while phase and len(local) + len(replicas) < size:
-        want = size - len(local) - len(replicas)
-        if phase == "e":
-            page = ephemeral()[offset: offset + want]
-            local += page
-            offset += len(page)
-            exhausted = len(page) < want
-        else:
-            got, offset, exhausted = visible.list_page(phase, offset, want)
-            if phase in ("l", "m"):
-                local += got  # type: ignore[arg-type]
-            else:
-                replicas += got  # type: ignore[arg-type]
-        if exhausted:
-            following = phases.index(phase) + 1 if phase in phases else len(phases)
-            phase = phases[following] if following < len(phases) else ""
-            offset = 0
-    return Page(local, replicas, f"{phase}:{offset}" if phase else "")
-
-
-def _parse_token(token: str) -> tuple[str, int]:
-    if not token:
-        return "e", 0
-    phase, _, offset = token.partition(":")
-    if phase not in _PHASES or not offset.isdigit():
-        raise InvalidArgument(f"bad page token {token!r}")
-    return phase, int(offset)

@@ -226,7 +226,7 @@ class MemoryCounts(_message.Message):
     def __init__(self, local: _Optional[int] = ..., replicated: _Optional[int] = ..., ephemeral: _Optional[int] = ...) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("node_id", "model", "memories", "version_vector", "peers", "version", "uptime_seconds", "data_dir")
+    __slots__ = ("node_id", "model", "memories", "version_vector", "peers", "version", "uptime_seconds", "data_dir", "problems", "lost_texts")
     class VersionVectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -242,6 +242,8 @@ class StatusResponse(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DATA_DIR_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    LOST_TEXTS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     model: _types_pb2.ModelIdentity
     memories: MemoryCounts
@@ -250,4 +252,20 @@ class StatusResponse(_message.Message):
     version: str
     uptime_seconds: float
     data_dir: str
-    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ..., memories: _Optional[_Union[MemoryCounts, _Mapping]] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., peers: _Optional[_Iterable[_Union[_types_pb2.PeerStatus, _Mapping]]] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., data_dir: _Optional[str] = ...) -> None: ...
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    lost_texts: int
+    def __init__(self, node_id: _Optional[str] = ..., model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ..., memories: _Optional[_Union[MemoryCounts, _Mapping]] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., peers: _Optional[_Iterable[_Union[_types_pb2.PeerStatus, _Mapping]]] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., data_dir: _Optional[str] = ..., problems: _Optional[_Iterable[str]] = ..., lost_texts: _Optional[int] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BackupChunk(_message.Message):
+    __slots__ = ("file", "data", "manifest")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    data: bytes
+    manifest: bytes
+    def __init__(self, file: _Optional[str] = ..., data: _Optional[bytes] = ..., manifest: _Optional[bytes] = ...) -> None: ...

@@ -79,6 +79,11 @@ class MemoryServiceStub:
                 request_serializer=memnode_dot_v1_dot_memnode__pb2.StatusRequest.SerializeToString,
                 response_deserializer=memnode_dot_v1_dot_memnode__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/memnode.v1.MemoryService/Backup',
+                request_serializer=memnode_dot_v1_dot_memnode__pb2.BackupRequest.SerializeToString,
+                response_deserializer=memnode_dot_v1_dot_memnode__pb2.BackupChunk.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -139,6 +144,15 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """An online, consistent backup of this node (admin): its log (with every own memory,
+        text included), its identity key and its metadata key. Writes pause while the
+        node takes it. Carries the node's private key: reach it only over a trusted path.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +200,11 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=memnode_dot_v1_dot_memnode__pb2.StatusRequest.FromString,
                     response_serializer=memnode_dot_v1_dot_memnode__pb2.StatusResponse.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=memnode_dot_v1_dot_memnode__pb2.BackupRequest.FromString,
+                    response_serializer=memnode_dot_v1_dot_memnode__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +450,33 @@ class MemoryService:
             '/memnode.v1.MemoryService/Status',
             memnode_dot_v1_dot_memnode__pb2.StatusRequest.SerializeToString,
             memnode_dot_v1_dot_memnode__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memnode.v1.MemoryService/Backup',
+            memnode_dot_v1_dot_memnode__pb2.BackupRequest.SerializeToString,
+            memnode_dot_v1_dot_memnode__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,

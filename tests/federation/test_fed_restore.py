@@ -1,0 +1,83 @@
+"""A node restored from an older copy of its log takes back its own events from its
+peers and learns how far its origin went before it writes again (no seq is reused)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from federation.effects import Effect, OriginMarks, OwnSeqLearned, UpsertReplica
+from federation.engine import FederationCore
+from federation.replica import RestartState
+
+from fedkit import Origin, core, node_id, pump
+
+
+def _pump_collect(cores: Sequence[FederationCore], watched: FederationCore) -> list[Effect]:
+    """Like fedkit.pump, keeping the effects of ``watched``."""
+    by_id = {c.node_id: c for c in cores}
+    effects: list[Effect] = []
+    for _ in range(10_000):
+        progress = False
+        for c in cores:
+            if c.has_ready():
+                rd = c.ready()
+                c.advance()
+                if c is watched:
+                    effects += rd.effects
+                for out in rd.messages:
+                    by_id[out.to].on_message(c.node_id, out.message)
+                    progress = True
+        if not progress:
+            return effects
+    raise AssertionError("did not quiesce")
+
+
+def _mesh_with_history() -> tuple[Origin, list, FederationCore]:  # type: ignore[type-arg]
+    a, b = core(1), core(2)
+    writer = Origin(1)
+    events = [writer.put(f"m{i}") for i in range(5)]
+    a.peer_discovered(b.node_id, "addr-2")
+    b.peer_discovered(a.node_id, "addr-1")
+    a.local_events(events)
+    pump([a, b])
+    assert b.version_vector().get(node_id(1)) == 5
+    return writer, events, b
+
+
+def test_restored_core_takes_back_its_events_then_writes_on() -> None:
+    writer, events, b = _mesh_with_history()
+    backup = RestartState(events[:3], [OriginMarks(node_id(1), 3, 0, None)])
+    restored = core(1, restart=backup, incarnation=2, restoring=True)
+    assert restored.restoring
+    restored.peer_discovered(b.node_id, "addr-2")
+    effects = _pump_collect([restored, b], restored)
+
+    assert not restored.restoring
+    back = [e.event.seq for e in effects if isinstance(e, UpsertReplica)]
+    assert back == [4, 5]
+    assert [e for e in effects if isinstance(e, OwnSeqLearned)] == [OwnSeqLearned(5, 5)]
+    assert restored.version_vector() == b.version_vector()
+    assert "own_origin" not in restored.metrics.events_rejected
+
+    restored.local_event(writer.put("after"))  # seq 6: new to the mesh, not a duplicate
+    pump([restored, b])
+    assert b.version_vector().get(node_id(1)) == 6
+    assert b.replica.get_live(f"{node_id(1)}/after") is not None
+
+
+def test_a_peer_that_knows_nothing_of_us_ends_the_restore_at_once() -> None:
+    restored = core(1, restart=RestartState(), restoring=True)
+    stranger = core(3)
+    restored.peer_discovered(stranger.node_id, "addr-3")
+    effects = _pump_collect([restored, stranger], restored)
+    assert [e for e in effects if isinstance(e, OwnSeqLearned)] == [OwnSeqLearned(0, 0)]
+
+
+def test_without_restore_mode_the_own_events_are_refused_as_own_origin() -> None:
+    _, events, b = _mesh_with_history()
+    backup = RestartState(events[:3], [OriginMarks(node_id(1), 3, 0, None)])
+    forked = core(1, restart=backup, incarnation=2)
+    forked.peer_discovered(b.node_id, "addr-2")
+    effects = _pump_collect([forked, b], forked)
+    assert not [e for e in effects if isinstance(e, UpsertReplica)]
+    assert forked.metrics.events_rejected.get("own_origin") == 2

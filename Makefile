@@ -22,6 +22,7 @@ run: $(STAMP)
 	$(PY) -m memnode.cli.demo
 
 test: $(STAMP)
+	bash scripts/test-tools.sh
 	$(PY) -m ruff check src tests bench scripts
 	$(PY) -m mypy
 	$(PY) -m pytest -q $(PYTEST_ARGS)

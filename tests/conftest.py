@@ -15,6 +15,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "federation"))  # fedkit: signed events for any test
 
 from helpers import STARTED, NodeHandle, NodeProcess, start_node  # noqa: E402
 

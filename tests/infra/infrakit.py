@@ -111,21 +111,21 @@ def container(name: str) -> dict[str, Any]:
     return found[0]
 
 
-def container_env(c: dict[str, Any]) -> dict[str, str]:
-    """The container's environment, in order, with downward-API fields of POD."""
+def container_env(c: dict[str, Any], pod: dict[str, str] = POD) -> dict[str, str]:
+    """The container's environment, in order, with downward-API fields of ``pod``."""
     env: dict[str, str] = {}
     for item in c.get("env", []):
         if "value" in item:
             env[item["name"]] = expand(str(item["value"]), env)
         else:
-            env[item["name"]] = POD[item["valueFrom"]["fieldRef"]["fieldPath"]]
+            env[item["name"]] = pod[item["valueFrom"]["fieldRef"]["fieldPath"]]
     return env
 
 
-def container_argv(c: dict[str, Any]) -> list[str]:
+def container_argv(c: dict[str, Any], pod: dict[str, str] = POD) -> list[str]:
     """The memnode arguments of a container that runs the image's entrypoint."""
     assert "command" not in c, f"{c['name']} overrides the image's `memnode` entrypoint"
-    env = container_env(c)
+    env = container_env(c, pod)
     return [expand(str(a), env) for a in c.get("args", [])]
 
 

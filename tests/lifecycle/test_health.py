@@ -93,7 +93,7 @@ def test_embedded_sidecar_down_is_not_serving(node_factory) -> None:  # type: ig
 
 
 def test_external_sidecar_serves_its_own_health(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
-    node = NodeProcess(tmp_path / "ext", ["--sidecar", "external", "--replica-listen",
+    node = NodeProcess(tmp_path / "ext", ["--insecure", "--sidecar", "external", "--replica-listen",
                                           "127.0.0.1:0"]).start()
     procs.append(node)
     side = subprocess.Popen(

@@ -106,9 +106,12 @@ def verify(payload: bytes, ca_public_key: ec.EllipticCurvePublicKey) -> SignedLi
         raise DenyListRejected("deny list is not signed")
     try:
         entries = frozenset(check_entry(e) for e in raw)
+    except CredentialsError as exc:
+        raise DenyListRejected(f"deny list entry refused: {exc}") from None
+    try:
         ca_public_key.verify(base64.b64decode(signature, validate=True),
                              canonical(version, entries), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, binascii.Error, CredentialsError):
+    except (InvalidSignature, binascii.Error):
         raise DenyListRejected("deny list signature is not the federation CA's") from None
     return SignedList(version, entries, payload)
 

@@ -153,7 +153,7 @@ class NodeConfig(BaseModel):
     min_free_bytes: int = Field(
         4 * 1024 * 1024, ge=0, description="After a full disk, writes resume once the "
         "data directory's filesystem has this much free space again (and a probe write "
-        "works).",
+        "works); a failed write with less than this free counts as a full disk.",
     )
     replica_workers: int = Field(
         8, ge=2, description="Threads serving the Replica API to an external sidecar "

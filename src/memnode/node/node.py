@@ -141,7 +141,7 @@ class Node:
                               max_bytes=config.index_tail_max_bytes)
         self.visible = VisibleStore(self.store, self.tail)
         self.durable = Durable(self.log, self.store, self.tail)
-        self.health = WriteHealth(self.metrics)
+        self.health = WriteHealth(self.metrics, self.data_dir, config.min_free_bytes)
         self._commits = commits.CommitQueue(
             self._write_lock, lambda group: commits.group_commit(self, group))
         self._seq = self.log.watermark(self.node_id)
@@ -210,7 +210,7 @@ class Node:
         if self.health.problem is None:
             return None
         with self._write_lock:
-            self.health.probe(self.durable, self.data_dir, self.config.min_free_bytes)
+            self.health.probe(self.durable)
         return self.health.problem
 
     def _writable(self) -> None:

@@ -70,6 +70,7 @@ def _suffix(seed: int, index: int) -> str:
 def populate(args: argparse.Namespace) -> dict[str, Any]:
     import grpc
 
+    from federation.io.convert import model_to_proto
     from memnode.api.server import NodeServer
     from memnode.config import NodeConfig
     from memnode.embedders import HashEmbedder
@@ -86,6 +87,7 @@ def populate(args: argparse.Namespace) -> dict[str, Any]:
     channel = grpc.insecure_channel(server.address,
                                     options=[("grpc.max_send_message_length", 64 << 20)])
     stub = pb_grpc.MemoryServiceStub(channel)
+    declared = model_to_proto(node.model)  # the client's vectors, declared as the node's
     raw_local, raw_replicas = _raw_collections(args.raw_dir)
     origins = _origins(args.seed)
     args.ids_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +106,7 @@ def populate(args: argparse.Namespace) -> dict[str, Any]:
             for (text, meta), vec in zip(items, vectors, strict=True):
                 item = request.items.add(text=text, privacy=pb.TEAM,
                                          embedding=vec.astype("<f4").tobytes())
+                item.embedding_model.CopyFrom(declared)
                 for key, value in meta.items():
                     if isinstance(value, str):
                         item.metadata[key].s = value

@@ -33,7 +33,14 @@ from federation.engine import FederationCore, Outgoing, PeerStatus, Ready
 from federation.errors import ConfigError, FederationError, LocalEventError, SourceError
 from federation.eventsource import EventSource, MemoryEventSource
 from federation.membership import MemberState
-from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat, Message
+from federation.messages import (
+    Digest,
+    EventBatch,
+    EventRun,
+    MemberHeartbeat,
+    Message,
+    SignedDenyList,
+)
 from federation.metrics import Metrics
 from federation.replica import RestartState
 from federation.validate import RejectReason
@@ -64,6 +71,7 @@ __all__ = [
     "Ready",
     "RejectReason",
     "RestartState",
+    "SignedDenyList",
     "SourceError",
     "UpsertReplica",
     "VersionVector",

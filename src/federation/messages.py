@@ -107,9 +107,25 @@ class Digest:
     reply: bool = False
     gc_floors: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
     resync: Mapping[str, int] = field(default_factory=lambda: _EMPTY)
+    deny_version: int = 0
+    """The version of the federation's signed deny list the sender holds (0: none).
+    Stamped by the sidecar, not the core: a peer holding a newer list sends it."""
 
 
-Message = Digest | EventBatch
+@dataclass(frozen=True, slots=True)
+class SignedDenyList:
+    """The federation's deny list as its CA signed it, carried verbatim (``payload``).
+
+    Opaque to the core, which never sees one: the sidecar verifies the signature
+    against its CA certificate and adopts the list if ``version`` is newer than its
+    own (:mod:`federation.io.denysign`)."""
+
+    sender: str
+    version: int
+    payload: bytes
+
+
+Message = Digest | EventBatch | SignedDenyList
 
 
 def _is_int(value: object, minimum: int = 0) -> bool:
@@ -126,7 +142,8 @@ def digest_is_well_formed(digest: Digest, *, max_origins: int, max_members: int)
     """Shape checks of a digest from the network (types, ranges, sizes)."""
     if not isinstance(digest.sender, str) or not digest.sender:
         return False
-    if not (_is_int(digest.incarnation) and _is_int(digest.heartbeat)):
+    if not (_is_int(digest.incarnation) and _is_int(digest.heartbeat)
+            and _is_int(digest.deny_version)):
         return False
     if not isinstance(digest.address, str) or not isinstance(digest.reply, bool):
         return False

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from federation.events import Event, MetaValue
-from federation.messages import Digest, EventBatch, EventRun, Message
+from federation.messages import Digest, EventBatch, EventRun, Message, SignedDenyList
 
 
 def varint_len(value: int) -> int:
@@ -140,6 +140,7 @@ def digest_size(digest: Digest) -> int:
         + (2 if digest.reply else 0)
         + _seq_map_size(digest.gc_floors)
         + _seq_map_size(digest.resync)
+        + _int_field(digest.deny_version)
     )
     for m in digest.members:
         size += _len_field(
@@ -154,5 +155,8 @@ def digest_size(digest: Digest) -> int:
 def message_size(message: Message) -> int:
     if isinstance(message, Digest):
         return digest_size(message)
+    if isinstance(message, SignedDenyList):
+        return (_str_field(message.sender) + _int_field(message.version)
+                + _bytes_field(message.payload))
     return batch_size(message)
 

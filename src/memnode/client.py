@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import grpc
 
+from federation.v1 import types_pb2
 from memnode.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -130,6 +131,20 @@ class NewMemory:
     keep_pii: bool = False
     ttl_seconds: int = 0
     embedding: bytes = b""  # optional: float32 little-endian, the node's model dimension
+    embedding_model: Mapping[str, Any] | None = None
+    """The model ``embedding`` came from, as ``status().model`` gives it (``name``,
+    ``dim``, ``fingerprint``): required for team and public, and it must be the node's."""
+
+
+def _model_proto(model: Mapping[str, Any] | Any) -> types_pb2.ModelIdentity:
+    """A ``federation.v1.ModelIdentity`` from a mapping or an object with name, dim and
+    fingerprint."""
+    get = model.get if isinstance(model, Mapping) else (lambda k: getattr(model, k, None))
+    try:
+        return types_pb2.ModelIdentity(name=str(get("name") or ""), dim=int(get("dim") or 0),
+                                       fingerprint=str(get("fingerprint") or ""))
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"embedding_model is not a model identity: {model!r}") from None
 
 
 def _memory(msg: pb.Memory) -> Memory:
@@ -152,14 +167,18 @@ def _text(text: str | bytes) -> str:
         raise InvalidArgument(f"text is not valid UTF-8 (byte {exc.start})") from None
 
 
-def _request(item: NewMemory, embedding: bytes = b"") -> pb.RememberRequest:
+def _request(item: NewMemory, embedding: bytes = b"",
+             embedding_model: Mapping[str, Any] | None = None) -> pb.RememberRequest:
     embedding = embedding or item.embedding
+    embedding_model = embedding_model or item.embedding_model
     text = _text(item.text)
     req = pb.RememberRequest(
         text=text, privacy=_privacy_value(item.privacy), keep_pii=item.keep_pii,  # type: ignore[arg-type]
         ttl_seconds=item.ttl_seconds, embedding=embedding,
     )
     meta_to_proto(item.metadata, req.metadata)
+    if embedding_model is not None:
+        req.embedding_model.CopyFrom(_model_proto(embedding_model))
     return req
 
 
@@ -224,10 +243,13 @@ class Client:
 
     def remember(self, text: str | bytes, metadata: Mapping[str, Any] | None = None, *,
                  privacy: str = "team", keep_pii: bool = False, ttl_seconds: int = 0,
-                 embedding: bytes = b"") -> str:
-        """Store one memory; returns its id once it is durable."""
+                 embedding: bytes = b"", embedding_model: Mapping[str, Any] | None = None
+                 ) -> str:
+        """Store one memory; returns its id once it is durable. With ``embedding`` (a
+        float32 vector the caller computed), ``embedding_model`` names the model it came
+        from (``status().model``); team and public memories require it."""
         item = NewMemory(text, metadata or {}, privacy, keep_pii, ttl_seconds)
-        response = self._call("Remember", _request(item, embedding))
+        response = self._call("Remember", _request(item, embedding, embedding_model))
         return str(response.id)
 
     def remember_batch(self, items: Iterable[NewMemory]) -> list[str]:

@@ -105,6 +105,28 @@ class NodeConfig(BaseModel):
         description="SQLite synchronous mode of the log. full: an acknowledged write "
         "survives power loss; normal: survives a process crash only, faster.",
     )
+    index_batch_max: int = Field(
+        500, ge=1, le=5000, description="Most changes the indexer moves from the tail "
+        "into Chroma in one batch (Chroma's per-call cost falls with batch size: 7 ms "
+        "for one vector, 0.76 ms each in batches of 100, on 2 cores).",
+    )
+    index_batch_window_seconds: float = Field(
+        0.05, ge=0, le=86_400, description="How long the indexer lets changes gather "
+        "before a batch smaller than --index-batch-max. Writes are visible at once "
+        "either way; longer windows make bigger, cheaper batches.",
+    )
+    index_tail_max_items: int = Field(
+        5000, ge=1, description="Most unindexed changes held in RAM (own and replicas). "
+        "Past it, writers wait for the indexer (backpressure).",
+    )
+    index_tail_max_bytes: int = Field(
+        64 << 20, ge=1 << 16, description="Most bytes of unindexed changes held in RAM "
+        "(vectors, text, metadata; approximate). Past it, writers wait.",
+    )
+    index_backpressure_seconds: float = Field(
+        5.0, ge=0, description="How long a client write waits for room in a full tail "
+        "before RESOURCE_EXHAUSTED. Replication waits as long as it takes.",
+    )
     grpc_workers: int = Field(16, ge=1, description="Threads serving gRPC requests.")
     sidecar: Literal["embedded", "external", "off"] = Field(
         "embedded",
@@ -131,7 +153,7 @@ class NodeConfig(BaseModel):
     min_free_bytes: int = Field(
         4 * 1024 * 1024, ge=0, description="After a full disk, writes resume once the "
         "data directory's filesystem has this much free space again (and a probe write "
-        "works).",
+        "works); a failed write with less than this free counts as a full disk.",
     )
     replica_workers: int = Field(
         8, ge=2, description="Threads serving the Replica API to an external sidecar "

@@ -6,9 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, sign
-from federation.io.wire import batch_to_proto, event_to_proto, run_to_proto
-from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat
-from federation.sizes import batch_size, digest_size, event_size, run_size
+from federation.io.wire import (
+    batch_to_proto,
+    event_to_proto,
+    message_from_proto,
+    message_to_proto,
+    run_to_proto,
+)
+from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat, SignedDenyList
+from federation.sizes import batch_size, digest_size, event_size, message_size, run_size
 from federation.v1 import federation_pb2 as fpb
 
 from fedkit import key, node_id
@@ -63,20 +69,31 @@ def test_run_and_batch_size(evs: list[Event], after: int, hops: int, seen: int) 
     st.lists(st.tuples(st.text(min_size=1, max_size=25), st.integers(0, 1 << 40),
                        st.integers(0, 1 << 40), texts), max_size=5),
     st.booleans(),
+    st.integers(0, 1 << 60),
 )
 def test_digest_size(
-    vv: dict[str, int], members: list[tuple[str, int, int, str]], reply: bool
+    vv: dict[str, int], members: list[tuple[str, int, int, str]], reply: bool, deny: int
 ) -> None:
     digest = Digest(node_id(3), 1700000000000, 12345, "10.0.0.1:7400", vv,
-                    tuple(MemberHeartbeat(*m) for m in members), reply, vv, vv)
+                    tuple(MemberHeartbeat(*m) for m in members), reply, vv, vv, deny)
     msg = fpb.Digest(sender=digest.sender, incarnation=digest.incarnation,
                      heartbeat=digest.heartbeat, address=digest.address, reply=reply,
+                     deny_version=deny,
                      members=[fpb.MemberHeartbeat(node_id=a, incarnation=b, heartbeat=c,
                                                   address=d) for a, b, c, d in members])
     for field in (msg.version_vector, msg.gc_floors, msg.resync):
         for k, v in vv.items():
             field[k] = v
     assert digest_size(digest) == len(msg.SerializeToString())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 1 << 60), st.binary(max_size=300))
+def test_signed_deny_list_size_and_round_trip(version: int, payload: bytes) -> None:
+    message = SignedDenyList(node_id(4), version, payload)
+    wire = message_to_proto(message)
+    assert message_size(message) == len(wire.deny_list.SerializeToString())
+    assert message_from_proto(wire) == message
 
 
 def test_a_replicated_384_dim_entry_is_about_1_6_kb() -> None:

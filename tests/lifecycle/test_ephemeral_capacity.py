@@ -52,7 +52,7 @@ def _item(text: str, privacy: int = 1) -> RememberInput:
 def test_racing_writers_get_ids_only_for_stored_memories(node_factory) -> None:  # type: ignore[no-untyped-def]
     node: Node = node_factory(ephemeral_max_items=CAPACITY).node
     gate = GateLock()
-    node._write_lock = gate  # type: ignore[assignment]
+    node._commits._write_lock = gate  # type: ignore[assignment]
     acked: list[str] = []
     refused: list[str] = []
     lock = threading.Lock()
@@ -68,11 +68,13 @@ def test_racing_writers_get_ids_only_for_stored_memories(node_factory) -> None: 
             acked.extend(ids)
 
     gate.acquire()
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
+    threads = [threading.Thread(target=writer, args=(n,), daemon=True) for n in range(THREADS)]
     for t in threads:
         t.start()
-    wait_for(lambda: gate.waiting == THREADS, f"{THREADS} writers waiting on the write lock",
-             timeout=30)
+    # the first writer leads its group of one and waits on the lock; the others queue
+    # behind it and commit as the next group, at capacity
+    wait_for(lambda: gate.waiting == 1 and node._commits.queued() == THREADS - 1,
+             f"{THREADS} writers waiting on the commit queue", timeout=30)
     gate.release()
     for t in threads:
         t.join(30)
@@ -82,6 +84,7 @@ def test_racing_writers_get_ids_only_for_stored_memories(node_factory) -> None: 
     assert node.ephemeral.count() == CAPACITY
     for mid in acked:
         assert node.get(mid).id == mid
+    assert node._commits.groups == 2
 
 
 def test_a_batch_that_does_not_fit_stores_nothing(node_factory) -> None:  # type: ignore[no-untyped-def]

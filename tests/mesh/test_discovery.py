@@ -20,10 +20,15 @@ def test_a_node_found_by_dns_joins_and_converges(tmp_path: Path, procs: list) ->
     mid = clients[0].remember("found through DNS")
     wait_for(lambda: converged_vectors(clients) and clients[1].get(mid) is not None,
              "the node found by DNS to receive the first node's memory")
-    peers = clients[1].status().peers
-    assert [p["found_by"] for p in peers if p["node_id"] == first.ready["node_id"]] == [
-        "dns:localhost"]
+    # status shows the sidecar's view as of its last tick: poll for it, then check it
+
+    def found_by() -> list[str]:
+        return [p["found_by"] for p in clients[1].status().peers
+                if p["node_id"] == first.ready["node_id"]]
+    wait_for(lambda: found_by() != [], "the second node's status to list the first")
+    assert found_by() == ["dns:localhost"]
     # the other side learnt of it by its Identify / gossip, not by discovery
+    wait_for(lambda: clients[0].status().peers != [], "the first node's status to list the second")
     assert [p["found_by"] for p in clients[0].status().peers] == [""]
 
 

@@ -95,8 +95,10 @@ def test_scores_stay_within_minus_one_and_one(node: NodeHandle) -> None:
     vec = _over_one(node.node.model.dim)
     raw = vec.astype("<f4").tobytes()
     node.client.remember("self", embedding=raw, privacy="ephemeral")
-    node.client.remember("self too", embedding=raw)
-    node.client.remember("opposite", embedding=(-vec).astype("<f4").tobytes())
+    model = node.client.status().model
+    node.client.remember("self too", embedding=raw, embedding_model=model)
+    node.client.remember("opposite", embedding=(-vec).astype("<f4").tobytes(),
+                         embedding_model=model)
     hits = node.client.recall("", embedding=raw, scope="mesh")
     assert len(hits) == 3 and all(-1.0 <= h.score <= 1.0 for h in hits)
     assert max(h.score for h in hits) == 1.0

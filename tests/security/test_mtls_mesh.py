@@ -3,6 +3,8 @@ and inject nothing."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from federation.io.denylist import add_to_deny_list
-from federation.io.pki import init_federation, issue_node
+from federation.io.denysign import deny_in_federation, sign
+from federation.io.pki import _load_ca, init_federation, issue_node
+from federation.io.sidecar_metrics import SidecarCollector
+from federation.messages import SignedDenyList
 
 from helpers import NodeHandle, converged_vectors, memnode_cmd, wait_for
 
@@ -135,3 +140,71 @@ def test_a_member_denied_while_in_the_mesh_receives_nothing_more(  # type: ignor
     assert c.client.status().memories["replicated"] == held
     vv = c.client.status().version_vector
     assert vv.get(a.node.node_id, 0) == 1 and vv.get(b.node.node_id, 0) == 0
+
+
+def _forged_lists(federation: Path, tmp_path: Path, victim: str) -> list[bytes]:
+    """Lists denying ``victim`` that our CA did not sign: another CA's, a genuine one
+    with an entry added, and one with no signature."""
+    other = tmp_path / "other-federation"
+    init_federation(other)
+    foreign = deny_in_federation(other, victim)
+    key, _ = _load_ca(federation)
+    doc = json.loads(sign(1, frozenset({"nobody"}), key))
+    tampered = {**doc, "entries": ["nobody", victim], "version": 1 << 60}
+    unsigned = {**tampered, "signature": ""}
+    assert foreign is not None
+    return [foreign.payload, json.dumps(tampered).encode(), json.dumps(unsigned).encode()]
+
+
+def _rejected_total(node: NodeHandle) -> float:
+    families = {f.name: f for f in SidecarCollector(node.sidecar).collect()}  # type: ignore[arg-type]
+    return float(families["memnode_federation_deny_lists_rejected"].samples[0].value)
+
+
+def test_a_denial_on_one_member_reaches_the_mesh_by_gossip(  # type: ignore[no-untyped-def]
+        node_factory, federation: Path, tmp_path: Path) -> None:
+    creds = {n: _member(federation, tmp_path, n) for n in ("a", "b", "c")}
+    a: NodeHandle = node_factory("a", peers=[], federation=creds["a"])
+    assert a.sidecar is not None
+    b: NodeHandle = node_factory("b", peers=[a.sidecar.address], federation=creds["b"])
+    c: NodeHandle = node_factory("c", peers=[b.sidecar.address], federation=creds["c"])  # type: ignore[union-attr]
+    assert b.sidecar is not None and c.sidecar is not None
+    first = a.client.remember("before the denial")
+    wait_for(lambda: c.client.get(first) is not None and len(c.sidecar.peers()) == 2,  # type: ignore[union-attr]
+             "c to be a member that knows a and b")
+    # c, still a member, tries to spread lists denying a: each is rejected and counted
+    for payload in _forged_lists(federation, tmp_path, a.node.node_id):
+        c.sidecar.transport.send(b.node.node_id, b.sidecar.address,
+                                 SignedDenyList(c.node.node_id, 1 << 60, payload))
+    wait_for(lambda: _rejected_total(b) == 3, "b to reject c's three forged lists")
+    assert b.sidecar.deny_version == 0 and a.node.node_id not in b.sidecar._deny  # type: ignore[operator]
+
+    # the admin denies c in the federation directory and copies the list to a only
+    denied = c.node.node_id
+    signed = deny_in_federation(federation, denied)
+    assert signed is not None
+    shutil.copy(federation / "denied.signed", creds["a"] / "denied.signed")
+    wait_for(lambda: all(n.sidecar.deny_version == signed.version  # type: ignore[union-attr]
+                         for n in (a, b)), "the signed list to reach b by gossip from a")
+    assert denied in b.sidecar._deny  # type: ignore[operator]
+    assert not (creds["b"] / "denied.signed").exists()  # held in memory only
+    held = c.client.status().memories["replicated"]
+    after = [a.client.remember("after the denial, from a"),
+             b.client.remember("after the denial, from b")]
+    wait_for(lambda: b.client.get(after[0]) is not None and a.client.get(after[1]) is not None,
+             "the members to exchange the new writes")
+    sent = [n.sidecar.messages_denied for n in (a, b)]  # type: ignore[union-attr]
+    wait_for(lambda: all(n.sidecar.messages_denied >= s + 3  # type: ignore[union-attr]
+                         for n, s in zip((a, b), sent, strict=True)),
+             "a and b each to withhold several more messages from c")
+    assert c.client.status().memories["replicated"] == held
+    vv = c.client.status().version_vector
+    assert vv.get(a.node.node_id, 0) == 1 and vv.get(b.node.node_id, 0) == 0
+    assert c.sidecar.deny_version == 0  # nobody sent c the list either
+    # a denied member's forged list is now refused at the door, before any verification
+    refused = a.sidecar.transport.stats.malformed
+    c.sidecar.transport.send(a.node.node_id, a.sidecar.address,
+                             SignedDenyList(denied, 1 << 61, b"{}"))
+    wait_for(lambda: a.sidecar.transport.stats.malformed > refused,  # type: ignore[union-attr]
+             "a to refuse c's stream")
+    assert _rejected_total(a) == 0

@@ -1,11 +1,17 @@
 """The federation's deny list: members that may no longer speak to the mesh.
 
-``denied.txt``: one entry per line, ``#`` starts a comment. An entry is a node id
-(refused when it is the sender of a message) or a certificate name (the CN given to
-``issue --name``: refused whatever node id it claims). Deny the certificate name too:
-a member can make itself a new node id at will, but not a new certificate. Edit the
-federation's copy (``memnode federation deny``), then copy it to every node directory;
-:class:`DenyList` re-reads a changed file.
+An entry is a node id (refused when it is the sender of a message) or a certificate
+name (the CN given to ``issue --name``: refused whatever node id it claims). Deny the
+certificate name too: a member can make itself a new node id at will, but not a new
+certificate.
+
+The source of truth is the list signed by the federation CA (``denied.signed``,
+:mod:`federation.io.denysign`), written by ``memnode federation deny FEDERATION_DIR``
+and gossiped between sidecars, so copying it to one member is enough (copying it to
+all still works). ``denied.txt``: one entry per line, ``#`` starts a comment; in the
+federation directory it is the signed list written out to read, in a node directory
+an unsigned local addition that node alone enforces (kept for compatibility).
+:class:`DenyList` re-reads both when they change.
 """
 
 from __future__ import annotations
@@ -20,19 +26,29 @@ from pathlib import Path
 import grpc
 
 from federation.errors import CredentialsError
-from federation.io.pki import CA_CERT, DENY_FILE, _io_errors
+from federation.io.denysign import (
+    DenyListRejected,
+    SignedList,
+    check_entry,
+    deny_in_federation,
+    load_ca_public_key,
+    verify,
+)
+from federation.io.pki import CA_CERT, CA_KEY, DENY_FILE, SIGNED_DENY_FILE, _io_errors
 from federation.io.tls import auth_values
 
 log = logging.getLogger("memnode.federation.deny")
 
 
 def add_to_deny_list(dir: Path, entry: str) -> bool:
-    """Append ``entry`` (a node id or certificate name) to ``dir``'s denied.txt.
-    Returns False if it was already there."""
+    """Deny ``entry`` (a node id or certificate name) in ``dir``. In a federation
+    directory (it holds ca.key): a new CA-signed version of the list, which members
+    gossip. In a node directory: appended to its local denied.txt only (unsigned,
+    enforced by that node alone). Returns False if it was already there."""
     dir = Path(dir)
-    entry = entry.strip()
-    if not entry or "#" in entry or any(c.isspace() or not c.isprintable() for c in entry):
-        raise CredentialsError(f"not a node id or certificate name: {entry!r}")
+    entry = check_entry(entry)
+    if (dir / CA_KEY).exists():
+        return deny_in_federation(dir, entry) is not None
     if not (dir / CA_CERT).is_file():
         raise CredentialsError(f"{dir} is not a federation or node credentials directory "
                                f"(no {CA_CERT})")
@@ -62,44 +78,114 @@ def load_deny_list(dir: Path) -> frozenset[str]:
 
 
 class DenyList:
-    """``dir/denied.txt``, re-read when it changes (looked at every ``check_every`` s).
+    """The entries in force on this node: the newest CA-signed list it knows, plus the
+    local ``denied.txt`` (an unsigned, node-local addition, never gossiped).
 
-    Thread-safe. If the file becomes unreadable the last entries stay in force and
-    a warning is logged.
+    The signed list comes from ``dir/denied.signed`` (an admin may still copy it) or
+    from a peer (:meth:`offer`); the newest version wins and is kept in memory only:
+    a restarted sidecar learns it again from its file or its peers. Both files are
+    re-read when they change (looked at every ``check_every`` s). A list that is not
+    signed by the CA of ``dir/ca.crt`` is rejected, counted in ``rejected`` and logged
+    once per source; the entries in force stay. Thread-safe.
     """
 
     def __init__(self, dir: Path, *, check_every: float = 2.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.path = Path(dir) / DENY_FILE
+        self.dir = Path(dir)
+        self.path = self.dir / DENY_FILE
+        self._ca = load_ca_public_key(self.dir)
         self._check_every = check_every
         self._clock = clock
         self._lock = threading.Lock()
-        self._stamp = self._stat()
-        self._entries = load_deny_list(Path(dir))
+        self._signed: SignedList | None = None
+        self._local: frozenset[str] = frozenset()
+        self._entries: frozenset[str] = frozenset()
+        self._stamps: dict[str, tuple[int, int] | None] = {}
+        self._logged: set[str] = set()
+        self.rejected = 0
+        self._reload()
         self._checked = clock()
 
-    def _stat(self) -> tuple[int, int] | None:
+    @property
+    def version(self) -> int:
+        """The version of the signed list in force (0: none)."""
+        signed = self._signed
+        return signed.version if signed else 0
+
+    @property
+    def payload(self) -> bytes | None:
+        """The signed list in force, as signed (what peers are sent)."""
+        signed = self._signed
+        return signed.payload if signed else None
+
+    def offer(self, payload: bytes, source: str) -> bool:
+        """A signed list from ``source`` (a peer or a file): adopted if it verifies and
+        is newer than the one in force. Never raises."""
         try:
-            st = self.path.stat()
+            signed = verify(payload, self._ca)
+        except DenyListRejected as exc:
+            with self._lock:
+                self.rejected += 1
+                first = source not in self._logged
+                self._logged.add(source)
+            (log.warning if first else log.debug)(
+                "deny list from %s rejected: %s (logged once per source)", source, exc)
+            return False
+        with self._lock:
+            if signed.version <= self.version:
+                return False
+            self._signed = signed
+            self._entries = signed.entries | self._local
+        log.info("deny list version %d from %s adopted: %d entries", signed.version,
+                 source, len(signed.entries))
+        return True
+
+    def _stat(self, name: str) -> tuple[int, int] | None:
+        try:
+            st = (self.dir / name).stat()
         except OSError:
             return None
         return (st.st_mtime_ns, st.st_size)
 
+    def _changed(self, name: str) -> bool:
+        stamp = self._stat(name)
+        if name in self._stamps and self._stamps[name] == stamp:
+            return False
+        self._stamps[name] = stamp
+        return True
+
+    def _reload(self) -> None:
+        if self._changed(SIGNED_DENY_FILE):
+            try:
+                payload = (self.dir / SIGNED_DENY_FILE).read_bytes()
+            except FileNotFoundError:
+                payload = None
+            except OSError as exc:
+                log.warning("cannot read %s: %s; keeping the list in force",
+                            self.dir / SIGNED_DENY_FILE, exc)
+                payload = None
+            if payload is not None:
+                self.offer(payload, str(self.dir / SIGNED_DENY_FILE))
+        if self._changed(DENY_FILE):
+            try:
+                local = load_deny_list(self.dir)
+            except CredentialsError as exc:
+                log.warning("%s; keeping the previous %d entries", exc, len(self._local))
+                return
+            with self._lock:
+                self._local = local
+                signed = self._signed
+                self._entries = local | (signed.entries if signed else frozenset())
+
     def entries(self) -> frozenset[str]:
-        with self._lock:
-            if self._clock() - self._checked >= self._check_every:
-                self._checked = self._clock()
-                stamp = self._stat()
-                if stamp != self._stamp:
-                    try:
-                        self._entries = load_deny_list(self.path.parent)
-                        self._stamp = stamp
-                        log.info("deny list %s reloaded: %d entries", self.path,
-                                 len(self._entries))
-                    except CredentialsError as exc:
-                        log.warning("%s; keeping the previous %d entries", exc,
-                                    len(self._entries))
-            return self._entries
+        if self._clock() - self._checked >= self._check_every:
+            with self._lock:
+                due = self._clock() - self._checked >= self._check_every
+                if due:
+                    self._checked = self._clock()
+            if due:
+                self._reload()
+        return self._entries
 
     def __contains__(self, entry: object) -> bool:
         return entry in self.entries()

@@ -7,8 +7,9 @@ node directory into the sidecar's mutual TLS. Two kinds of directory::
       ca.key           0600  ECDSA P-256, PKCS8       node.key         0600
       ca.crt                 self-signed, pathlen 0   node.crt         CN=name, SANs
       metadata.key     0600  MetadataKey (hex)        ca.crt           copy
-      denied.txt             deny list                metadata.key     0600, copy
-      federation.json        id, name, created_at     denied.txt       copy
+      denied.txt             deny list (to read)      metadata.key     0600, copy
+      denied.signed          deny list, CA-signed     denied.txt       copy
+      federation.json        id, name, created_at     denied.signed    copy (if any)
                                                       federation.json  copy
 
 Membership is the certificate: a peer speaks to a sidecar only with a certificate
@@ -17,7 +18,8 @@ holding one, whose names (SANs) must match the address dialled unless
 ``load_security(..., verify_address=False)``, which checks against a name that every
 node certificate of the federation carries (:func:`member_name`) instead.
 
-The deny list's format and its reloading: :mod:`federation.io.denylist`.
+The deny list's format and its reloading: :mod:`federation.io.denylist`; its CA
+signature: :mod:`federation.io.denysign`.
 
 Errors: :class:`CredentialsError` (a ``FederationError`` and a ``ValueError``), with
 a message that says what to do. Key material never appears in a message.
@@ -52,6 +54,7 @@ log = logging.getLogger("memnode.federation.pki")
 
 CA_KEY, CA_CERT, NODE_KEY, NODE_CERT = "ca.key", "ca.crt", "node.key", "node.crt"
 METADATA_KEY, DENY_FILE, INFO_FILE = "metadata.key", "denied.txt", "federation.json"
+SIGNED_DENY_FILE = "denied.signed"
 BACKDATE = dt.timedelta(hours=1)  # certificates start an hour early: tolerate clock skew
 EXPIRY_WARNING = dt.timedelta(days=30)
 DEFAULT_IPS = ("127.0.0.1", "::1")
@@ -60,8 +63,8 @@ DENY_HEADER = """\
 # memnode federation deny list: one entry per line; '#' starts a comment.
 # An entry is a node id (messages sent by it are refused) or a certificate name
 # (the --name it was issued with: refused whatever node id it claims).
-# Add entries with `memnode federation deny DIR ENTRY`, then copy this file to the
-# credentials directory of every node.
+# Add entries with `memnode federation deny FEDERATION_DIR ENTRY`: it signs the list
+# with the CA (denied.signed), which members verify and gossip to each other.
 """
 
 _DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
@@ -160,6 +163,8 @@ def issue_node(federation_dir: Path, name: str, out: Path, *, dns: Sequence[str]
                                f"starts ({start:%Y-%m-%d %H:%M} UTC); is the CA expired?")
     copies = {n: _read(federation_dir / n, "the federation's", private=n == METADATA_KEY)
               for n in (METADATA_KEY, DENY_FILE, INFO_FILE)}
+    if (federation_dir / SIGNED_DENY_FILE).exists():
+        copies[SIGNED_DENY_FILE] = _read(federation_dir / SIGNED_DENY_FILE, "the federation's")
     _refuse_existing(out, (NODE_KEY, NODE_CERT, CA_CERT, *copies), "already holds credentials")
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (

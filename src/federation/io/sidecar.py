@@ -9,6 +9,11 @@ and is the only one to touch it. Everything else posts to its inbox:
   proposes addresses; one identify loop per address asks who is there (over mTLS when
   on) and posts the peers it has identified. Discovery never admits a peer itself.
 
+The CA-signed deny list travels beside the core, not through it: outgoing digests are
+stamped with the version this sidecar holds, a peer whose digest shows an older one is
+sent the signed list, and a list received is verified and adopted here
+(:class:`~federation.io.denylist.DenyList`).
+
 After each input, and at every tick, the core thread drains the core's ``Ready``:
 messages go to the transport (best effort, queued per peer), effects go to the node
 through the ReplicaPort (durable before ``advance``). The sidecar keeps no durable
@@ -26,6 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from federation.engine import FederationCore
@@ -35,7 +41,7 @@ from federation.io.denylist import DenyList, make_authorizer
 from federation.io.discovery import StaticDiscovery, parse_discover
 from federation.io.sidecar_config import SidecarConfig
 from federation.io.transport import GossipTransport, Security
-from federation.messages import PROTOCOL_VERSION, Digest, Message
+from federation.messages import PROTOCOL_VERSION, Digest, Message, SignedDenyList
 from federation.ports import (
     Announcement,
     Discovery,
@@ -51,6 +57,7 @@ log = logging.getLogger("memnode.sidecar")
 
 _MAX_INBOX_BATCH = 256
 _LAG_TIMESTAMPS = 4096
+_DENY_RESEND_SECONDS = 5.0
 
 
 class Sidecar:
@@ -89,6 +96,7 @@ class Sidecar:
         self._deny = deny
         self.messages_denied = 0  # not sent: the peer is on the deny list
         self._denied_seen: set[str] = set()
+        self._deny_sent: dict[str, tuple[int, float]] = {}  # peer -> (version, when)
         self.discovery: list[Discovery] = (list(discovery) if discovery is not None
                                            else discovery_from_config(config, self.address))
         self._candidates_changed = threading.Event()
@@ -151,6 +159,10 @@ class Sidecar:
     # -- inputs from other threads ----------------------------------------------------------
 
     def _on_message(self, sender: str, message: Message) -> None:
+        if isinstance(message, SignedDenyList):  # verified here, never shown to the core
+            if self._deny is not None:
+                self._deny.offer(message.payload, f"peer {sender}")
+            return
         self._inbox.put(("message", sender, message))
 
     def _identity(self) -> Hello:
@@ -254,8 +266,10 @@ class Sidecar:
         for kind, *args in items:
             if kind == "message":
                 sender, message = args
-                if isinstance(message, Digest) and message.reply:
-                    self._exchange_done(sender)
+                if isinstance(message, Digest):
+                    if message.reply:
+                        self._exchange_done(sender)
+                    self._share_deny_list(sender, message)
                 core.on_message(sender, message)
             elif kind == "local":
                 local += args[0]
@@ -281,9 +295,13 @@ class Sidecar:
             for out in ready.messages:
                 if self._is_denied(out.to):
                     continue
-                if isinstance(out.message, Digest) and not out.message.reply:
-                    self._exchanges[out.to] = time.monotonic()
-                self.transport.send(out.to, out.address, out.message)
+                message = out.message
+                if isinstance(message, Digest):
+                    if not message.reply:
+                        self._exchanges[out.to] = time.monotonic()
+                    if self._deny is not None and self._deny.version:
+                        message = replace(message, deny_version=self._deny.version)
+                self.transport.send(out.to, out.address, message)
             if ready.effects:
                 self.port.persist(ready.effects)
             core.advance()
@@ -300,6 +318,34 @@ class Sidecar:
             self.transport.forget_peer(peer)
             log.warning("peer %s is on the deny list: nothing more is sent to it", peer)
         return True
+
+    def _share_deny_list(self, peer: str, digest: Digest) -> None:
+        """A peer's digest says it holds an older signed deny list than ours: send it
+        ours (again at most every few seconds while it still says so)."""
+        deny = self._deny
+        if deny is None or not digest.address or digest.deny_version >= deny.version:
+            return
+        payload, version = deny.payload, deny.version
+        last = self._deny_sent.get(peer)
+        now = time.monotonic()
+        if payload is None or (last is not None and last[0] == version
+                               and now - last[1] < _DENY_RESEND_SECONDS):
+            return
+        if self._is_denied(peer):
+            return
+        self._deny_sent[peer] = (version, now)
+        self.transport.send(peer, digest.address,
+                            SignedDenyList(self.node_id, version, payload))
+
+    @property
+    def deny_lists_rejected(self) -> int:
+        """Signed deny lists (from peers or the local file) rejected: bad signature,
+        unsigned or malformed."""
+        return self._deny.rejected if self._deny is not None else 0
+
+    @property
+    def deny_version(self) -> int:
+        return self._deny.version if self._deny is not None else 0
 
     def _exchange_done(self, peer: str) -> None:
         """A peer answered our digest: one anti-entropy exchange, timed end to end."""

@@ -10,6 +10,8 @@
 | memnode_federation_events_buffered | gauge | | events held above a gap now |
 | memnode_federation_messages_sent_total | counter | kind | digest, digest_reply, events, rumor |
 | memnode_federation_messages_received_total | counter | kind | same kinds |
+| memnode_federation_deny_lists_rejected_total | counter | | lists not signed by our CA |
+| memnode_federation_deny_list_version | gauge | | signed deny list in force (0: none) |
 | memnode_federation_messages_malformed_total | counter | | messages dropped as malformed |
 | memnode_federation_messages_denied_total | counter | | messages not sent: peer denied |
 | memnode_federation_bytes_sent_total | counter | | bytes on the wire (protobuf) |
@@ -67,6 +69,12 @@ class SidecarCollector(Collector):
                         "kind", dict(m.messages_received))
         yield counter("messages_denied", "Messages not sent: the peer is denied",
                       self._sidecar.messages_denied)
+        yield counter("deny_lists_rejected",
+                      "Signed deny lists refused: bad or no CA signature, malformed",
+                      self._sidecar.deny_lists_rejected)
+        yield GaugeMetricFamily(P + "deny_list_version",
+                                "Version of the CA-signed deny list in force (0: none)",
+                                value=self._sidecar.deny_version)
         yield counter("messages_malformed", "Messages dropped as malformed",
                       m.messages_malformed + stats.malformed)
         yield counter("bytes_sent", "Bytes sent to peers (protobuf)", stats.bytes_sent)

@@ -17,7 +17,14 @@ from federation.effects import (
 from federation.errors import MalformedEvent
 from federation.events import Event, EventKind, SharedPrivacy
 from federation.io.convert import model_from_proto, model_to_proto, value_from_proto, value_to_proto
-from federation.messages import Digest, EventBatch, EventRun, MemberHeartbeat, Message
+from federation.messages import (
+    Digest,
+    EventBatch,
+    EventRun,
+    MemberHeartbeat,
+    Message,
+    SignedDenyList,
+)
 from federation.v1 import federation_pb2 as fpb
 
 
@@ -129,6 +136,7 @@ def digest_to_proto(d: Digest) -> fpb.Digest:
                                      heartbeat=m.heartbeat, address=m.address)
                  for m in d.members],
         reply=d.reply, gc_floors=dict(d.gc_floors), resync=dict(d.resync),
+        deny_version=d.deny_version,
     )
 
 
@@ -139,12 +147,16 @@ def digest_from_proto(msg: fpb.Digest) -> Digest:
         members=tuple(MemberHeartbeat(m.node_id, m.incarnation, m.heartbeat, m.address)
                       for m in msg.members),
         reply=msg.reply, gc_floors=dict(msg.gc_floors), resync=dict(msg.resync),
+        deny_version=msg.deny_version,
     )
 
 
 def message_to_proto(message: Message) -> fpb.GossipMessage:
     if isinstance(message, Digest):
         return fpb.GossipMessage(digest=digest_to_proto(message))
+    if isinstance(message, SignedDenyList):
+        return fpb.GossipMessage(deny_list=fpb.SignedDenyList(
+            sender=message.sender, version=message.version, payload=message.payload))
     return fpb.GossipMessage(batch=batch_to_proto(message))
 
 
@@ -155,6 +167,9 @@ def message_from_proto(msg: fpb.GossipMessage) -> Message:
         return digest_from_proto(msg.digest)
     if body == "batch":
         return batch_from_proto(msg.batch)
+    if body == "deny_list":
+        d = msg.deny_list
+        return SignedDenyList(d.sender, d.version, d.payload)
     raise MalformedEvent("gossip message with no body")
 
 

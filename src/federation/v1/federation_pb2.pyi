@@ -116,7 +116,7 @@ class MemberHeartbeat(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class Digest(_message.Message):
-    __slots__ = ("sender", "incarnation", "heartbeat", "address", "version_vector", "members", "reply", "gc_floors", "resync")
+    __slots__ = ("sender", "incarnation", "heartbeat", "address", "version_vector", "members", "reply", "gc_floors", "resync", "deny_version")
     class VersionVectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -147,6 +147,7 @@ class Digest(_message.Message):
     REPLY_FIELD_NUMBER: _ClassVar[int]
     GC_FLOORS_FIELD_NUMBER: _ClassVar[int]
     RESYNC_FIELD_NUMBER: _ClassVar[int]
+    DENY_VERSION_FIELD_NUMBER: _ClassVar[int]
     sender: str
     incarnation: int
     heartbeat: int
@@ -156,15 +157,28 @@ class Digest(_message.Message):
     reply: bool
     gc_floors: _containers.ScalarMap[str, int]
     resync: _containers.ScalarMap[str, int]
-    def __init__(self, sender: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., members: _Optional[_Iterable[_Union[MemberHeartbeat, _Mapping]]] = ..., reply: _Optional[bool] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., resync: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    deny_version: int
+    def __init__(self, sender: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., members: _Optional[_Iterable[_Union[MemberHeartbeat, _Mapping]]] = ..., reply: _Optional[bool] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., resync: _Optional[_Mapping[str, int]] = ..., deny_version: _Optional[int] = ...) -> None: ...
+
+class SignedDenyList(_message.Message):
+    __slots__ = ("sender", "version", "payload")
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    sender: str
+    version: int
+    payload: bytes
+    def __init__(self, sender: _Optional[str] = ..., version: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class GossipMessage(_message.Message):
-    __slots__ = ("digest", "batch")
+    __slots__ = ("digest", "batch", "deny_list")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
+    DENY_LIST_FIELD_NUMBER: _ClassVar[int]
     digest: Digest
     batch: EventBatch
-    def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ..., batch: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
+    deny_list: SignedDenyList
+    def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ..., batch: _Optional[_Union[EventBatch, _Mapping]] = ..., deny_list: _Optional[_Union[SignedDenyList, _Mapping]] = ...) -> None: ...
 
 class DeliverAck(_message.Message):
     __slots__ = ("received",)

@@ -81,7 +81,7 @@ class StatusBoard:
             t=self._clock(), applied=self._applied(self.node.version_vector()),
             max_lag_events=max((p.events_behind for p in alive), default=0),
             peers_alive=len(alive), peers_behind=sum(1 for p in alive if p.events_behind),
-            replicated=self.node.store.count_replicas(), rejected=self._rejected(),
+            replicated=self.node.visible.count_replicas(), rejected=self._rejected(),
         )
         with self._lock:
             self._ring.append(point)
@@ -135,8 +135,8 @@ class StatusBoard:
             "uptime_seconds": round(node.uptime_seconds(), 3),
             "now": round(self._clock(), 3),
             "model": {"name": model.name, "dim": model.dim, "fingerprint": model.fingerprint},
-            "memories": {"local": node.store.count_local(),
-                         "replicated": node.store.count_replicas(),
+            "memories": {"local": node.visible.count_local(),
+                         "replicated": node.visible.count_replicas(),
                          "ephemeral": node.ephemeral.count()},
             "version_vector": dict(sorted(vv.items())),
             "sidecar": ("embedded" if self.sidecar is not None

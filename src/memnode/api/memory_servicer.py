@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from federation.io.convert import model_to_proto
+from federation.io.convert import model_from_proto, model_to_proto
 from federation.v1 import types_pb2 as tpb
 from memnode._version import __version__
 from memnode.api.convert import hit_to_proto, memory_to_proto, meta_from_proto
@@ -79,6 +79,8 @@ def _input(req: pb.RememberRequest) -> RememberInput:
     return RememberInput(
         text=req.text, metadata=meta_from_proto(req.metadata), privacy=req.privacy,
         keep_pii=req.keep_pii, ttl_seconds=float(req.ttl_seconds), embedding=req.embedding,
+        embedding_model=(model_from_proto(req.embedding_model)
+                         if req.HasField("embedding_model") else None),
     )
 
 
@@ -177,8 +179,8 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         return pb.StatusResponse(
             node_id=node.node_id,
             model=model_to_proto(model),
-            memories=pb.MemoryCounts(local=node.store.count_local(),
-                                     replicated=node.store.count_replicas(),
+            memories=pb.MemoryCounts(local=node.visible.count_local(),
+                                     replicated=node.visible.count_replicas(),
                                      ephemeral=node.ephemeral.count()),
             version_vector=node.version_vector(),
             peers=self._peers(),

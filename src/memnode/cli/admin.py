@@ -193,15 +193,21 @@ def cmd_federation_issue(args: argparse.Namespace) -> int:
 def cmd_federation_deny(args: argparse.Namespace) -> int:
     from federation.errors import CredentialsError
     from federation.io.denylist import add_to_deny_list
-    from federation.io.pki import DENY_FILE
+    from federation.io.pki import CA_KEY, DENY_FILE, SIGNED_DENY_FILE
 
     try:
         added = add_to_deny_list(args.dir, args.node_id)
     except CredentialsError as exc:
         raise UsageError(str(exc)) from None
-    print(f"{args.node_id} {'denied' if added else 'was already denied'} in "
-          f"{args.dir / DENY_FILE}; copy this file to every node's credentials directory",
-          file=sys.stderr)
+    state = "denied" if added else "was already denied"
+    if (args.dir / CA_KEY).exists():
+        print(f"{args.node_id} {state} in {args.dir / SIGNED_DENY_FILE} (signed by the "
+              f"federation CA); copy that file into any one member's credentials directory: "
+              f"members gossip it to each other within seconds", file=sys.stderr)
+    else:
+        print(f"{args.node_id} {state} in {args.dir / DENY_FILE}: this node alone enforces "
+              f"it (unsigned, not gossiped); deny on the federation directory (the one "
+              f"holding {CA_KEY}) to reach every member", file=sys.stderr)
     return 0
 
 
@@ -240,7 +246,8 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
                    help="an IP address the node is reached at (repeatable; "
                    "127.0.0.1 and ::1 are always included)")
     p.add_argument("--days", type=int, default=365, help="validity of the certificate")
-    p = fsub.add_parser("deny", help="add a node id or certificate name to DIR's deny list")
+    p = fsub.add_parser("deny", help="deny a node id or certificate name: in a federation "
+                        "DIR, a new CA-signed list that members gossip")
     p.set_defaults(func=cmd_federation_deny)
     p.add_argument("dir", type=Path, metavar="DIR")
     p.add_argument("node_id", metavar="NODE_ID")

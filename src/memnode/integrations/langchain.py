@@ -45,10 +45,12 @@ class MemnodeVectorStore(VectorStore):
     comes from one model, whose identity travels with it, and the node embeds the text
     *after* redacting PII. With ``embedding=`` a LangChain :class:`Embeddings`, the
     adapter embeds documents and queries itself and sends the float32 vectors with the
-    text (``RememberRequest.embedding``, ``RecallRequest.embedding``). The node checks
-    only their dimension (an error names both dimensions): the caller vouches that they
-    come from the node's model, since they replicate under the node's model identity,
-    and they are computed on the unredacted text. Use it with the node's own model, or on
+    text (``RememberRequest.embedding``, ``RecallRequest.embedding``), declaring them as
+    the node's model (``embedding_model``, read once from the node's status): the caller
+    vouches that they come from that model, since team and public memories replicate
+    under the node's model identity, and they are computed on the unredacted text. The
+    node checks the declaration and the dimension (an error names both). Use it with the
+    node's own model, or on
     a node whose embedder has the caller's dimension (the standard LangChain tests run
     this way against a node with a 6-dimensional test embedder).
 
@@ -94,6 +96,7 @@ class MemnodeVectorStore(VectorStore):
         self.privacy = privacy
         self.scope = scope
         self.keep_pii = keep_pii
+        self._node_model: dict[str, Any] | None = None
 
     def close(self) -> None:
         """Close the client if this store made it."""
@@ -127,9 +130,10 @@ class MemnodeVectorStore(VectorStore):
         if not items:
             return []
         vectors = self._embed_documents(items)
+        model = self._declared_model()
         new = [
             NewMemory(text, _to_node_metadata(meta, lc_id), self.privacy, self.keep_pii,
-                      embedding=vec)
+                      embedding=vec, embedding_model=model if vec else None)
             for text, meta, lc_id, vec in zip(
                 items, metadatas or [{}] * len(items), lc_ids, vectors, strict=True)
         ]
@@ -209,6 +213,15 @@ class MemnodeVectorStore(VectorStore):
         hits = self.client.recall(query, k, scope=scope or self.scope, where=dict(where or {}),
                                   embedding=vector)
         return [(_document(h), float(h.score)) for h in hits]
+
+    def _declared_model(self) -> dict[str, Any] | None:
+        """The node's model, which the caller's embeddings are declared as (None when
+        the node embeds)."""
+        if self._embedding is None:
+            return None
+        if self._node_model is None:
+            self._node_model = dict(self.client.status().model)
+        return self._node_model
 
     def _embed_documents(self, texts: list[str]) -> list[bytes]:
         if self._embedding is None:

@@ -3,8 +3,10 @@
 The durable path reports every failure here (:meth:`WriteHealth.failed`); the next
 successful write, or a probe (:meth:`memnode.node.node.Node.probe_writes`, run
 periodically by the server), clears it. A full disk (ENOSPC, EDQUOT, SQLite's
-SQLITE_FULL) is refused with RESOURCE_EXHAUSTED, any other I/O failure with UNAVAILABLE;
-reads keep working either way.
+SQLITE_FULL, or any failed write while the data dir has less than ``min_free`` bytes
+free: Chroma's own errors on a full disk do not always say so) is refused with
+RESOURCE_EXHAUSTED, any other I/O failure with UNAVAILABLE; reads keep working either
+way.
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ def describe(exc: BaseException) -> str:
 class WriteHealth:
     """Thread-safe. ``problem`` is None while writes work."""
 
-    def __init__(self, metrics: NodeMetrics) -> None:
+    def __init__(self, metrics: NodeMetrics, data_dir: Path, min_free: int) -> None:
         self._metrics = metrics
+        self._data_dir = data_dir
+        self._min_free = min_free
         self._lock = threading.Lock()
         self._problem: str | None = None
         self._full = False
@@ -69,7 +73,7 @@ class WriteHealth:
 
     def failed(self, exc: BaseException, *, committed: bool, what: str) -> MemnodeError:
         """Record a failure of the durable path; returns the error to refuse with."""
-        full = is_disk_full(exc)
+        full = is_disk_full(exc) or self._free() < self._min_free
         cause = describe(exc)
         if full:
             problem = f"disk full: the node cannot write its {what} ({cause})"
@@ -94,19 +98,20 @@ class WriteHealth:
         message = f"{problem}: {outcome}; reads still work, writes resume by themselves"
         return ResourceExhausted(message) if full else Unavailable(message)
 
-    def probe(self, durable: Durable, data_dir: Path, min_free: int) -> None:
+    def _free(self) -> int:
+        try:
+            return shutil.disk_usage(self._data_dir).free
+        except OSError:
+            return 0
+
+    def probe(self, durable: Durable) -> None:
         """Try writing again (caller holds the write lock): after a full disk only once
         ``min_free`` bytes are free again (a tiny probe write would fit long before the
         writes that failed do), then the pending changes and one small log write."""
         with self._lock:
             full = self._full
-        if full:
-            try:
-                free = shutil.disk_usage(data_dir).free
-            except OSError:
-                free = 0
-            if free < min_free:
-                return
+        if full and self._free() < self._min_free:
+            return
         try:
             durable.probe()
         except StoreWriteError as exc:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from federation.events import ModelId
 from memnode.config import NodeConfig
 from memnode.embedders import Embedder
 from memnode.errors import InvalidArgument
@@ -29,6 +30,7 @@ class RememberInput:
     keep_pii: bool = False
     ttl_seconds: float = 0.0
     embedding: bytes = b""
+    embedding_model: ModelId | None = None  # the model ``embedding`` came from, declared
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,15 @@ class _Item:
 
 
 def _check(item: RememberInput, cfg: NodeConfig, limits: validation.MetadataLimits,
-           dim: int) -> _Item:
+           model: ModelId) -> _Item:
     raw = item.text.encode() if isinstance(item.text, str) else item.text
     text = validation.decode_text(raw, cfg.max_text_bytes)
     level = validation.privacy(item.privacy)
     meta = validation.metadata(item.metadata, limits)
-    vec = validation.embedding(item.embedding, dim) if item.embedding else None
+    vec = None
+    if item.embedding:
+        vec = validation.embedding(item.embedding, model.dim)
+        validation.embedding_model(item.embedding_model, model, level)
     if item.ttl_seconds and level != Privacy.EPHEMERAL:
         raise InvalidArgument("ttl_seconds applies to EPHEMERAL only")
     return _Item(text, level, meta, vec, item.ttl_seconds, 0)
@@ -85,7 +90,7 @@ def prepare(items: Sequence[RememberInput], cfg: NodeConfig, limits: validation.
     checked: list[_Item] = []
     for n, item in enumerate(items):
         try:
-            ok = _check(item, cfg, limits, embedder.model.dim)
+            ok = _check(item, cfg, limits, embedder.model)
         except InvalidArgument as exc:
             prefix = f"item {n}: " if len(items) > 1 else ""
             raise InvalidArgument(prefix + str(exc)) from None

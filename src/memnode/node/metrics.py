@@ -17,13 +17,21 @@ process in tests and in the embedded demo).
 | memnode_write_failures_total | counter | kind | failed writes of the durable path: disk_full, io |
 | memnode_restore_lost_texts_total | counter | | own memories taken back, text lost |
 | memnode_auth_refused_total | counter | reason | client calls refused (memnode.node.tokens) |
+| memnode_index_tail | gauge | collection | changes durable and visible, not yet in Chroma |
+| memnode_index_lag_seconds | gauge | | age of the oldest change not yet in Chroma (0: none) |
+| memnode_index_batch_size | histogram | | changes the indexer moved into Chroma per batch |
+| memnode_index_batch_seconds | histogram | | time to index one batch into Chroma |
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from memnode.storage.tail import IndexTail
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
@@ -75,6 +83,23 @@ class NodeMetrics:
             "reason", ["reason"], registry=r,
         )
 
+        self.index_tail = Gauge(
+            "memnode_index_tail", "Changes durable and visible but not yet in Chroma, by "
+            "collection", ["collection"], registry=r,
+        )
+        self.index_lag_seconds = Gauge(
+            "memnode_index_lag_seconds", "Age of the oldest change not yet in Chroma",
+            registry=r,
+        )
+        self.index_batch_size = Histogram(
+            "memnode_index_batch_size", "Changes moved into Chroma per indexer batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 5000), registry=r,
+        )
+        self.index_batch_seconds = Histogram(
+            "memnode_index_batch_seconds", "Time to index one batch into Chroma",
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )
+
         self.writable = Gauge(
             "memnode_writable", "1 while the log and the store can write, else 0", registry=r)
         self.write_failures = Counter(
@@ -85,6 +110,16 @@ class NodeMetrics:
             "memnode_restore_lost_texts", "Own memories taken back from peers after a "
             "restore whose text is lost (written after the backup)", registry=r,
         )
+
+    def track_tail(self, tail: IndexTail) -> None:
+        for collection in ("local", "replicas"):
+            self.index_tail.labels(collection=collection).set_function(
+                lambda c=collection: tail.count(c))  # type: ignore[misc]
+        self.index_lag_seconds.set_function(tail.lag_seconds)
+
+    def observe_index_batch(self, size: int, seconds: float) -> None:
+        self.index_batch_size.observe(size)
+        self.index_batch_seconds.observe(seconds)
 
     def track_memories(self, collection: str, count: Callable[[], float]) -> None:
         self.memories.labels(collection=collection).set_function(count)

@@ -3,10 +3,12 @@
 Domain code only: the gRPC servicer converts messages and calls this; nothing here knows
 about gRPC. Writes are serialised (one origin, one seq order); reads run concurrently.
 
-Write path of a persisted memory: validate -> redact PII -> embed -> sign events ->
-journal + events committed in one synced SQLite transaction -> upsert into Chroma ->
-journal rows dropped -> answer the client. A crash anywhere after the commit is repaired
-at the next start by replaying the journal; before it, nothing was acknowledged.
+Write path of a persisted memory: validate -> redact PII -> embed -> (commit queue,
+write lock) sign events -> journal + events of every queued write in one synced SQLite
+transaction -> into the index tail (visible to reads) -> answer the client; the indexer
+moves the tail into Chroma in bulk and drops the journal rows. A crash after the commit
+is repaired at start by rebuilding the tail from the journal; before it, nothing was
+acknowledged.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,8 @@ from memnode.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnode.node import paging, restore, validation
+from memnode.node import commits, paging, restore, validation
+from memnode.node.commits import Overlay, Staged
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
 from memnode.node.health import WriteHealth
@@ -51,7 +54,10 @@ from memnode.storage import backup
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.durable import Durable, StoreWriteError
 from memnode.storage.eventlog import EventLog
+from memnode.storage.indexer import Indexer
 from memnode.storage.lock import DataDirLock
+from memnode.storage.tail import IndexTail
+from memnode.storage.visible import VisibleStore
 
 log = logging.getLogger("memnode.node")
 
@@ -131,43 +137,59 @@ class Node:
                         self.metakey.describe())
         self.ephemeral = EphemeralStore(self._clock_ms, config.ephemeral_max_items)
         self._write_lock = threading.Lock()
-        self.durable = Durable(self.log, self.store)
-        self.health = WriteHealth(self.metrics)
+        self.tail = IndexTail(self.model.dim, max_items=config.index_tail_max_items,
+                              max_bytes=config.index_tail_max_bytes)
+        self.visible = VisibleStore(self.store, self.tail)
+        self.durable = Durable(self.log, self.store, self.tail)
+        self.health = WriteHealth(self.metrics, self.data_dir, config.min_free_bytes)
+        self._commits = commits.CommitQueue(
+            self._write_lock, lambda group: commits.group_commit(self, group))
         self._seq = self.log.watermark(self.node_id)
         self._event_listeners: list[Callable[[list[Event]], None]] = []
-        self.metrics.track_memories("local", self.store.count_local)
-        self.metrics.track_memories("replicas", self.store.count_replicas)
+        self.metrics.track_memories("local", self.visible.count_local)
+        self.metrics.track_memories("replicas", self.visible.count_replicas)
         self.metrics.track_memories("ephemeral", self.ephemeral.count)
+        self.metrics.track_tail(self.tail)
         with self._write_lock:
             try:
-                replayed = self.durable.replay()
+                rebuilt = self.durable.rebuild()
             except Exception as exc:  # e.g. a full disk: stay up, serve reads, retry
                 self.durable.defer_replay()
                 self.health.failed(exc, committed=True, what="store")
-                replayed = 0
-        if replayed:
-            self.metrics.journal_replayed.inc(replayed)
-            log.info("replayed %d journal entries into Chroma", replayed)
+                rebuilt = 0
+        if rebuilt:
+            self.metrics.journal_replayed.inc(rebuilt)
+            log.info("rebuilt the index tail from %d journal entries", rebuilt)
+        self.indexer = Indexer(self.tail, self.store, self.log,
+                               batch_max=config.index_batch_max,
+                               batch_window=config.index_batch_window_seconds,
+                               on_batch=self.metrics.observe_index_batch,
+                               on_error=lambda exc: commits.indexer_failed(self, exc),
+                               on_recovered=lambda: commits.indexer_ok(self))
+        self.indexer.start()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
+        self.indexer.stop()
         with self._write_lock:
             self.log.close()
             self.store.close()
         self._lock.release()
 
     def persist_replication(self, effects: Sequence[Effect]) -> None:
-        """The replication core's effects: durably into the log, then into Chroma."""
+        """The replication core's effects: durably into the log, then into the index
+        tail (visible at once; indexed in bulk). Waits while the tail is full."""
         if self.log.is_noop(effects):
             return  # e.g. the marks of our own events, which the commit already wrote
         with self._write_lock:
+            self.tail.wait_until_room(self.config.index_backpressure_seconds or 1.0)
             own: dict[str, LocalRecord] = {}
             lost: list[tuple[str, int]] = []
             ends_restore = any(isinstance(e, OwnSeqLearned) for e in effects)
             if self.restore.active:
                 own, lost = self.restore.own_records(effects, self.node_id,
-                                                     self.store.get_local)
+                                                     self.visible.get_local)
             elif ends_restore or restore.touches_own(effects, self.node_id):
                 raise FailedPrecondition("effects on this node's own memories, but it "
                                          "is not restoring")
@@ -175,7 +197,8 @@ class Node:
                 self.durable.persist(effects, self.node_id, own, lost)
             except StoreWriteError as exc:
                 raise self.health.failed(exc, committed=exc.committed, what=exc.what) from exc
-            self.health.ok()
+            if not self.durable.apply_failed:
+                self.health.ok()
             if self.restore.active:
                 self._seq = self.log.watermark(self.node_id)
                 if ends_restore:
@@ -187,7 +210,7 @@ class Node:
         if self.health.problem is None:
             return None
         with self._write_lock:
-            self.health.probe(self.durable, self.data_dir, self.config.min_free_bytes)
+            self.health.probe(self.durable)
         return self.health.problem
 
     def _writable(self) -> None:
@@ -253,34 +276,6 @@ class Node:
         )
         return sign(event, self.identity.key)
 
-    def _commit(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
-                events: list[Event]) -> None:
-        """Admit, then the durable path (commit, apply). Caller holds the write lock and
-        has advanced ``self._seq`` for ``events``; if nothing was committed the seq is
-        rolled back. Listeners hear of committed events even if applying failed."""
-        first_seq = events[0].seq - 1 if events else self._seq
-        try:
-            validation.admit(events, self.limits, self.metrics)
-            self._writable()
-            self.durable.commit_local(puts, forgets, events)
-        except StoreWriteError as exc:
-            if not exc.committed:
-                self._seq = first_seq
-                raise self.health.failed(exc, committed=False, what=exc.what) from None
-            # Durable in the log: acknowledged; Chroma gets it by replay (next write or
-            # probe). Until then new writes are refused.
-            self.health.failed(exc, committed=True, what=exc.what)
-            self._announce(events)
-            return
-        except BaseException:
-            if not events or self.log.watermark(self.node_id) < events[0].seq:
-                self._seq = first_seq
-            else:
-                self._announce(events)
-            raise
-        self.health.ok()
-        self._announce(events)
-
     def _announce(self, events: list[Event]) -> None:
         for event in events:
             self.metrics.events_appended.labels(kind=event.kind.name.lower()).inc()
@@ -295,29 +290,27 @@ class Node:
                         self._clock_ms(), self._new_id)
         ephemeral = [r for r in batch.records if r.privacy == Privacy.EPHEMERAL]
         persisted = [r for r in batch.records if r.privacy != Privacy.EPHEMERAL]
-        with self._write_lock:
-            # Under the write lock, all or nothing: ephemeral ones first (a full store
-            # refuses the whole batch), taken back if the persisted ones fail.
+        def write(overlay: Overlay) -> tuple[Staged, None]:
+            # All or nothing: ephemeral ones first (a full store refuses the whole
+            # batch), taken back if the persisted ones fail.
             if ephemeral and not self.ephemeral.put_all(ephemeral):
                 raise ResourceExhausted(
                     f"ephemeral store is full ({cfg.ephemeral_max_items} memories): "
                     f"{len(ephemeral)} more do not fit; forget some or wait for TTLs")
-            try:
-                if persisted:
-                    events = [self._event(EventKind.PUT, r) for r in persisted
-                              if r.privacy.replicated]
-                    self._commit(persisted, (), events)
-            except BaseException:
-                self.ephemeral.remove([r.id for r in ephemeral])
-                raise
+            events = [self._event(EventKind.PUT, r) for r in persisted if r.privacy.replicated]
+            return Staged(puts=list(persisted), events=events,
+                          undo=[lambda: self.ephemeral.remove([r.id for r in ephemeral])]), None
+
+        self._commits.submit(write)
         return [RememberResult(r.id, n)
                 for r, n in zip(batch.records, batch.redactions, strict=True)]
 
     def update(self, memory_id: str, metadata: Mapping[str, object],
                remove_keys: Sequence[str] = ()) -> LocalRecord:
         validation.memory_id(memory_id)
-        with self._write_lock:
-            record = self._own_record(memory_id)
+
+        def write(overlay: Overlay) -> tuple[Staged, LocalRecord]:
+            record = self._own_record(memory_id, overlay)
             merged: dict[str, object] = {k: v for k, v in record.metadata.items()
                                          if k not in set(remove_keys)}
             merged.update(metadata)
@@ -326,28 +319,38 @@ class Node:
             if record.privacy == Privacy.EPHEMERAL:
                 if not self.ephemeral.put(record):  # it expired meanwhile and the store is full
                     raise NotFound(f"no memory {memory_id} (it expired)")
-                return record
+                return Staged(), record
             events = [self._event(EventKind.UPDATE, record)] if record.privacy.replicated else []
-            self._commit([record], (), events)
-            return record
+            return Staged(puts=[record], events=events, changed={memory_id}), record
+
+        result: LocalRecord = self._commits.submit(write)
+        return result
 
     def forget(self, memory_id: str) -> None:
         validation.memory_id(memory_id)
-        with self._write_lock:
-            record = self._own_record(memory_id)
+
+        def write(overlay: Overlay) -> tuple[Staged, None]:
+            record = self._own_record(memory_id, overlay)
             if record.privacy == Privacy.EPHEMERAL:
                 self.ephemeral.forget(memory_id)
-                return
+                return Staged(), None
             record.updated_at_ms = self._clock_ms()
             events = [self._event(EventKind.FORGET, record)] if record.privacy.replicated else []
-            self._commit((), [memory_id], events)
+            return Staged(forgets=[memory_id], events=events), None
 
-    def _own_record(self, memory_id: str) -> LocalRecord:
-        record = self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
+        self._commits.submit(write)
+
+    def _own_record(self, memory_id: str, overlay: Overlay) -> LocalRecord:
+        if memory_id in overlay:  # changed by an earlier write of the same group
+            staged = overlay[memory_id]
+            if staged is None:
+                raise NotFound(f"no memory {memory_id}")
+            return replace(staged, metadata=dict(staged.metadata))
+        record = self.ephemeral.get(memory_id) or self.visible.get_local(memory_id)
         if record is not None:
             return record
         origin = origin_of(memory_id)
-        if origin != self.node_id and self.store.get_replica(memory_id) is not None:
+        if origin != self.node_id and self.visible.get_replica(memory_id) is not None:
             raise FailedPrecondition(
                 f"memory {memory_id} belongs to node {origin}; only its origin can change it"
             )
@@ -371,8 +374,8 @@ class Node:
         replica_where: dict[str, list[MetaValue]] = {
             key: self.metakey.match_values(value) for key, value in wanted.items()
         }
-        hits = self.store.query(vec, k, include_replicas=mesh, where_local=wanted,
-                                where_replica=replica_where)
+        hits = self.visible.query(vec, k, include_replicas=mesh, where_local=wanted,
+                                  where_replica=replica_where)
         extra = self.ephemeral.query(vec, k, wanted)
         if extra:
             hits = sorted(hits + extra, key=lambda h: h.score, reverse=True)[:k]
@@ -380,19 +383,21 @@ class Node:
 
     def get(self, memory_id: str) -> LocalRecord | ReplicaRecord:
         validation.memory_id(memory_id)
-        found = (self.ephemeral.get(memory_id) or self.store.get_local(memory_id)
-                 or self.store.get_replica(memory_id))
+        found = (self.ephemeral.get(memory_id) or self.visible.get_local(memory_id)
+                 or self.visible.get_replica(memory_id))
         if found is None:
             raise NotFound(f"no memory {memory_id}")
         return found
 
     def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
-        return paging.page(self.ephemeral, self.store, page_size, token, mesh=mesh)
+        return paging.page(self.ephemeral, self.visible, page_size, token, mesh=mesh,
+                           settle=lambda: self.indexer.flush(paging.SETTLE_SECONDS))
 
     def backup(self, out: Path) -> dict[str, Any]:
         """An online, consistent backup into ``out`` (storage.backup); its manifest."""
-        with self._write_lock:
+        with self._write_lock:  # the tail in Chroma first: the manifest counts Chroma's
+            self.indexer.flush(paging.SETTLE_SECONDS)
             snapshot = backup.take_snapshot(self.log, self.store, out)
         log.info("backup snapshot of %d own memories took %.2f s (writes paused)",
                  snapshot.own_memories, snapshot.seconds)

@@ -1,13 +1,25 @@
-"""Paging over a node's memories: ephemeral, then own persisted, then (mesh) replicas."""
+"""Paging over a node's memories: ephemeral, then own persisted, then (mesh) replicas.
+
+Persisted memories are Chroma's rows (those the index tail shadows left out), then the
+tail's records. A listing first lets the indexer move the tail into Chroma (``settle``,
+at most SETTLE_SECONDS), so every memory written before it started is listed once; a
+write made while paging may be listed or not.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from memnode.node import validation
 from memnode.node.domain import LocalRecord, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
-from memnode.storage.chroma import ChromaStore
+from memnode.storage.visible import VisibleStore
+
+#: How long a new listing waits for the indexer to move the tail into Chroma.
+SETTLE_SECONDS = 5.0
+#: The phases in order: ephemeral, own in Chroma, own in the tail, replicas likewise.
+_PHASES = ("e", "l", "m", "r", "s")
 
 
 @dataclass(frozen=True)
@@ -17,28 +29,30 @@ class Page:
     next_token: str
 
 
-def page(ephemeral: EphemeralStore, store: ChromaStore, page_size: int, token: str, *,
-         mesh: bool = False) -> Page:
+def page(ephemeral: EphemeralStore, visible: VisibleStore, page_size: int, token: str, *,
+         mesh: bool = False, settle: Callable[[], object] = lambda: None) -> Page:
     size = min(page_size or 100, 1000)
     phase, offset = _parse_token(token)
-    phases = ["e", "l", "r"] if mesh else ["e", "l"]
+    if not token:
+        settle()
+    phases = _PHASES if mesh else _PHASES[:3]
     local: list[LocalRecord] = []
     replicas: list[ReplicaRecord] = []
     while phase and len(local) + len(replicas) < size:
         want = size - len(local) - len(replicas)
-        got: list[LocalRecord] | list[ReplicaRecord]
         if phase == "e":
             got = ephemeral.records()[offset : offset + want]
             local += got
-        elif phase == "l":
-            got = store.list_local(offset, want)
-            local += got
+            offset += len(got)
+            exhausted = len(got) < want
         else:
-            got = store.list_replicas(offset, want)
-            replicas += got
-        offset += len(got)
-        if len(got) < want:  # this phase is exhausted: on to the next
-            following = phases.index(phase) + 1
+            rows, offset, exhausted = visible.list_page(phase, offset, want)
+            if phase in ("l", "m"):
+                local += rows  # type: ignore[arg-type]
+            else:
+                replicas += rows  # type: ignore[arg-type]
+        if exhausted:  # on to the next phase
+            following = phases.index(phase) + 1 if phase in phases else len(phases)
             phase = phases[following] if following < len(phases) else ""
             offset = 0
     return Page(local, replicas, f"{phase}:{offset}" if phase else "")
@@ -48,6 +62,6 @@ def _parse_token(token: str) -> tuple[str, int]:
     if not token:
         return "e", 0
     phase, _, offset = token.partition(":")
-    if phase not in ("e", "l", "r") or not offset.isdigit():
+    if phase not in _PHASES or not offset.isdigit():
         raise validation.InvalidArgument(f"bad page token {token!r}")
     return phase, int(offset)

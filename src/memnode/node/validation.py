@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from federation.config import FederationConfig
-from federation.events import Event, split_memory_id
+from federation.events import Event, ModelId, split_memory_id
 from federation.sizes import event_size
 from federation.validate import Limits, check_event
 from memnode.errors import InvalidArgument, ResourceExhausted
@@ -117,6 +117,25 @@ def embedding(raw: bytes, dim: int) -> Vector:
         raise InvalidArgument("embedding must be finite and non-zero")
     normalized: Vector = vec / norm
     return normalized
+
+
+def embedding_model(declared: ModelId | None, node_model: ModelId, level: Privacy) -> None:
+    """The door for a client's own embedding: TEAM and PUBLIC memories replicate under
+    the node's model identity, so their embedding must declare a model, and that model
+    must be the node's. PRIVATE and EPHEMERAL ones stay on this node and may leave the
+    model out; a model they do declare must match too (another model's vectors are
+    meaningless in this node's index)."""
+    if declared is None:
+        if level in (Privacy.TEAM, Privacy.PUBLIC):
+            raise InvalidArgument(
+                f"a {level.name.lower()} memory's embedding must declare the model it came "
+                f"from (embedding_model): it replicates as this node's model {node_model}; "
+                "declare it, let the node embed the text, or use privacy private")
+        return
+    if declared != node_model:
+        raise InvalidArgument(
+            f"embedding comes from model {declared}, but this node's model is {node_model}: "
+            "only embeddings of the node's model are accepted; let the node embed the text")
 
 
 def batch_size(n: int, limit: int) -> None:

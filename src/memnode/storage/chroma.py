@@ -166,6 +166,20 @@ class ChromaStore:
     def count_replicas(self) -> int:
         return int(self._replicas.count())
 
+    def existing_local(self, ids: Sequence[str]) -> set[str]:
+        return self._existing(self._local, ids)
+
+    def existing_replicas(self, ids: Sequence[str]) -> set[str]:
+        return self._existing(self._replicas, ids)
+
+    def _existing(self, collection: Any, ids: Sequence[str]) -> set[str]:
+        unique = list(dict.fromkeys(ids))
+        found: set[str] = set()
+        for start in self._batches(len(unique)):
+            got = collection.get(ids=unique[start : start + self.batch_size], include=[])
+            found.update(got["ids"])
+        return found
+
     def get_local(self, memory_id: str) -> LocalRecord | None:
         records = self._local_records(self._local.get(ids=[memory_id], include=_INCLUDE_ALL))
         return records[0] if records else None

@@ -1,22 +1,27 @@
-"""One durable path for every change: commit to the log, apply to Chroma, replay.
+"""One durable path for every change: commit to the log, visible in the tail, indexed.
 
 Local writes (``commit_local``) and the replication core's effects (``persist``) take
-the same three steps:
+the same steps:
 
 1. **commit**: one synced SQLite transaction holds the change and a journal of what
    Chroma must do (:mod:`memnode.storage.eventlog`); after it, the change is durable;
-2. **apply**: Chroma is brought in line (upserts and deletes, idempotent), then the
-   journal rows are dropped;
-3. **replay**: whatever the journal still holds at start (a crash between 1 and 2), or
-   after an apply failed, is applied again, in order.
+2. **visible**: the change enters the index tail (:mod:`memnode.storage.tail`), which
+   every read lays over Chroma;
+3. **indexed**: the indexer (:mod:`memnode.storage.indexer`) applies the tail to Chroma
+   in large batches, then drops the journal rows, then the tail entries;
+4. **rebuild**: whatever the journal still holds at start (Chroma may lack it) enters
+   the tail again, and the indexer takes it from there. A journal larger than the tail
+   (a restore journals every own memory) is replayed into Chroma directly, a page at a
+   time (``replay``, also what ``memnode restore`` runs offline).
 
-Not thread-safe on its own: the node calls it under its write lock.
+Not thread-safe on its own: the node calls ``commit_local`` and ``persist`` under its
+write lock, after :meth:`memnode.storage.tail.IndexTail.wait_for_room`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -25,6 +30,7 @@ from federation.events import Event, EventKind
 from memnode.node.domain import LocalRecord, Privacy, ReplicaRecord
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.eventlog import EventLog
+from memnode.storage.tail import IndexTail
 
 log = logging.getLogger("memnode.storage")
 
@@ -50,27 +56,24 @@ class StoreWriteError(Exception):
 
 
 class Durable:
-    def __init__(self, log: EventLog, store: ChromaStore) -> None:
+    def __init__(self, log: EventLog, store: ChromaStore, tail: IndexTail | None = None
+                 ) -> None:
         self.log = log
         self.store = store
+        self.tail = tail or IndexTail(store.dim, max_items=1, max_bytes=1)
         self._apply_failed = False
+        self._rebuild_pending = False
+        self._index_error: Exception | None = None
 
     def commit_local(self, puts: Sequence[LocalRecord], forgets: Sequence[str],
-                     events: Sequence[Event]) -> None:
-        """This node's own change, with its signed events. Durable on return, even if
-        applying to Chroma failed (then raises; the next change or start replays)."""
+                     events: Sequence[Event], changed: Collection[str] = ()) -> None:
+        """This node's own change, with its signed events: durable and visible on return.
+        ``changed``: ids of ``puts`` that update a memory held before."""
         try:
             jseq = self.log.commit_local(puts=puts, forgets=forgets, events=events)
         except Exception as exc:
             raise StoreWriteError(False, "log") from exc
-
-        def apply() -> None:
-            if puts:
-                self.store.upsert_local(puts)
-            if forgets:
-                self.store.delete_local(forgets)
-
-        self._apply(apply, jseq)
+        self.tail.add_local(jseq, puts, forgets, changed)
 
     def persist(self, effects: Sequence[Effect], own_origin: str = "",
                 own: Mapping[str, LocalRecord] | None = None,
@@ -83,9 +86,56 @@ class Durable:
             jseq, memory_ids = self.log.persist_effects(effects, own_origin, own, lost)
         except Exception as exc:
             raise StoreWriteError(False, "log") from exc
-        if memory_ids:
-            self._apply(lambda: _apply_effects(self.store, effects, own_origin, own or {}),
-                        jseq)
+        if not memory_ids:
+            return
+        final: dict[str, Event | None] = {}  # the last effect on a memory wins
+        mine: dict[str, LocalRecord | None] = {}
+        for effect in effects:
+            if isinstance(effect, UpsertReplica):
+                if own_origin and effect.event.origin == own_origin:
+                    mine[effect.event.memory_id] = (own or {})[effect.event.memory_id]
+                else:
+                    final[effect.event.memory_id] = effect.event
+            elif isinstance(effect, DeleteReplica):
+                if own_origin and effect.memory_id.startswith(own_origin + "/"):
+                    mine[effect.memory_id] = None
+                else:
+                    final[effect.memory_id] = None
+        if mine:
+            self.tail.add_local(jseq, [r for r in mine.values() if r is not None],
+                                [m for m, r in mine.items() if r is None])
+        upserts = [e for e in final.values() if e is not None]
+        changed = {e.memory_id for e in upserts if e.kind == EventKind.UPDATE}
+        self.tail.add_replicas(jseq, [replica_record(e) for e in upserts],
+                               [m for m, e in final.items() if e is None], changed)
+
+    def rebuild(self) -> int:
+        """At start: the journal's rows (changes Chroma may lack) back into the tail, in
+        order; whether Chroma holds each memory is read once, in bulk. A journal past
+        half the tail's bound is replayed into Chroma instead."""
+        pending = self.log.pending_journal(self.tail.max_items // 2 + 1)
+        if len(pending) > self.tail.max_items // 2:
+            return self.replay()
+        if not pending:
+            return 0
+        local_ids = [e.memory_id for e in pending if e.op != "replica"]
+        replica_ids = [e.memory_id for e in pending if e.op == "replica"]
+        held_local = self.store.existing_local(local_ids)
+        held_replicas = self.store.existing_replicas(replica_ids)
+        for entry in pending:
+            if entry.op == "put" and entry.record is not None:
+                self.tail.add_local(entry.jseq, [entry.record], (), held_local)
+            elif entry.op == "forget":
+                self.tail.add_local(entry.jseq, (), [entry.memory_id])
+        last_jseq = {e.memory_id: e.jseq for e in pending if e.op == "replica"}
+        for memory_id in sorted(last_jseq, key=last_jseq.__getitem__):
+            event = self.log.latest_event(memory_id)
+            if event is not None and event.kind != EventKind.FORGET:
+                self.tail.add_replicas(last_jseq[memory_id], [replica_record(event)], (),
+                                       held_replicas)
+            else:
+                self.tail.add_replicas(last_jseq[memory_id], (), [memory_id])
+        return len(pending)
 
     def replay(self, page: int = 5000, progress: Callable[[int], None] | None = None) -> int:
         """Apply to Chroma whatever the journal holds, in order, then drop it (a page
@@ -118,37 +168,33 @@ class Durable:
             self.log.journal_done(pending[-1].jseq)
         return len(pending)
 
-    def _apply(self, apply: Callable[[], None], jseq: int) -> None:
-        try:
-            if self._apply_failed:  # an earlier apply failed: re-apply all that is pending
-                self.replay()
-                self._apply_failed = False
-            else:
-                apply()
-                self.log.journal_done(jseq)
-        except Exception as exc:
-            self._apply_failed = True
-            log.warning("applying a committed change to Chroma failed (%s); replayed at "
-                        "the next write or probe", exc)
-            raise StoreWriteError(True, "store") from exc
+    # -- health: the indexer reports here; the node refuses writes while it fails ------
+
+    def index_failed(self, exc: Exception) -> None:
+        self._apply_failed, self._index_error = True, exc
+
+    def index_ok(self) -> None:
+        self._apply_failed, self._index_error = False, None
 
     def defer_replay(self) -> None:
-        """The journal could not be applied (at start): retry at the next write or probe."""
-        self._apply_failed = True
+        """The journal could not be rebuilt (at start): the next probe tries again."""
+        self._apply_failed = self._rebuild_pending = True
 
     @property
     def apply_failed(self) -> bool:
         return self._apply_failed
 
     def probe(self) -> None:
-        """Try to write again: apply what is pending, and one small log write. Raises
-        StoreWriteError while either fails."""
-        if self._apply_failed:
+        """Raises StoreWriteError while the indexer cannot write Chroma (it retries on
+        its own) or a small log write fails."""
+        if self._rebuild_pending:
             try:
-                self.replay()
+                self.rebuild()
             except Exception as exc:
                 raise StoreWriteError(True, "store") from exc
-            self._apply_failed = False
+            self._apply_failed = self._rebuild_pending = False
+        if self._apply_failed:
+            raise StoreWriteError(True, "store") from self._index_error
         try:
             self.log.set_meta("write_probe", "ok")
         except Exception as exc:
@@ -171,35 +217,3 @@ class Durable:
         if deletes:
             self.store.delete_replicas(deletes)
 
-
-def _apply_effects(store: ChromaStore, effects: Sequence[Effect], own_origin: str,
-                   own: Mapping[str, LocalRecord]) -> None:
-    """Bring Chroma in line with a batch of effects just written to the log: the last
-    effect on a memory wins (what ``_sync_replicas`` would read back from the log,
-    without reading it back). Own memories (a restore) go to the own collection."""
-    final: dict[str, Event | None] = {}
-    mine: dict[str, LocalRecord | None] = {}
-    for effect in effects:
-        if isinstance(effect, UpsertReplica):
-            if own_origin and effect.event.origin == own_origin:
-                mine[effect.event.memory_id] = own[effect.event.memory_id]
-            else:
-                final[effect.event.memory_id] = effect.event
-        elif isinstance(effect, DeleteReplica):
-            if own_origin and effect.memory_id.startswith(own_origin + "/"):
-                mine[effect.memory_id] = None
-            else:
-                final[effect.memory_id] = None
-    puts = [r for r in mine.values() if r is not None]
-    if puts:
-        store.upsert_local(puts)
-    gone = [m for m, r in mine.items() if r is None]
-    if gone:
-        store.delete_local(gone)
-    upserts = [e for e in final.values() if e is not None]
-    if upserts:
-        changed = {e.memory_id for e in upserts if e.kind == EventKind.UPDATE}
-        store.upsert_replicas([replica_record(e) for e in upserts], changed)
-    deletes = [m for m, e in final.items() if e is None]
-    if deletes:
-        store.delete_replicas(deletes)

@@ -31,7 +31,7 @@ LOCAL: Scope
 MESH: Scope
 
 class RememberRequest(_message.Message):
-    __slots__ = ("text", "metadata", "privacy", "keep_pii", "ttl_seconds", "embedding")
+    __slots__ = ("text", "metadata", "privacy", "keep_pii", "ttl_seconds", "embedding", "embedding_model")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -45,13 +45,15 @@ class RememberRequest(_message.Message):
     KEEP_PII_FIELD_NUMBER: _ClassVar[int]
     TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     text: str
     metadata: _containers.MessageMap[str, _types_pb2.Value]
     privacy: Privacy
     keep_pii: bool
     ttl_seconds: int
     embedding: bytes
-    def __init__(self, text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., keep_pii: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[bytes] = ...) -> None: ...
+    embedding_model: _types_pb2.ModelIdentity
+    def __init__(self, text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., privacy: _Optional[_Union[Privacy, str]] = ..., keep_pii: _Optional[bool] = ..., ttl_seconds: _Optional[int] = ..., embedding: _Optional[bytes] = ..., embedding_model: _Optional[_Union[_types_pb2.ModelIdentity, _Mapping]] = ...) -> None: ...
 
 class RememberResponse(_message.Message):
     __slots__ = ("id", "redactions")

@@ -1,0 +1,102 @@
+"""What readers see: Chroma's collections with the index tail laid over them.
+
+Every read takes the tail first, then Chroma: an entry leaves the tail only after Chroma
+holds it, so a change the tail no longer shows is already in Chroma. A memory in the
+tail shadows Chroma's copy (an update replaces it, a forget hides it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from federation.events import origin_of
+from memnode.node.domain import (
+    Hit,
+    LocalRecord,
+    MetaValue,
+    ReplicaRecord,
+    Vector,
+    cosine_score,
+)
+from memnode.storage.chroma import ChromaStore
+from memnode.storage.tail import IndexTail, match_local, match_replica
+
+#: Chroma is asked for at most this many extra hits to make up for shadowed ones.
+MAX_OVERFETCH = 1000
+
+
+class VisibleStore:
+    def __init__(self, store: ChromaStore, tail: IndexTail) -> None:
+        self.store = store
+        self.tail = tail
+
+    def count_local(self) -> int:
+        return max(0, self.store.count_local() + self.tail.shadow("local")[2])
+
+    def count_replicas(self) -> int:
+        return max(0, self.store.count_replicas() + self.tail.shadow("replicas")[2])
+
+    def get_local(self, memory_id: str) -> LocalRecord | None:
+        decided, record = self.tail.get("local", memory_id)
+        if decided:
+            assert record is None or isinstance(record, LocalRecord)
+            return record
+        return self.store.get_local(memory_id)
+
+    def get_replica(self, memory_id: str) -> ReplicaRecord | None:
+        decided, record = self.tail.get("replicas", memory_id)
+        if decided:
+            assert record is None or isinstance(record, ReplicaRecord)
+            return record
+        return self.store.get_replica(memory_id)
+
+    def query(self, embedding: Vector, k: int, *, include_replicas: bool,
+              where_local: Mapping[str, MetaValue] | None = None,
+              where_replica: Mapping[str, Sequence[MetaValue]] | None = None) -> list[Hit]:
+        query = np.asarray(embedding, dtype=np.float32).reshape(-1)
+        where_local = where_local or {}
+        where_replica = where_replica or {}
+        found, shadow, held = self.tail.search("local", query, k, match_local(where_local))
+        hits = [_local_hit(s, r) for s, r in found if isinstance(r, LocalRecord)]
+        if include_replicas:
+            found, more, more_held = self.tail.search("replicas", query, k,
+                                                      match_replica(where_replica))
+            hits += [_replica_hit(s, r) for s, r in found if isinstance(r, ReplicaRecord)]
+            shadow |= more
+            held += more_held
+        indexed = self.store.query(query, k + min(held, MAX_OVERFETCH),
+                                   include_replicas=include_replicas,
+                                   where_local=where_local, where_replica=where_replica)
+        hits += [h for h in indexed if h.id not in shadow]
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return hits[:k]
+
+    def list_page(self, phase: str, offset: int, want: int
+                  ) -> tuple[list[LocalRecord] | list[ReplicaRecord], int, bool]:
+        """One phase of List: ``l``/``r`` Chroma's local/replica rows (those the tail
+        shadows left out), ``m``/``s`` the tail's local/replica records. Returns the
+        records, the next offset and whether the phase is exhausted."""
+        if phase in ("m", "s"):
+            records = self.tail.records("local" if phase == "m" else "replicas")
+            page = records[offset: offset + want]
+            return page, offset + len(page), offset + len(page) >= len(records)  # type: ignore[return-value]
+        shadow = set(self.tail.ids("local" if phase == "l" else "replicas"))
+        rows: list[LocalRecord] | list[ReplicaRecord]
+        rows = (self.store.list_local(offset, want) if phase == "l"
+                else self.store.list_replicas(offset, want))
+        kept = [r for r in rows if r.id not in shadow]
+        return kept, offset + len(rows), len(rows) < want  # type: ignore[return-value]
+
+
+def _local_hit(score: float, r: LocalRecord) -> Hit:
+    return Hit(id=r.id, origin=origin_of(r.id), score=cosine_score(score), privacy=r.privacy,
+               local=True, created_at_ms=r.created_at_ms, text=r.text,
+               metadata=dict(r.metadata))
+
+
+def _replica_hit(score: float, r: ReplicaRecord) -> Hit:
+    return Hit(id=r.id, origin=r.origin, score=cosine_score(score), privacy=r.privacy,
+               local=False, created_at_ms=r.created_at_ms, metadata=dict(r.metadata))
+

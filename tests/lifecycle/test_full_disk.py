@@ -78,3 +78,35 @@ def _has(client, memory_id: str) -> bool:  # type: ignore[no-untyped-def]
         return bool(client.get(memory_id).id)
     except MemnodeError:
         return False
+
+
+def test_a_nearly_full_disk_never_wedges_the_node(small_disk: Path, procs: list) -> None:  # type: ignore[type-arg]
+    """Regression (found by the chaos drill): with a few hundred KB left, a Chroma upsert
+    that runs out of space midway hung the whole process (chromadb 1.5 waits on its own
+    SQLite lock holding the GIL). The indexer now starts no batch without room, so the
+    node keeps answering, refuses writes as a full disk, and catches up afterwards."""
+    node = NodeProcess(small_disk / "data", ["--health-probe-seconds", "0.2",
+                                             "--sidecar", "off"]).start()
+    procs.append(node)
+    client = node.client()
+    acked = [client.remember("written while there is room")]
+    with (small_disk / "ballast").open("wb") as f:  # leave about 300 KB
+        f.write(b"\0" * max(0, _free(small_disk) - 300_000))
+    refusal: MemnodeError | None = None
+    for i in range(500):
+        try:
+            acked.append(client.remember(f"near the edge {i} " + "y" * 500))
+        except MemnodeError as exc:
+            refusal = exc
+            break
+        assert client.status().node_id  # answers between writes: not wedged
+    assert isinstance(refusal, ResourceExhausted), refusal
+    wait_for(lambda: health_of(node.addr) == NOT_SERVING, "readiness NOT_SERVING")
+    assert client.status().node_id
+    (small_disk / "ballast").unlink()
+    wait_for(lambda: health_of(node.addr) == SERVING, "the node to recover once space returns")
+    missing = [m for m in acked if not _has(client, m)]
+    assert not missing, f"{len(missing)} acknowledged memories lost"
+    assert client.recall("near the edge 0", k=1)
+    client.close()
+    assert node.terminate() == 0

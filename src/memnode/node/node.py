@@ -165,7 +165,8 @@ class Node:
                                batch_window=config.index_batch_window_seconds,
                                on_batch=self.metrics.observe_index_batch,
                                on_error=lambda exc: commits.indexer_failed(self, exc),
-                               on_recovered=lambda: commits.indexer_ok(self))
+                               on_recovered=lambda: commits.indexer_ok(self),
+                               room=(self.data_dir, config.min_free_bytes))
         self.indexer.start()
 
     # -- lifecycle ----------------------------------------------------------------------

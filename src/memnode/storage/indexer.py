@@ -7,14 +7,26 @@ overhead dominates on few cores), then drops their journal rows, then their tail
 entries. A crash anywhere leaves the journal rows, rebuilt into the tail at start.
 A failed Chroma call is logged and retried with a backoff; meanwhile the tail fills and
 writers feel the backpressure.
+
+No batch starts without room on the disk (:func:`require_room`): a Chroma write that
+runs out of space midway can hang (chromadb 1.5: its SQLite connection waits on a lock
+its failed transaction kept, for the busy timeout of 1,000 s, holding the GIL, so the
+whole process stops answering). A batch that finds too little free space fails as a
+full disk (ENOSPC) without calling Chroma, and is retried like any other failure.
+A disk filled by someone else during a batch is not covered: the liveness probe
+catches a process stopped that way.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from memnode.node.domain import LocalRecord, ReplicaRecord
 from memnode.storage.chroma import ChromaStore
@@ -24,6 +36,21 @@ from memnode.storage.tail import Batch, IndexTail
 log = logging.getLogger("memnode.storage")
 
 _BACKOFF = (0.05, 5.0)
+
+#: Free bytes a batch needs per change, over the node's ``min_free_bytes``: a vector,
+#: its metadata, Chroma's SQLite journal and HNSW growth, generously.
+ROOM_PER_CHANGE = 16 * 1024
+
+
+def require_room(path: Path, need: int) -> None:
+    """Raise ENOSPC unless ``path``'s filesystem has ``need`` bytes free."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return  # cannot tell: let the write itself say
+    if free < need:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {free} bytes free, "
+                      f"a batch into Chroma needs {need}", str(path))
 
 
 def apply_batch(store: ChromaStore, batch: Batch) -> None:
@@ -48,8 +75,10 @@ class Indexer:
                  batch_max: int, batch_window: float,
                  on_batch: Callable[[int, float], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
-                 on_recovered: Callable[[], None] | None = None) -> None:
+                 on_recovered: Callable[[], None] | None = None,
+                 room: tuple[Path, int] | None = None) -> None:
         self.tail = tail
+        self._room = room  # (data dir, bytes to keep free), checked before each batch
         self.store = store
         self.log = log_
         self.batch_max = batch_max
@@ -97,8 +126,23 @@ class Indexer:
                 log.warning("indexer still busy after %.0fs; the journal keeps the rest",
                             timeout)
 
+    def _batch_size(self) -> int:
+        """``batch_max``, or fewer when the disk has room for fewer (at least one: a
+        batch that does not fit then fails in :meth:`index_once`)."""
+        if self._room is None:
+            return self.batch_max
+        path, keep_free = self._room
+        try:
+            free = shutil.disk_usage(path).free
+        except OSError:
+            return self.batch_max
+        return max(1, min(self.batch_max, (free - keep_free) // ROOM_PER_CHANGE))
+
     def index_once(self, batch: Batch) -> None:
         started = time.perf_counter()
+        if self._room is not None:
+            path, keep_free = self._room
+            require_room(path, keep_free + ROOM_PER_CHANGE * len(batch))
         apply_batch(self.store, batch)
         self.log.journal_done(batch.through_jseq)
         self.tail.done(batch)
@@ -110,7 +154,7 @@ class Indexer:
         backoff = _BACKOFF[0]
         while True:
             self._resume.wait()
-            batch = self.tail.next_batch(self.batch_max, self.batch_window, self._stop)
+            batch = self.tail.next_batch(self._batch_size(), self.batch_window, self._stop)
             if batch is None:
                 return
             try:

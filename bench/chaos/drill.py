@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.chaos import checks
 from bench.chaos._driver import Driver
+from bench.chaos.liveness import LivenessProbe
 from bench.chaos.load import Ledger, LoadGenerator
 from bench.chaos.parallel_driver_disk import DiskDriver
 from bench.chaos.parallel_driver_kill import KillDriver
@@ -53,6 +54,7 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
                                           "clients": o.clients, "drivers": list(o.drivers)},
                               "work": str(work)}
     drivers: list[Driver] = []
+    liveness: LivenessProbe | None = None
     tcpdump = None
     capture_report = ""
     try:
@@ -71,6 +73,8 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
         for d in drivers:
             if isinstance(d, PartitionDriver):
                 d.on_cut = load.forget_on
+        liveness = LivenessProbe(cluster, o.seed, t0)
+        liveness.start(o.seconds + o.agree_deadline + 600)  # until the checks are done
         load.start()
         for d in drivers:
             d.start(o.seconds)
@@ -90,6 +94,7 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
                    checks.finally_no_resurrection(ledger, snap),
                    checks.finally_updates_agree(cluster, ledger, snap)]
         monitor.stop()
+        liveness.stop()
         tcpdump.send_signal(signal.SIGINT)
         tcpdump.wait(30)
         assert tcpdump.stderr is not None
@@ -105,7 +110,8 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
             "ops_acknowledged": dict(ledger.acked),
             "ops_failed": dict(ledger.failed),
             "faults": dict(faults),
-            "driver_errors": [e for d in drivers for e in d.errors],
+            "driver_errors": [e for d in [*drivers, liveness] for e in d.errors],
+            "liveness_restarts": [vars(f) for f in liveness.faults],
             "time_to_agree_s": agree.figures.get("seconds"),
             "lost": _fig(results, "finally_no_write_lost", "lost"),
             "duplicated": _fig(results, "finally_no_duplicates", "duplicated"),
@@ -123,6 +129,8 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
     finally:
         for d in drivers:
             d.stop_event.set()
+        if liveness is not None:
+            liveness.stop_event.set()
         if tcpdump is not None and tcpdump.poll() is None:
             tcpdump.send_signal(signal.SIGINT)
         if cluster.lab is not None:
@@ -142,6 +150,8 @@ def summary(report: dict[str, Any]) -> str:
              f"{report['ops_failed']})",
              f"  faults injected:  {report['faults']}",
              f"  restarts:         {report['restarts']}",
+             f"  liveness restarts (a process stopped answering): "
+             f"{len(report['liveness_restarts'])} {report['liveness_restarts'][:3]}",
              f"  time to agree after the last heal: {report['time_to_agree_s']} s",
              f"  lost {report['lost']}, duplicated {report['duplicated']}, resurrected "
              f"{report['resurrected']}, canaries on the wire {report['canaries_on_wire']}"]

@@ -100,7 +100,9 @@ def test_external_sidecar_shape(tmp_path: Path, procs: list) -> None:  # type: i
         side = sidecar()
         wait_for(side.stdout.readline, "the restarted sidecar's ready line", 60)
         wait_for(lambda: b.status().memories["replicated"] == 21, "catch-up after restart", 60)
-        assert b.status().peers and b.status().peers[0]["state"] == "alive"
+        # the node shows its sidecar's peer view as of the sidecar's last tick: poll
+        wait_for(lambda: [p["state"] for p in b.status().peers] == ["alive"],
+                 "the node behind the restarted sidecar to list its peer alive")
     finally:
         side.kill()
         side.wait(10)

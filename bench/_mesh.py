@@ -114,6 +114,19 @@ def load_netlab() -> ModuleType:
     return module
 
 
+def create_netlab(n: int) -> Any:
+    """``n`` hosts in namespaces on a bridge, created (MeshUnavailable if this machine
+    cannot: no root, no nft)."""
+    netlab = load_netlab()
+    lab = netlab.Netlab(n)
+    try:
+        lab.check_tools("nft")
+        lab.create()
+    except netlab.NetlabUnavailable as exc:
+        raise MeshUnavailable(str(exc)) from None
+    return lab
+
+
 class LogProbe:
     """A node's version vector read straight from its event log (``DATA/log.db``, SQLite
     in WAL mode: a read-only reader never blocks the node): the very query behind
@@ -274,14 +287,7 @@ class Mesh:
     def _make_lab(self) -> None:
         if self.lab is not None:
             return
-        netlab = load_netlab()
-        lab = netlab.Netlab(self.options.nodes)
-        try:
-            lab.check_tools("nft")
-            lab.create()
-        except netlab.NetlabUnavailable as exc:
-            raise MeshUnavailable(str(exc)) from None
-        self.lab = lab
+        self.lab = create_netlab(self.options.nodes)
         try:
             if self.options.loss:
                 self._add_loss()

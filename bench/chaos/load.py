@@ -34,6 +34,7 @@ class Written:
     version: int = 0  # metadata "v" of the last acknowledged update
     attempted: int = 0  # highest "v" any update tried (acknowledged or not)
     forgotten: bool = False  # an acknowledged forget
+    t: float = 0.0  # drill seconds when the remember was acknowledged
     maybe_forgotten: bool = False  # a forget that raised
 
 
@@ -167,7 +168,7 @@ class LoadGenerator:
                     led.uncertain_texts.append((origin, text))
                 led.record(now, kind, False)
                 return
-            led.add(Written(mid, origin, text))
+            led.add(Written(mid, origin, text, t=time.monotonic() - self.t0))
             led.record(now, kind, True)
             return
         c = clients[w.origin]

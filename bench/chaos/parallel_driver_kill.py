@@ -47,8 +47,11 @@ class KillDriver(Driver):
                         pod.start(which)
                     break
                 except (RuntimeError, TimeoutError) as exc:
-                    self.errors.append(f"{self.now():.1f}s restart {attempt + 1} of "
-                                       f"{pod.name} {which}: {str(exc)[:200]}")
+                    # expected on a full disk: Chroma cannot open there, the node exits 1
+                    reason = next((ln for ln in str(exc).splitlines()
+                                   if ln.startswith("memnode:")), str(exc).splitlines()[0])
+                    self.note("restart_refused", f"{pod.name} {which} attempt "
+                              f"{attempt + 1}: {reason[:200]}")
                     with pod.lock:
                         pod.kill9(which)
                     time.sleep(1.0)  # the driver's own timer between attempts

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import ROOT, child_env, memnode_cmd, tail
-from bench._mesh import MeshUnavailable, load_netlab
+from bench._mesh import create_netlab
 
 API_PORT, REPLICA_PORT, GOSSIP_PORT, METRICS_PORT = 7420, 7421, 7422, 7423
 START_TIMEOUT = 120.0  # a node imports chromadb: slow on a busy 2-core machine
@@ -185,14 +185,7 @@ class Cluster:
     def create(self) -> Cluster:
         from federation.io.pki import init_federation, issue_node
 
-        netlab = load_netlab()
-        lab = netlab.Netlab(self.n)
-        try:
-            lab.check_tools("nft")
-            lab.create()
-        except netlab.NetlabUnavailable as exc:
-            raise MeshUnavailable(str(exc)) from None
-        self.lab = lab
+        self.lab = lab = create_netlab(self.n)
         fed = self.work / "federation"
         init_federation(fed, name="chaos drill")
         logs = self.work / "logs"

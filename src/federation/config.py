@@ -105,6 +105,13 @@ class FederationConfig:
     """How often causally stable tombstones (covered by every live member's version
     vector) are collected. Cost per run: O(members * origins + tombstones)."""
 
+    # --- restore ------------------------------------------------------------------------
+    restore_wait_ticks: int = 100
+    """A node restored from a backup writes again once every origin its backup knew has
+    sent a digest, or this long after the first digest (federation.restore). Longer:
+    fewer seqs reused when a peer holding our latest events is cut off; writes stay
+    refused meanwhile."""
+
     # --- validation limits (same in every preset) ---------------------------------------
     max_embedding_dim: int = 4096
     """Largest accepted embedding dimension (float32 values)."""

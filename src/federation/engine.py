@@ -119,8 +119,7 @@ class FederationCore:
         ``restoring``: restored from a backup, learn our own seq (federation.restore)."""
         self.config = config if config is not None else FederationConfig()
         self.config.validate()
-        self.node_id = node_id
-        self.now = 0
+        self.node_id, self.now = node_id, 0
         rng = random.Random(seed)
         self.replica = ReplicaState(
             node_id,
@@ -140,12 +139,14 @@ class FederationCore:
         self._taken = (0, 0)
         self._next_gc = self.config.tombstone_gc_interval_ticks
         self._last_discovery_exchange: int | None = None
-        self._restore = OwnSeqLearning(node_id)
+        self._restore = OwnSeqLearning(node_id, {o.origin for o in self.replica.origins()},
+                                       self.config.restore_wait_ticks)
 
     # ------------------------------------------------------------------ inputs
     def tick(self) -> None:
         self.now += 1
         now = self.now
+        self._check_restored()  # restoring: the wait for the backup's origins may run out
         changes = self.membership.tick(now)
         for peer in changes.reaped:
             self.antientropy.forget_peer(peer)
@@ -245,7 +246,7 @@ class FederationCore:
         return self.replica.restoring
 
     def _check_restored(self) -> None:
-        if (done := self._restore.check(self.replica)) is not None:
+        if (done := self._restore.check(self.replica, self.now)) is not None:
             self._effects.append(done)
 
     # ------------------------------------------------------------------ queries
@@ -335,7 +336,7 @@ class FederationCore:
             member.version_vector = VersionVector(digest.version_vector)
             member.digest_tick = now
         if self.replica.restoring:
-            self._restore.heard(digest.version_vector)
+            self._restore.heard(peer, digest.version_vector, now)
             self._check_restored()
         result = ApplyResult()
         for origin, floor in digest.gc_floors.items():

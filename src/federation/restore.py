@@ -6,33 +6,52 @@ everywhere as a duplicate). So the core starts in *restoring* mode
 (``FederationCore(restoring=True)``): the replica takes back our own events above our
 watermark from peers like any other origin's (``ReplicaState.restoring``), every
 digest tells us the highest own seq that peer holds, and the restore ends - with an
-:class:`~federation.effects.OwnSeqLearned` effect for the node - once at least one
-peer's digest was heard and our watermark covers the highest own seq any digest showed.
+:class:`~federation.effects.OwnSeqLearned` effect for the node - once our watermark
+covers the highest own seq any digest showed and either every origin the backup knew
+has sent us a digest, or ``restore_wait_ticks`` passed since the first digest.
 
-Limit: a peer that has not answered yet may hold more of our events (say, a rumor that
-reached only it before the crash). Those seqs would then be reused; the operator can
-wait for more peers before starting the restored node's sidecar (docs/OPERATIONS.md).
+Waiting for every known origin matters under partitions: the first peer to answer may
+lack our latest events (a rumor that reached only a peer cut off at the time); ending
+the restore on its word alone would reuse those seqs, and origin and peers would hold
+different events under one seq (the chaos drill's restore driver found this).
+
+Limit: a peer still unheard when the wait runs out, or one the backup never knew, may
+hold more of our events; those seqs would then be reused. The operator can wait for
+more peers before starting the restored node's sidecar (docs/OPERATIONS.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from federation.effects import OwnSeqLearned
 from federation.replica import ReplicaState
 
 
 class OwnSeqLearning:
-    def __init__(self, node_id: str) -> None:
+    def __init__(self, node_id: str, expected: Iterable[str] = (), wait_ticks: int = 0
+                 ) -> None:
+        """``expected``: the origins the backup knew (ourselves aside), whose digests we
+        wait for, at most ``wait_ticks`` after the first digest."""
         self.node_id = node_id
         self.learned: int | None = None  # highest own seq a peer's digest showed
+        self.expected = set(expected) - {node_id}
+        self.heard_from: set[str] = set()
+        self.first_heard: int | None = None  # tick of the first digest
+        self.wait_ticks = wait_ticks
 
-    def heard(self, version_vector: Mapping[str, int]) -> None:
+    def heard(self, peer: str, version_vector: Mapping[str, int], now: int) -> None:
         self.learned = max(self.learned or 0, version_vector.get(self.node_id, 0))
+        self.heard_from.add(peer)
+        if self.first_heard is None:
+            self.first_heard = now
 
-    def check(self, replica: ReplicaState) -> OwnSeqLearned | None:
+    def check(self, replica: ReplicaState, now: int) -> OwnSeqLearned | None:
         """End the restore if we now know enough (turns ``replica.restoring`` off)."""
-        if not replica.restoring or self.learned is None:
+        if not replica.restoring or self.learned is None or self.first_heard is None:
+            return None
+        if not (self.expected <= self.heard_from
+                or now - self.first_heard >= self.wait_ticks):
             return None
         own = replica.watermark(self.node_id)
         if own < self.learned:

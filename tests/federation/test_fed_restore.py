@@ -9,7 +9,7 @@ from federation.effects import Effect, OriginMarks, OwnSeqLearned, UpsertReplica
 from federation.engine import FederationCore
 from federation.replica import RestartState
 
-from fedkit import Origin, core, node_id, pump
+from fedkit import Origin, core, node_id, pump, rumor
 
 
 def _pump_collect(cores: Sequence[FederationCore], watched: FederationCore) -> list[Effect]:
@@ -81,3 +81,67 @@ def test_without_restore_mode_the_own_events_are_refused_as_own_origin() -> None
     effects = _pump_collect([forked, b], forked)
     assert not [e for e in effects if isinstance(e, UpsertReplica)]
     assert forked.metrics.events_rejected.get("own_origin") == 2
+
+
+def test_the_restore_waits_for_every_origin_the_backup_knew() -> None:
+    """Regression (the chaos drill's restore driver): our latest event reached only c,
+    which is cut off when we come back; b answers first and holds less. Ending the
+    restore on b's word would reuse seq 4. We wait for c (or for restore_wait_ticks)."""
+    a, b, c = core(1), core(2), core(3)
+    for x, y in ((a, b), (a, c), (b, c)):
+        x.peer_discovered(y.node_id, f"addr-{y.node_id}")
+        y.peer_discovered(x.node_id, f"addr-{x.node_id}")
+    writer, other_b, other_c = Origin(1), Origin(2), Origin(3)
+    b.local_event(other_b.put("b's"))
+    c.local_event(other_c.put("c's"))
+    a.local_events([writer.put(f"m{i}") for i in range(3)])
+    pump([a, b, c])
+    backup_events = list(a.live_entries())
+    backup = RestartState(backup_events, [OriginMarks(n, a.version_vector()[n], 0, None)
+                                          for n in (node_id(1), node_id(2), node_id(3))])
+    last = writer.put("only c has it")
+    c.on_message(a.node_id, rumor(a.node_id, last))  # seq 4 reached c alone
+    assert (b.version_vector()[node_id(1)], c.version_vector()[node_id(1)]) == (3, 4)
+
+    restored = core(1, restart=backup, incarnation=2, restoring=True)
+    restored.peer_discovered(b.node_id, "addr-2")
+    effects = _pump_collect([restored, b], restored)  # c is cut off
+    assert restored.restoring, "b alone must not end the restore"
+    assert not [e for e in effects if isinstance(e, OwnSeqLearned)]
+
+    restored.peer_discovered(c.node_id, "addr-3")  # the partition heals
+    effects = []
+    for _ in range(5 * restored.config.anti_entropy_interval_ticks):
+        for x in (restored, b, c):
+            x.tick()
+        effects += _pump_collect([restored, b, c], restored)
+        if not restored.restoring:
+            break
+    assert not restored.restoring
+    assert c.node_id in restored._restore.heard_from
+    assert [e for e in effects if isinstance(e, OwnSeqLearned)] == [OwnSeqLearned(4, 4)]
+    restored.local_event(writer.put("after"))  # seq 5, not a reuse of 4
+    for _ in range(5 * restored.config.anti_entropy_interval_ticks):  # b fills 4 in
+        for x in (restored, b, c):
+            x.tick()
+        pump([restored, b, c])
+    assert {x.version_vector()[node_id(1)] for x in (restored, b, c)} == {5}
+    assert all(x.replica.get_live(f"{node_id(1)}/only c has it") is not None
+               for x in (restored, b, c))
+
+
+def test_the_wait_for_unheard_origins_runs_out() -> None:
+    _, events, b = _mesh_with_history()
+    backup = RestartState(events[:3], [OriginMarks(node_id(1), 3, 0, None),
+                                       OriginMarks(node_id(7), 1, 0, None)])  # gone for good
+    restored = core(1, restart=backup, incarnation=2, restoring=True)
+    restored.peer_discovered(b.node_id, "addr-2")
+    _pump_collect([restored, b], restored)
+    assert restored.restoring
+    for _ in range(restored.config.restore_wait_ticks + 1):
+        restored.tick()
+        _pump_collect([restored, b], restored)
+        if not restored.restoring:
+            break
+    assert not restored.restoring
+    assert restored.version_vector()[node_id(1)] == 5

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 from collections.abc import Mapping
 from concurrent import futures
@@ -34,6 +33,7 @@ from memnode.api.health import HealthMonitor
 from memnode.api.http import HttpServer
 from memnode.api.memory_servicer import MemoryServicer
 from memnode.api.replica_servicer import ReplicaServicer
+from memnode.api.signals import shutdown_event
 from memnode.config import NodeConfig, is_loopback, split_hostport
 from memnode.node.node import Node
 from memnode.node.replica_port import ReplicaBackend
@@ -256,14 +256,7 @@ def serve(config: NodeConfig, sidecar_config: SidecarConfig | None = None) -> in
     if sidecar is not None:
         sidecar.start()
         server.attach_sidecar(sidecar)
-    done = threading.Event()
-
-    def on_signal(signum: int, frame: object) -> None:
-        log.info("signal %d: shutting down", signum)
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    done = shutdown_event()
     ready = {"event": "ready", "node_id": node.node_id, "listen": server.address,
              "metrics_port": server.metrics_port, "model": str(node.model),
              "data_dir": str(config.data_dir), "replica_listen": server.replica_address,
@@ -306,9 +299,7 @@ def serve_sidecar(node_addr: str, config: SidecarConfig, metrics_listen: str = "
 
         sidecar_health = SidecarHealth(sidecar, health_listen)
         sidecar_health.start()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done = shutdown_event()
     print(json.dumps({"event": "ready", "node_id": sidecar.node_id, "gossip": sidecar.address,
                       "metrics_port": metrics_port,
                       "health_port": sidecar_health.port if sidecar_health else 0}), flush=True)

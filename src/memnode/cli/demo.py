@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from memnode.api.signals import shutdown_event
 
 DEMO_MEMORIES = [
     (0, "The staging database is backed up every night at 02:00 UTC.", {"topic": "ops"}),
@@ -150,10 +150,7 @@ def main(argv: list[str] | None = None) -> int:
           f"--scope mesh\n"
           f"  .venv/bin/memnode status\n", flush=True)
     if not args.exit_after_demo:
-        done = threading.Event()
-        signal.signal(signal.SIGINT, lambda *_: done.set())
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
-        done.wait()
+        shutdown_event().wait()
         print("\nstopping...", flush=True)
     for client in clients:
         client.close()

@@ -214,3 +214,30 @@ def test_kill_9_with_a_full_tail_loses_nothing_and_rebuilds_it(tmp_path: Path) -
         assert sorted(m.id for m in c.list()) == sorted(ids[1:])
     assert final.terminate() == 0
     assert ChromaStore(data, 384).count_local() == 39
+
+
+def test_a_count_never_sees_a_batch_twice(node: NodeHandle) -> None:
+    """Regression (the demo showed 3 own memories on a node holding 2): between a
+    batch's Chroma write and its leaving the tail, a count took it from both. A count
+    now waits for the batch (the tail's ``indexing`` lock)."""
+    n = node.node
+    n.indexer.pause()
+    for i in range(3):
+        node.client.remember(f"counted once {i}")
+    seen: list[int] = []
+    real = n.store.upsert_local
+
+    def upsert_then_count(records):  # type: ignore[no-untyped-def]
+        real(records)  # Chroma holds the batch; the tail still does too
+        counter = threading.Thread(target=lambda: seen.append(n.visible.count_local()))
+        counter.start()
+        counter.join(1.0)  # with the lock it waits for the batch to leave the tail
+        threads.append(counter)
+
+    threads: list[threading.Thread] = []
+    n.store.upsert_local = upsert_then_count  # type: ignore[method-assign]
+    n.indexer.resume()
+    wait_for(lambda: n.tail.count() == 0 and threads, "the indexer to drain the tail")
+    for t in threads:
+        t.join(10)
+    assert seen and all(c == 3 for c in seen), seen

@@ -143,9 +143,10 @@ class Indexer:
         if self._room is not None:
             path, keep_free = self._room
             require_room(path, keep_free + ROOM_PER_CHANGE * len(batch))
-        apply_batch(self.store, batch)
-        self.log.journal_done(batch.through_jseq)
-        self.tail.done(batch)
+        with self.tail.indexing:
+            apply_batch(self.store, batch)
+            self.log.journal_done(batch.through_jseq)
+            self.tail.done(batch)
         self.batches += 1
         if self._on_batch is not None:
             self._on_batch(len(batch), time.perf_counter() - started)

@@ -161,6 +161,9 @@ class IndexTail:
         self.replicas = _Side(dim)
         self._cond = threading.Condition()
         self._flush_through = 0  # the indexer takes everything up to here at once
+        #: Held by the indexer from a batch's Chroma write until its entries leave the
+        #: tail; counts take it, else a batch in between would be counted twice.
+        self.indexing = threading.Lock()
 
     # -- writes (the durable path, under the node's write lock) ------------------------
 

@@ -33,10 +33,12 @@ class VisibleStore:
         self.tail = tail
 
     def count_local(self) -> int:
-        return max(0, self.store.count_local() + self.tail.shadow("local")[2])
+        with self.tail.indexing:
+            return max(0, self.store.count_local() + self.tail.shadow("local")[2])
 
     def count_replicas(self) -> int:
-        return max(0, self.store.count_replicas() + self.tail.shadow("replicas")[2])
+        with self.tail.indexing:
+            return max(0, self.store.count_replicas() + self.tail.shadow("replicas")[2])
 
     def get_local(self, memory_id: str) -> LocalRecord | None:
         decided, record = self.tail.get("local", memory_id)

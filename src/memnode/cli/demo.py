@@ -143,14 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  node{n + 1}: {s.memories['local']} own, {s.memories['replicated']} replicas, "
               f"origins {len(s.version_vector)}, peers [{peers}]")
 
+    stop = None if args.exit_after_demo else shutdown_event()  # before saying Ctrl-C
     print(f"\nTry it yourself while this runs (Ctrl-C stops the mesh):\n"
           f"  export MEMNODE_ADDR={mesh[1][0].address}   # node2\n"
           f"  .venv/bin/memnode remember 'the VPN certificate expires in March' --meta topic=ops\n"
           f"  MEMNODE_ADDR={mesh[0][0].address} .venv/bin/memnode recall 'VPN certificate' "
           f"--scope mesh\n"
           f"  .venv/bin/memnode status\n", flush=True)
-    if not args.exit_after_demo:
-        shutdown_event().wait()
+    if stop is not None:
+        stop.wait()
         print("\nstopping...", flush=True)
     for client in clients:
         client.close()

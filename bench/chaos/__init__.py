@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
     parser.add_argument("--drivers", default="kill,partition,loss,disk",
                         help="comma-separated fault drivers (kill,partition,loss,disk; "
-                        "restore, opt-in: it finds divergence after a restore, see "
+                        "restore, opt-in: it still finds a forget resurrected after a restore, see "
                         "bench/chaos/parallel_driver_restore.py)")
     parser.add_argument("--agree-deadline", type=float, default=60.0,
                         help="seconds the vectors have to agree after the last heal (60)")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.chaos.load import Ledger, Written
+from bench.chaos.load import Ledger
 from bench.chaos.pods import Cluster
 
 MAX_THREADS = 300
@@ -96,21 +96,28 @@ class Snapshot:
                 c.close()
 
 
+Windows = dict[int, list[tuple[float, float]]]
+
+
+def lost_with_disk(restored: Windows | None, origin: int, t: float) -> bool:
+    """Was an op acknowledged at drill time ``t`` on pod ``origin`` between a backup and
+    the wipe that destroyed the disk it was on? If it had not replicated by then, it is
+    gone with that disk: the mesh cannot carry what never left the node."""
+    return any(began <= t <= wiped for began, wiped in (restored or {}).get(origin, []))
+
+
 def finally_no_write_lost(cluster: Cluster, ledger: Ledger, snap: Snapshot,
-                          restored: dict[int, list[tuple[float, float]]] | None = None
-                          ) -> Check:
+                          restored: Windows | None = None) -> Check:
     """``restored``: pod index -> (backup began, data wiped) of each restore, in drill
     seconds. A remember acknowledged on that pod in between may come back with an empty
-    text (the text never left the node; the node counts it in ``lost_texts``); it must
-    still be everywhere by id. Every other one must have its exact text on its origin."""
+    text (the text never left the node; the node counts it in ``lost_texts``) and must
+    be everywhere by id, or, if it had not replicated before the wipe, nowhere (counted
+    as lost with the disk). Every other one must have its exact text on its origin."""
     clients = _clients(cluster)
     origins = [p.node_id for p in cluster.pods]
     by_node = [{m.id: m for m in lst} for lst in snap.lists]
     missing: list[str] = []
-    checked = texts_lost = 0
-
-    def at_risk(w: Written) -> bool:
-        return any(began <= w.t <= wiped for began, wiped in (restored or {}).get(w.origin, []))
+    checked = texts_lost = with_disk = 0
 
     try:
         reported = sum(c.status().lost_texts for c in clients)
@@ -118,9 +125,13 @@ def finally_no_write_lost(cluster: Cluster, ledger: Ledger, snap: Snapshot,
             if w.forgotten or w.maybe_forgotten:
                 continue
             checked += 1
+            at_risk = lost_with_disk(restored, w.origin, w.t)
+            if at_risk and all(w.id not in mems for mems in by_node):
+                with_disk += 1
+                continue
             try:
                 got = clients[w.origin].get(w.id)
-                if got.local and got.text == "" and at_risk(w):
+                if got.local and got.text == "" and at_risk:
                     texts_lost += 1
                 elif got.text != w.text or not got.local:
                     missing.append(f"{w.id} on its origin host{w.origin}: text {got.text!r}")
@@ -137,7 +148,8 @@ def finally_no_write_lost(cluster: Cluster, ledger: Ledger, snap: Snapshot,
         missing.append(f"{texts_lost} texts lost by restores, the nodes report {reported}")
     return Check("finally_no_write_lost", not missing,
                  {"writes_checked": checked, "lost": len(missing),
-                  "texts_lost_by_restore": texts_lost, "lost_texts_reported": reported},
+                  "texts_lost_by_restore": texts_lost, "lost_texts_reported": reported,
+                  "lost_with_disk": with_disk},
                  missing)
 
 
@@ -155,15 +167,32 @@ def finally_no_duplicates(ledger: Ledger, snap: Snapshot) -> Check:
     return Check("finally_no_duplicates", not dups, {"duplicated": len(dups)}, dups)
 
 
-def finally_no_resurrection(ledger: Ledger, snap: Snapshot) -> Check:
-    gone = {w.id for w in ledger.writes.values() if w.forgotten}
-    back = [f"{m.id} on host{i}" for i, lst in enumerate(snap.lists) for m in lst
-            if m.id in gone]
+def finally_no_resurrection(ledger: Ledger, snap: Snapshot,
+                            restored: Windows | None = None) -> Check:
+    """Every acknowledged forget is gone everywhere, except one acknowledged on a pod
+    between its backup and its wipe that had not replicated: undone with the disk, it
+    must then be undone everywhere alike (counted)."""
+    forgotten = {w.id: w for w in ledger.writes.values() if w.forgotten}
+    where: dict[str, list[int]] = {}
+    for i, lst in enumerate(snap.lists):
+        for m in lst:
+            if m.id in forgotten:
+                where.setdefault(m.id, []).append(i)
+    back: list[str] = []
+    undone = 0
+    for mid, hosts in where.items():
+        w = forgotten[mid]
+        if lost_with_disk(restored, w.origin, w.t_change) and len(hosts) == len(snap.lists):
+            undone += 1
+        else:
+            back += [f"{mid} on host{i}" for i in hosts]
     return Check("finally_no_resurrection", not back,
-                 {"forgets_checked": len(gone), "resurrected": len(back)}, back)
+                 {"forgets_checked": len(forgotten), "resurrected": len(back),
+                  "forgets_undone_with_disk": undone}, back)
 
 
-def finally_updates_agree(cluster: Cluster, ledger: Ledger, snap: Snapshot) -> Check:
+def finally_updates_agree(cluster: Cluster, ledger: Ledger, snap: Snapshot,
+                          restored: Windows | None = None) -> Check:
     by_node = [{m.id: m for m in lst} for lst in snap.lists]
     bad: list[str] = []
     checked = 0
@@ -175,7 +204,8 @@ def finally_updates_agree(cluster: Cluster, ledger: Ledger, snap: Snapshot) -> C
             continue  # finally_no_write_lost reports it
         checked += 1
         v = own.metadata.get("v")
-        if not isinstance(v, int) or not w.version <= v <= w.attempted:
+        floor = 0 if lost_with_disk(restored, w.origin, w.t_change) else w.version
+        if not isinstance(v, int) or not floor <= v <= w.attempted:
             bad.append(f"{w.id} on its origin: v={v!r}, acknowledged {w.version}, "
                        f"attempted up to {w.attempted}")
         for i, mems in enumerate(by_node):

@@ -94,8 +94,8 @@ def run_drill(o: DrillOptions, say: Any = print) -> dict[str, Any]:
         results = [agree,
                    checks.finally_no_write_lost(cluster, ledger, snap, restored),
                    checks.finally_no_duplicates(ledger, snap),
-                   checks.finally_no_resurrection(ledger, snap),
-                   checks.finally_updates_agree(cluster, ledger, snap)]
+                   checks.finally_no_resurrection(ledger, snap, restored),
+                   checks.finally_updates_agree(cluster, ledger, snap, restored)]
         monitor.stop()
         liveness.stop()
         tcpdump.send_signal(signal.SIGINT)

@@ -35,6 +35,7 @@ class Written:
     attempted: int = 0  # highest "v" any update tried (acknowledged or not)
     forgotten: bool = False  # an acknowledged forget
     t: float = 0.0  # drill seconds when the remember was acknowledged
+    t_change: float = 0.0  # ... when the last update or the forget was acknowledged
     maybe_forgotten: bool = False  # a forget that raised
 
 
@@ -141,7 +142,7 @@ class LoadGenerator:
         ok = True
         try:
             client.forget(w.id)
-            w.forgotten = True
+            w.forgotten, w.t_change = True, time.monotonic() - self.t0
         except Exception:
             ok = False
             w.maybe_forgotten = True
@@ -177,10 +178,10 @@ class LoadGenerator:
             if kind == "update":
                 w.attempted += 1
                 c.update(w.id, {"v": w.attempted})
-                w.version = w.attempted
+                w.version, w.t_change = w.attempted, time.monotonic() - self.t0
             else:
                 c.forget(w.id)
-                w.forgotten = True
+                w.forgotten, w.t_change = True, time.monotonic() - self.t0
         except Exception:
             ok = False
             if kind == "forget":

@@ -8,13 +8,12 @@ leaves its node): they come back by id with an empty text and are counted in its
 (:attr:`RestoreDriver.windows`) and requires them everywhere by id.
 
 Opt-in (``--drivers ...,restore``). Alone it passes (3 hosts, 90 s, 2 restores: nothing
-lost, 7 texts lost by the restores and reported). Together with kills and partitions
-(``--drivers kill,partition,loss,disk,restore --seed 3 --minutes 1.5``) it finds a
-restored node diverging: memories acknowledged on it before the wipe missing on every
-node, forgets undone, updates differing between the origin and its peers. The likely
-cause: the restored node learns its own seq from the first peer that answers, which may
-not hold the latest events of its origin (they were unreplicated, or held only by a
-peer cut off at the time), so it reuses their seqs. Open: see the lifecycle issue."""
+lost, 7 texts lost by the restores and reported). With kills and partitions too
+(``--drivers kill,partition,loss,disk,restore --seed 3 --minutes 1.5``) it first found a
+restored node reusing seqs (it ended its restore at the first peer's word; fixed: it now
+waits for every origin its backup knew). What it still finds there: one forget
+resurrected on the restored origin only (its log holds the tombstone, its store still
+lists the memory). Open: see the lifecycle issue."""
 
 from __future__ import annotations
 

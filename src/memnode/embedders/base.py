@@ -129,6 +129,25 @@ def _empty(dim: int) -> Vectors:
     return np.zeros((0, dim), dtype=np.float32)
 
 
+class BatchEmbedder:
+    """What the embedders share: the model identity, the check of ``embed``'s input and
+    the answer to no texts. A subclass sets ``_model`` and embeds a non-empty list of
+    checked texts in ``_embed``."""
+
+    _model: ModelId
+
+    @property
+    def model(self) -> ModelId:
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        items = _check_texts(texts)
+        return self._embed(items) if items else _empty(self._model.dim)
+
+    def _embed(self, items: list[str]) -> Vectors:
+        raise NotImplementedError
+
+
 # ---------------------------------------------------- sentence-transformers fp32
 
 

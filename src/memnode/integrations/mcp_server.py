@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from memnode import Client, Hit, Memory
+from memnode.config import is_loopback, split_hostport
 from memnode.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -272,22 +272,6 @@ def make_client(addr: str, token: str | None, timeout: float,
 # -- transports ------------------------------------------------------------------------
 
 
-def _split_hostport(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--http expects HOST:PORT (e.g. 127.0.0.1:8765), got {value!r}")
-    return host.strip("[]"), int(port)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _listen(host: str, port: int) -> socket.socket:
     family, kind, proto, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     sock = socket.socket(family, kind, proto)
@@ -346,12 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     http: tuple[str, int] | None = None
     if args.http:
         try:
-            http = _split_hostport(args.http)
-        except ValueError as exc:
+            http = split_hostport(args.http)
+        except ValueError:
             parser.print_usage(sys.stderr)
-            print(f"memnode mcp: {exc}", file=sys.stderr)
+            print(f"memnode mcp: --http expects HOST:PORT (e.g. 127.0.0.1:8765), got "
+                  f"{args.http!r}", file=sys.stderr)
             return 2
-        if not _is_loopback(http[0]) and not args.allow_unauthenticated:
+        if not is_loopback(http[0]) and not args.allow_unauthenticated:
             print(f"memnode mcp: refusing to serve unauthenticated HTTP on {http[0]}; bind "
                   "to loopback or pass --allow-unauthenticated", file=sys.stderr)
             return 2

@@ -224,36 +224,6 @@ class Node:
             except StoreWriteError as exc:
                 raise self.health.failed(exc, committed=False, what=exc.what) from None
 
-    def watch_events(self, after_seq: int, on_events: Callable[[list[Event]], None]
-                     ) -> Callable[[], None]:
-        """Own events with seq > ``after_seq``: those in the log, then new ones as they
-        are committed (in seq order, none twice). Returns a function that stops it."""
-        sent = after_seq
-        lock = threading.Lock()
-
-        def deliver(events: list[Event]) -> None:
-            nonlocal sent
-            with lock:
-                fresh = [e for e in events if e.seq > sent]
-                if fresh:
-                    sent = fresh[-1].seq
-                    on_events(fresh)
-
-        with self._write_lock:  # no commit between the catch-up read and the subscription
-            self._event_listeners.append(deliver)
-            while True:
-                run = self.log.run_after(self.node_id, sent, 1000, 1 << 62)
-                if not run.events:
-                    break
-                deliver(list(run.events))
-
-        def stop() -> None:
-            with self._write_lock:
-                if deliver in self._event_listeners:
-                    self._event_listeners.remove(deliver)
-
-        return stop
-
     # -- writes -------------------------------------------------------------------------
 
     def _new_id(self) -> str:

@@ -59,8 +59,34 @@ class ReplicaBackend:
     def watch(self, after_seq: int, on_events: Callable[[list[Event]], None]
               ) -> Callable[[], None]:
         """Call ``on_events`` with own events of seq > ``after_seq``: first those already
-        in the log, then new ones as they are committed. Returns a function to stop."""
-        return self.node.watch_events(after_seq, on_events)
+        in the log, then new ones as they are committed (in seq order, none twice).
+        Returns a function to stop."""
+        node = self.node
+        sent = after_seq
+        lock = threading.Lock()
+
+        def deliver(events: list[Event]) -> None:
+            nonlocal sent
+            with lock:
+                fresh = [e for e in events if e.seq > sent]
+                if fresh:
+                    sent = fresh[-1].seq
+                    on_events(fresh)
+
+        with node._write_lock:  # no commit between the catch-up read and the subscription
+            node._event_listeners.append(deliver)
+            while True:
+                run = node.log.run_after(node.node_id, sent, 1000, 1 << 62)
+                if not run.events:
+                    break
+                deliver(list(run.events))
+
+        def stop() -> None:
+            with node._write_lock:
+                if deliver in node._event_listeners:
+                    node._event_listeners.remove(deliver)
+
+        return stop
 
     def report_peers(self, peers: Sequence[PeerInfo]) -> None:
         with self._lock:

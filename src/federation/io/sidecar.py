@@ -11,8 +11,8 @@ and is the only one to touch it. Everything else posts to its inbox:
 
 The CA-signed deny list travels beside the core, not through it: outgoing digests are
 stamped with the version this sidecar holds, a peer whose digest shows an older one is
-sent the signed list, and a list received is verified and adopted here
-(:class:`~federation.io.denylist.DenyList`).
+sent the signed list, and a list received is verified and adopted
+(:class:`~federation.io.deny_gossip.DenyGossip`).
 
 After each input, and at every tick, the core thread drains the core's ``Ready``:
 messages go to the transport (best effort, queued per peer), effects go to the node
@@ -31,12 +31,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from federation.engine import FederationCore
 from federation.errors import TransportError
 from federation.events import Event
+from federation.io.deny_gossip import DenyGossip
 from federation.io.denylist import DenyList, make_authorizer
 from federation.io.discovery import StaticDiscovery, parse_discover
 from federation.io.sidecar_config import SidecarConfig
@@ -57,8 +57,6 @@ log = logging.getLogger("memnode.sidecar")
 
 _MAX_INBOX_BATCH = 256
 _LAG_TIMESTAMPS = 4096
-_DENY_RESEND_SECONDS = 5.0
-
 
 class Sidecar:
     def __init__(self, port: ReplicaPort, config: SidecarConfig, security: Security,
@@ -94,9 +92,7 @@ class Sidecar:
         self._threads: list[threading.Thread] = []
         self._federation_id = security.federation_id
         self._deny = deny
-        self.messages_denied = 0  # not sent: the peer is on the deny list
-        self._denied_seen: set[str] = set()
-        self._deny_sent: dict[str, tuple[int, float]] = {}  # peer -> (version, when)
+        self.denials = DenyGossip(deny, self.transport)
         self.discovery: list[Discovery] = (list(discovery) if discovery is not None
                                            else discovery_from_config(config, self.address))
         self._candidates_changed = threading.Event()
@@ -160,8 +156,7 @@ class Sidecar:
 
     def _on_message(self, sender: str, message: Message) -> None:
         if isinstance(message, SignedDenyList):  # verified here, never shown to the core
-            if self._deny is not None:
-                self._deny.offer(message.payload, f"peer {sender}")
+            self.denials.offer(message.payload, sender)
             return
         self._inbox.put(("message", sender, message))
 
@@ -207,7 +202,7 @@ class Sidecar:
                 continue
             delay = 0.05
             info = self.info
-            if self._deny is not None and reply.node_id in self._deny:
+            if self.denials.lists(reply.node_id):
                 pass  # denied: never admitted, whatever discovery proposes
             elif info is not None and reply.node_id != info.node_id:
                 if reply.model != info.model:
@@ -269,7 +264,7 @@ class Sidecar:
                 if isinstance(message, Digest):
                     if message.reply:
                         self._exchange_done(sender)
-                    self._share_deny_list(sender, message)
+                    self.denials.share(self.node_id, sender, message)
                 core.on_message(sender, message)
             elif kind == "local":
                 local += args[0]
@@ -293,59 +288,29 @@ class Sidecar:
         while core.has_ready():
             ready = core.ready()
             for out in ready.messages:
-                if self._is_denied(out.to):
+                if self.denials.holds_back(out.to):
                     continue
                 message = out.message
                 if isinstance(message, Digest):
                     if not message.reply:
                         self._exchanges[out.to] = time.monotonic()
-                    if self._deny is not None and self._deny.version:
-                        message = replace(message, deny_version=self._deny.version)
+                    message = self.denials.stamp(message)
                 self.transport.send(out.to, out.address, message)
             if ready.effects:
                 self.port.persist(ready.effects)
             core.advance()
 
-    def _is_denied(self, peer: str) -> bool:
-        """Outbound half of the deny list: a denied member gets no pushes, digests or
-        events, and its stream is closed (the inbound half is the transport's
-        authorizer)."""
-        if self._deny is None or peer not in self._deny:
-            return False
-        self.messages_denied += 1
-        if peer not in self._denied_seen:
-            self._denied_seen.add(peer)
-            self.transport.forget_peer(peer)
-            log.warning("peer %s is on the deny list: nothing more is sent to it", peer)
-        return True
-
-    def _share_deny_list(self, peer: str, digest: Digest) -> None:
-        """A peer's digest says it holds an older signed deny list than ours: send it
-        ours (again at most every few seconds while it still says so)."""
-        deny = self._deny
-        if deny is None or not digest.address or digest.deny_version >= deny.version:
-            return
-        payload, version = deny.payload, deny.version
-        last = self._deny_sent.get(peer)
-        now = time.monotonic()
-        if payload is None or (last is not None and last[0] == version
-                               and now - last[1] < _DENY_RESEND_SECONDS):
-            return
-        if self._is_denied(peer):
-            return
-        self._deny_sent[peer] = (version, now)
-        self.transport.send(peer, digest.address,
-                            SignedDenyList(self.node_id, version, payload))
+    @property
+    def messages_denied(self) -> int:
+        return self.denials.messages_denied
 
     @property
     def deny_lists_rejected(self) -> int:
-        """Signed deny lists (from peers or the local file) rejected: bad signature,
-        unsigned or malformed."""
-        return self._deny.rejected if self._deny is not None else 0
+        return self.denials.rejected
 
     @property
     def deny_version(self) -> int:
-        return self._deny.version if self._deny is not None else 0
+        return self.denials.version
 
     def _exchange_done(self, peer: str) -> None:
         """A peer answered our digest: one anti-entropy exchange, timed end to end."""

@@ -29,7 +29,7 @@ from federation.effects import (
     OwnSeqLearned,
     UpsertReplica,
 )
-from federation.engine import FederationCore, Outgoing, PeerStatus, Ready
+from federation.engine import FederationCore
 from federation.errors import ConfigError, FederationError, LocalEventError, SourceError
 from federation.eventsource import EventSource, MemoryEventSource
 from federation.membership import MemberState
@@ -42,6 +42,7 @@ from federation.messages import (
     SignedDenyList,
 )
 from federation.metrics import Metrics
+from federation.ready import Outgoing, PeerStatus, Ready
 from federation.replica import RestartState
 from federation.validate import RejectReason
 from federation.versions import VersionVector

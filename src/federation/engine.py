@@ -43,14 +43,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from federation.antientropy import AntiEntropy
 from federation.config import FederationConfig
 from federation.effects import DropTombstone, Effect
 from federation.events import Event, ModelId
 from federation.eventsource import EventSource, MemoryEventSource
-from federation.membership import Member, Membership, MemberState
+from federation.membership import Member, Membership
 from federation.messages import (
     Digest,
     EventBatch,
@@ -59,6 +59,7 @@ from federation.messages import (
     digest_is_well_formed,
 )
 from federation.metrics import Metrics
+from federation.ready import Outgoing, PeerStatus, Ready
 from federation.replica import ApplyResult, ReplicaState, RestartState
 from federation.restore import OwnSeqLearning
 from federation.rumor import Rumors, seen_by, seen_mask
@@ -68,36 +69,6 @@ from federation.versions import VersionVector, stable
 
 MAX_DIGEST_ORIGINS = 1 << 20
 """Digests with more version-vector entries than this are dropped as malformed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A message to send to peer ``to`` at its last known ``address`` ("" if unknown)."""
-
-    to: str
-    address: str
-    message: Message
-
-
-@dataclass
-class Ready:
-    messages: list[Outgoing] = field(default_factory=list)
-    effects: list[Effect] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.messages or self.effects)
-
-
-@dataclass(frozen=True)
-class PeerStatus:
-    node_id: str
-    address: str
-    state: MemberState
-    incarnation: int
-    heartbeat: int
-    last_heard_tick: int
-    events_behind: int | None
-    """Seqs of ours the peer's last digest did not cover (None: no digest yet)."""
 
 
 class FederationCore:

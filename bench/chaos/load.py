@@ -56,11 +56,15 @@ class Ledger:
     def take(self, rng: random.Random, origins: set[int] | None = None) -> Written | None:
         """A memory no other thread holds (of one of ``origins``, if given), or None."""
         with self.lock:
-            free = [k for k, m in enumerate(self._free)
-                    if origins is None or self.writes[m].origin in origins]
-            if not free:
-                return None
-            k = rng.choice(free)
+            if origins is None:  # the load's path: O(1)
+                if not self._free:
+                    return None
+                k = rng.randrange(len(self._free))
+            else:  # a driver's, now and then
+                mine = [k for k, m in enumerate(self._free) if self.writes[m].origin in origins]
+                if not mine:
+                    return None
+                k = rng.choice(mine)
             self._free[k], self._free[-1] = self._free[-1], self._free[k]
             return self.writes[self._free.pop()]
 

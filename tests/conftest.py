@@ -46,6 +46,16 @@ def node(node_factory) -> NodeHandle:  # type: ignore[no-untyped-def]
     return node_factory()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """A failed test's report carries the end of each node process's log."""
+    report = yield
+    if report.failed:
+        for proc in STARTED:
+            report.sections.append((f"log of {proc.data_dir.name}", proc.stderr()[-4000:]))
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_node_processes() -> Iterator[None]:
     """Whatever happens in a test, the node processes it started are killed after it."""

@@ -129,8 +129,10 @@ class NodeProcess:
         cmd = memnode_cmd("--log-level", "WARNING", "serve", "--data-dir", str(self.data_dir),
                           "--listen", "127.0.0.1:0", "--embedder", "test-hash",
                           *self.extra)
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, start_new_session=True)
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:  # a file, not a pipe: a chatty node never blocks
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
+                                         text=True, start_new_session=True)
         STARTED.append(self)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # blocks until the ready line or the exit
@@ -163,9 +165,13 @@ class NodeProcess:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 
+    @property
+    def log_path(self) -> Path:
+        """The node's stderr, every start appended (shown with a failed test's report)."""
+        return self.data_dir.with_name(self.data_dir.name + ".log")
+
     def stderr(self) -> str:
-        assert self.proc is not None and self.proc.stderr is not None
-        return self.proc.stderr.read()
+        return self.log_path.read_text() if self.log_path.exists() else ""
 
 
 def start_mesh(tmp: Path, n: int, *extra: str) -> list[NodeProcess]:

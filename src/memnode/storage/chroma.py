@@ -20,7 +20,9 @@ collection is rewritten. See docs/STORAGE.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Mapping, Sequence
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,26 @@ def _where(clauses: list[dict[str, Any]]) -> dict[str, Any] | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+class _FirstWrite:
+    """Chroma 1.5.9 fails a query that runs while the first write to a never-written
+    collection creates its HNSW files ("Error creating hnsw segment reader: Nothing found
+    on disk"); later writes do not race. So until a collection's first upsert is done,
+    its queries and writes take turns; after it, this costs one flag read."""
+
+    def __init__(self, written: bool) -> None:
+        self.written = written
+        self._lock = threading.Lock()
+
+    def turn(self) -> Any:
+        return nullcontext() if self.written else self._lock
+
+    @contextmanager
+    def upsert(self) -> Iterator[None]:
+        with self.turn():
+            yield
+        self.written = True
+
+
 class ChromaStore:
     """Thread-safe as Chroma's client is; the node serialises writes."""
 
@@ -81,6 +103,8 @@ class ChromaStore:
                 REPLICAS, embedding_function=None, configuration=config
             )
             self.batch_size = int(self._client.get_max_batch_size())
+            self._first_local = _FirstWrite(self._local.count() > 0)
+            self._first_replicas = _FirstWrite(self._replicas.count() > 0)
         except Exception as exc:  # Chroma raises many types for a damaged directory
             raise DataDirError(f"{self.path}: Chroma store unreadable ({exc})") from exc
 
@@ -112,21 +136,22 @@ class ChromaStore:
             chunk = records[start : start + self.batch_size]
             updated = {r.id for r in chunk if r.updated_at_ms != r.created_at_ms}
             removed = self._removed_keys(self._local, chunk, updated)
-            self._local.upsert(
-                ids=[r.id for r in chunk],
-                embeddings=np.stack([r.embedding for r in chunk]),
-                documents=[r.text for r in chunk],
-                metadatas=[
-                    {
-                        **removed.get(r.id, {}),
-                        **r.metadata,
-                        "_privacy": int(r.privacy),
-                        "_created": r.created_at_ms,
-                        "_updated": r.updated_at_ms,
-                    }
-                    for r in chunk
-                ],
-            )
+            with self._first_local.upsert():
+                self._local.upsert(
+                    ids=[r.id for r in chunk],
+                    embeddings=np.stack([r.embedding for r in chunk]),
+                    documents=[r.text for r in chunk],
+                    metadatas=[
+                        {
+                            **removed.get(r.id, {}),
+                            **r.metadata,
+                            "_privacy": int(r.privacy),
+                            "_created": r.created_at_ms,
+                            "_updated": r.updated_at_ms,
+                        }
+                        for r in chunk
+                    ],
+                )
 
     def upsert_replicas(self, records: Sequence[ReplicaRecord],
                         changed_ids: Collection[str] = ()) -> None:
@@ -134,29 +159,32 @@ class ChromaStore:
         for start in self._batches(len(records)):
             chunk = records[start : start + self.batch_size]
             removed = self._removed_keys(self._replicas, chunk, changed_ids)
-            self._replicas.upsert(
-                ids=[r.id for r in chunk],
-                embeddings=np.stack([r.embedding for r in chunk]),
-                metadatas=[
-                    {
-                        **removed.get(r.id, {}),
-                        **r.metadata,
-                        "_origin": r.origin,
-                        "_privacy": int(r.privacy),
-                        "_created": r.created_at_ms,
-                        "_updated": r.updated_at_ms,
-                    }
-                    for r in chunk
-                ],
-            )
+            with self._first_replicas.upsert():
+                self._replicas.upsert(
+                    ids=[r.id for r in chunk],
+                    embeddings=np.stack([r.embedding for r in chunk]),
+                    metadatas=[
+                        {
+                            **removed.get(r.id, {}),
+                            **r.metadata,
+                            "_origin": r.origin,
+                            "_privacy": int(r.privacy),
+                            "_created": r.created_at_ms,
+                            "_updated": r.updated_at_ms,
+                        }
+                        for r in chunk
+                    ],
+                )
 
     def delete_local(self, ids: Sequence[str]) -> None:
         for start in self._batches(len(ids)):
-            self._local.delete(ids=list(ids[start : start + self.batch_size]))
+            with self._first_local.turn():
+                self._local.delete(ids=list(ids[start : start + self.batch_size]))
 
     def delete_replicas(self, ids: Sequence[str]) -> None:
         for start in self._batches(len(ids)):
-            self._replicas.delete(ids=list(ids[start : start + self.batch_size]))
+            with self._first_replicas.turn():
+                self._replicas.delete(ids=list(ids[start : start + self.batch_size]))
 
     # -- reads --------------------------------------------------------------------------
 
@@ -220,12 +248,13 @@ class ChromaStore:
         return hits[:k]
 
     def _query_local(self, query: Vector, k: int, where: Mapping[str, MetaValue]) -> list[Hit]:
-        res: Any = self._local.query(
-            query_embeddings=query,
-            n_results=k,
-            where=_where([{key: value} for key, value in where.items()]),
-            include=["documents", "metadatas", "distances"],
-        )
+        with self._first_local.turn():
+            res: Any = self._local.query(
+                query_embeddings=query,
+                n_results=k,
+                where=_where([{key: value} for key, value in where.items()]),
+                include=["documents", "metadatas", "distances"],
+            )
         hits = []
         for mid, doc, meta, dist in zip(
             res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0],
@@ -253,12 +282,13 @@ class ChromaStore:
         for key, values in where.items():
             alternatives = [{key: v} for v in values]
             clauses.append(alternatives[0] if len(alternatives) == 1 else {"$or": alternatives})
-        res: Any = self._replicas.query(
-            query_embeddings=query,
-            n_results=k,
-            where=_where(clauses),
-            include=["metadatas", "distances"],
-        )
+        with self._first_replicas.turn():
+            res: Any = self._replicas.query(
+                query_embeddings=query,
+                n_results=k,
+                where=_where(clauses),
+                include=["metadatas", "distances"],
+            )
         hits = []
         for mid, meta, dist in zip(
             res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True

@@ -8,7 +8,9 @@ watermark from peers like any other origin's (``ReplicaState.restoring``), every
 digest tells us the highest own seq that peer holds, and the restore ends - with an
 :class:`~federation.effects.OwnSeqLearned` effect for the node - once our watermark
 covers the highest own seq any digest showed and either every origin the backup knew
-has sent us a digest, or ``restore_wait_ticks`` passed since the first digest.
+has sent us a digest, or ``restore_wait_ticks`` passed since the first digest, and no
+reconciliation of our own origin is under way (a FORGET written after the backup may
+have been collected since: federation.tombstones).
 
 Waiting for every known origin matters under partitions: the first peer to answer may
 lack our latest events (a rumor that reached only a peer cut off at the time); ending
@@ -54,7 +56,7 @@ class OwnSeqLearning:
                 or now - self.first_heard >= self.wait_ticks):
             return None
         own = replica.watermark(self.node_id)
-        if own < self.learned:
-            return None
+        if own < self.learned or self.node_id in replica.resync_cursors():
+            return None  # behind, or still reconciling: a collected FORGET may be missing
         replica.restoring = False
         return OwnSeqLearned(own, self.learned)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from federation.effects import Effect, OriginMarks, OwnSeqLearned, UpsertReplica
+from federation.effects import DeleteReplica, Effect, OriginMarks, OwnSeqLearned, UpsertReplica
 from federation.engine import FederationCore
 from federation.replica import RestartState
 
@@ -145,3 +145,47 @@ def test_the_wait_for_unheard_origins_runs_out() -> None:
             break
     assert not restored.restoring
     assert restored.version_vector()[node_id(1)] == 5
+
+
+def test_a_forget_collected_after_the_backup_reaches_the_restored_origin() -> None:
+    """Regression (the chaos drill's restore driver): the backup holds m1 live; m1 is
+    forgotten after it and the tombstone collected everywhere, so no peer will ever send
+    that FORGET. The restore reconciles our own origin against the peers' compacted
+    logs and deletes m1 before it ends (it did not: m1 came back from the backup)."""
+    a, b = core(1), core(2)
+    a.peer_discovered(b.node_id, "addr-2")
+    b.peer_discovered(a.node_id, "addr-1")
+    writer = Origin(1)
+    events = [writer.put(f"m{i}") for i in range(4)]
+    a.local_events(events)
+    pump([a, b])
+    backup = RestartState(list(a.live_entries()),
+                          [OriginMarks(node_id(1), 4, 0, None)])
+    a.local_event(writer.forget("m1"))
+    a.local_event(writer.put("m4"))
+    for _ in range(3 * a.config.anti_entropy_interval_ticks):  # digests: vectors known
+        for x in (a, b):
+            x.tick()
+        pump([a, b])
+    for x in (a, b):
+        x.collect_tombstones()
+    pump([a, b])
+    assert b.replica.gc_floors()[node_id(1)] == 5 and not b.replica.is_forgotten(
+        f"{node_id(1)}/m1")  # the FORGET is collected
+
+    restored = core(1, restart=backup, incarnation=2, restoring=True)
+    restored.peer_discovered(b.node_id, "addr-2")
+    effects = []
+    for _ in range(5 * restored.config.anti_entropy_interval_ticks):
+        restored.tick()
+        b.tick()
+        effects += _pump_collect([restored, b], restored)
+        if not restored.restoring:
+            break
+    assert not restored.restoring
+    deleted = [e.memory_id for e in effects if isinstance(e, DeleteReplica)]
+    learned = next(i for i, e in enumerate(effects) if isinstance(e, OwnSeqLearned))
+    assert deleted == [f"{node_id(1)}/m1"]
+    assert all(i < learned for i, e in enumerate(effects) if isinstance(e, DeleteReplica))
+    assert restored.replica.get_live(f"{node_id(1)}/m1") is None
+    assert restored.replica.get_live(f"{node_id(1)}/m4") is not None

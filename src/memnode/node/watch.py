@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from federation.events import NODE_ID_LEN, Event, EventKind
 from memnode.errors import FailedPrecondition, InvalidArgument, ResourceExhausted, Unavailable
-from memnode.node.domain import MetaValue, Privacy
+from memnode.node.domain import LocalRecord, MetaValue, Privacy
 
 if TYPE_CHECKING:
     from memnode.node.node import Node
@@ -196,19 +196,22 @@ class Watcher:
             if after >= top:
                 continue
             run = node.log.run_after(origin, after, RUN_EVENTS, RUN_BYTES)
+            texts = node.visible.get_local_many(
+                [e.memory_id for e in run.events if e.kind != EventKind.FORGET]
+            ) if origin == own else {}
             for event in run.events:
                 if event.seq > top:
                     break
                 if self._done():
                     return sent
-                yield self._change(event, origin == own)
+                yield self._change(event, origin == own, texts.get(event.memory_id))
                 self.cursor[origin] = event.seq
                 sent = True
             # seqs the run vouches were compacted away: nothing to send for them
             self.cursor[origin] = max(self.cursor.get(origin, 0), min(run.through_seq, top))
         return sent
 
-    def _change(self, event: Event, own: bool) -> Change:
+    def _change(self, event: Event, own: bool, record: LocalRecord | None) -> Change:
         node = self.feed.node
         node.metrics.watch_changes.labels(kind=event.kind.name.lower()).inc()
         base = Change(origin=event.origin, seq=event.seq, kind=event.kind,
@@ -220,7 +223,6 @@ class Watcher:
             return Change(**{**base.__dict__, "metadata": dict(event.metadata),
                              "created_at_ms": event.timestamp_ms
                              if event.kind == EventKind.PUT else 0})
-        record = node.visible.get_local(event.memory_id)
         if record is None:  # forgotten since this run was read: its forget follows
             return base
         return Change(**{**base.__dict__, "text": record.text,

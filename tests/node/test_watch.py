@@ -121,6 +121,12 @@ def test_bad_resume_vectors_and_limits_get_clear_statuses(node_factory) -> None:
             next(call)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert says in err.value.details()
+    raw = grpc.insecure_channel(node.addr).unary_stream("/memnode.v1.MemoryService/Watch")
+    with pytest.raises(grpc.RpcError) as err:
+        next(raw(b"\x12\xff\xff"))  # not a WatchRequest at all
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert node.node.metrics.registry.get_sample_value(
+        "memnode_errors_total", {"kind": "invalid_argument"}) == 3
     with pytest.raises(InvalidArgument):
         next(c.watch(from_version_vector={OTHER: -1}))  # refused before it is sent
     with pytest.raises(InvalidArgument, match="unknown scope"):

@@ -1,8 +1,9 @@
 """Serving a node: gRPC (MemoryService, health, reflection v1 and v1alpha), the HTTP port
 (Prometheus /metrics, the dashboard at /), signals.
 
-On SIGTERM or SIGINT: health turns NOT_SERVING, new calls are refused, in-flight calls get
-``shutdown_grace_seconds`` to finish, the log is closed, and the process exits 0.
+On SIGTERM or SIGINT: health turns NOT_SERVING, Watch streams end (OK), new calls are
+refused, in-flight calls get ``shutdown_grace_seconds`` to finish, the log is closed, and
+the process exits 0.
 """
 
 from __future__ import annotations

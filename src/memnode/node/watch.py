@@ -195,6 +195,8 @@ class Watcher:
             after, top = self.cursor.get(origin, 0), heads[origin]
             if after >= top:
                 continue
+            if self._done():  # e.g. the node is closing its log
+                return sent
             run = node.log.run_after(origin, after, RUN_EVENTS, RUN_BYTES)
             texts = node.visible.get_local_many(
                 [e.memory_id for e in run.events if e.kind != EventKind.FORGET]

@@ -137,6 +137,16 @@ def test_bad_resume_vectors_and_limits_get_clear_statuses(node_factory) -> None:
     with pytest.raises(FailedPrecondition, match="empty version vector"):
         next(c.watch(scope="mesh", from_version_vector={OTHER: 5}))
 
+    # a stream that falls behind a collected tombstone ends the same way
+    own = node.node.node_id
+    behind = Collector(c.watch())
+    c.remember_batch([NewMemory(f"early {i}") for i in range(3)])
+    behind.wait(3, "the first three")
+    node.node.persist_replication([OriginMarks(own, 3, 5, None)])
+    c.remember("later")
+    assert behind.ended.wait(10) and isinstance(behind.error, FailedPrecondition)
+    assert f"cannot follow {own} after seq 3" in str(behind.error)
+
     held = Collector(c.watch())
     wait_for(lambda: gauge(node, "memnode_watchers") == 1, "the first watcher")
     with pytest.raises(ResourceExhausted, match="max-watchers 1"):

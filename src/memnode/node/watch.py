@@ -17,7 +17,10 @@ it shows only its newest state (a put followed by an update comes as one update)
 a forgotten one as a forget. A position resumes exactly (nothing missed, nothing twice),
 as long as the tombstones after it are still in the log: a resume point below an
 origin's GC floor (a forget there may have been collected) is refused with
-FAILED_PRECONDITION; the client starts again from an empty vector (a full replay).
+FAILED_PRECONDITION, and a stream that falls that far behind ends with it; the client
+starts again from an empty vector (a full replay). Forgets that a node learns by
+reconciliation (it was away past the GC horizon: docs/REPLICATION.md) leave no tombstone
+and are not streamed.
 
 Scope ``local``: this node's own memories, with text and clear metadata. ``mesh``:
 also every replica, without text, with metadata as replicated. PRIVATE and EPHEMERAL
@@ -79,6 +82,17 @@ def check_vector(vector: Mapping[str, int]) -> dict[str, int]:
     return {o: s for o, s in vector.items() if s > 0}
 
 
+def check_floor(origin: str, after: int, floors: Mapping[str, int]) -> None:
+    """FailedPrecondition when a watcher past ``after`` of ``origin`` (it has seen some of
+    its memories) may have missed a forget: the log collected tombstones above it."""
+    floor = floors.get(origin, 0)
+    if 0 < after < floor:
+        raise FailedPrecondition(
+            f"cannot follow {origin} after seq {after}: tombstones up to seq {floor} "
+            "were collected, so a forget may be missing; watch again from an empty "
+            "version vector (a full replay)")
+
+
 class ChangeFeed:
     """Every Watch stream of one node. Thread-safe."""
 
@@ -121,11 +135,7 @@ class ChangeFeed:
         cursor = check_vector(start)
         floors = self.node.log.gc_floors()
         for origin, seq in sorted(cursor.items()):
-            if seq < floors.get(origin, 0):
-                raise FailedPrecondition(
-                    f"cannot resume {origin} after seq {seq}: tombstones up to seq "
-                    f"{floors[origin]} were collected, so a forget may be missing; watch "
-                    "again from an empty version vector (a full replay)")
+            check_floor(origin, seq, floors)
         with self._cond:
             if self._closed:
                 raise Unavailable("the node is shutting down")
@@ -190,6 +200,7 @@ class Watcher:
         own = node.node_id
         heads = node.log.version_vector() if self.mesh else {}
         heads[own] = own_top
+        floors = node.log.gc_floors()
         sent = False
         for origin in sorted(heads, key=lambda o: (o != own, o)):
             after, top = self.cursor.get(origin, 0), heads[origin]
@@ -197,6 +208,7 @@ class Watcher:
                 continue
             if self._done():  # e.g. the node is closing its log
                 return sent
+            check_floor(origin, after, floors)  # a watcher far behind the log
             run = node.log.run_after(origin, after, RUN_EVENTS, RUN_BYTES)
             texts = node.visible.get_local_many(
                 [e.memory_id for e in run.events if e.kind != EventKind.FORGET]

@@ -163,8 +163,8 @@ class MemoryServiceServicer:
         as they become visible, until the client closes the call or the node stops (the
         stream then ends with OK). TEAM and PUBLIC memories only: PRIVATE and EPHEMERAL ones
         have no place in the log. FAILED_PRECONDITION when the resume point is older than
-        a collected tombstone (start again from an empty vector); RESOURCE_EXHAUSTED when
-        the node has --max-watchers streams open.
+        a collected tombstone, or the stream fell that far behind (start again from an
+        empty vector); RESOURCE_EXHAUSTED when the node has --max-watchers streams open.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from federation.events import NODE_ID_LEN, Event, EventKind
@@ -159,10 +159,6 @@ class ChangeFeed:
             self._closed = True
             self._wake()
 
-    def count(self) -> int:
-        with self._cond:
-            return len(self._open)
-
 
 class Watcher:
     """One stream: iterate for changes; ``close`` (from any thread) ends it."""
@@ -234,11 +230,9 @@ class Watcher:
         if event.kind == EventKind.FORGET:
             return base
         if not own:
-            return Change(**{**base.__dict__, "metadata": dict(event.metadata),
-                             "created_at_ms": event.timestamp_ms
-                             if event.kind == EventKind.PUT else 0})
+            created = event.timestamp_ms if event.kind == EventKind.PUT else 0
+            return replace(base, metadata=dict(event.metadata), created_at_ms=created)
         if record is None:  # forgotten since this run was read: its forget follows
             return base
-        return Change(**{**base.__dict__, "text": record.text,
-                         "metadata": dict(record.metadata),
-                         "created_at_ms": record.created_at_ms})
+        return replace(base, text=record.text, metadata=dict(record.metadata),
+                       created_at_ms=record.created_at_ms)

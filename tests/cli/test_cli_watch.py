@@ -78,6 +78,9 @@ def test_watch_follows_stops_resumes_and_ends_with_the_node(
     got = watch.next_json("the first memory")
     assert (got["kind"], got["id"], got["text"], got["metadata"]) == (
         "put", first, "the release train leaves at 10", {"team": "web"})
+    admin = Lines(node.addr, "--json", "--scope", "mesh", "--token", _token(data, "admin"))
+    assert admin.next_json("the mesh watch of an admin")["id"] == first
+    assert admin.end(signal.SIGINT)[0] == 130
     code, err = watch.end(signal.SIGINT)
     assert code == 130 and "resume with --from" in err, err
     resume = err.split("--from '", 1)[1].split("'", 1)[0]

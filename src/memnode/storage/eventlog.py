@@ -379,6 +379,12 @@ class EventLog:
             rows = self._conn.execute("SELECT origin, watermark FROM origins").fetchall()
         return {origin: int(seq) for origin, seq in rows if seq > 0}
 
+    def gc_floors(self) -> dict[str, int]:
+        """Per origin, the highest seq of a tombstone collected (or known collected)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT origin, gc_floor FROM origins").fetchall()
+        return {origin: int(floor) for origin, floor in rows if floor > 0}
+
     def latest_event(self, memory_id: str) -> Event | None:
         with self._lock:
             row = self._conn.execute(

@@ -160,29 +160,38 @@ class AuditWriter:
         if dropped:
             batch.insert(0, {"ts": self._clock_ms(), "method": "audit.gap", "count": dropped,
                              "note": "entries lost while the trail could not be written"})
+        done = 0
+        try:
+            while done < len(batch):
+                done += self._append(batch[done:])
+        except OSError as exc:
+            self._failed(batch[done:], exc)
+            return
         if batch:
-            try:
-                self._append(batch)
-            except OSError as exc:
-                self._failed(batch, exc)
-                return
             self._ok()
         if self._unsynced and time.monotonic() - self._last_sync >= self.policy.fsync_seconds:
             self._sync()
 
-    def _append(self, batch: list[Entry]) -> None:
+    def _append(self, batch: list[Entry]) -> int:
+        """Chain and write the first entries of ``batch`` that fit in the current
+        segment (at least one; a new segment first if it is full or a day old); how
+        many. Written whole or not at all."""
         current = self._segments[-1] if self._segments else None
         ts = int(batch[0].get("ts", 0))
         if (current is None or self._fd < 0 or current.size >= self.policy.segment_bytes
                 or ts - current.first_ts >= DAY_MS):
             self._open_segment(ts)
         segment = self._segments[-1]
-        n, head, lines = self._n, self._head, []
+        room = self.policy.segment_bytes - segment.size
+        n, head, lines, size = self._n, self._head, [], 0
         for entry in batch:
+            if lines and size >= room:
+                break
             n += 1
             sealed = fmt.seal(entry, n, head)
             head = sealed["hash"]
             lines.append(fmt.canonical(sealed) + b"\n")
+            size += len(lines[-1])
         data = b"".join(lines)
         try:
             view = memoryview(data)
@@ -195,7 +204,8 @@ class AuditWriter:
         segment.size += len(data)
         self._n, self._head = n, head
         self._unsynced = True
-        self.hooks.written(len(batch))
+        self.hooks.written(len(lines))
+        return len(lines)
 
     def _open_segment(self, ts: int) -> None:
         """The segment to append to: the newest one at start while it has room and is

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from memnode import Client, PermissionDenied, Unauthenticated
+from memnode import Client, NewMemory, PermissionDenied, Unauthenticated
 from memnode.storage.audit_format import ANCHOR_FILE, AUDIT_DIR, segment_paths, verify
 from memnode.storage.tokenstore import TokenStore
 
@@ -47,11 +47,14 @@ def test_entries_say_who_what_why_and_never_texts_or_values(
         hits = c.recall(CANARIES["query"], 5, where={"team": CANARIES["where"]})
         c.get(mid)
         c.update(mid, {"team": CANARIES["update"]})
+        streamed = list(c.remember_batches(iter([[NewMemory(CANARIES["text"] + " 2")],
+                                                [NewMemory("three"), NewMemory("four")]])))
         with pytest.raises(PermissionDenied):
             list(c.list(scope="mesh"))  # the export of everything needs admin
     with Client(node.addr, token=admin) as c:
-        assert [m.id for m in c.list(scope="mesh")] == [mid]
+        assert [m.id for m in c.list(scope="mesh")][0] == mid
         c.forget(mid)
+        c.backup(tmp_path / "backup")
     with Client(node.addr) as c, pytest.raises(Unauthenticated):
         c.status()
     # the CLI: a global --reason, and MEMNODE_REASON for the Python client and the CLI
@@ -80,7 +83,10 @@ def test_entries_say_who_what_why_and_never_texts_or_values(
     assert refused_export["code"] == "PERMISSION_DENIED"
     assert refused_export["admin"] == export["admin"] == "export"
     assert export["who"] == f"token:{admin_record.id}" and "token_name" not in export
-    assert export["ids"] == [mid] and "reason" not in export
+    assert export["ids"][0] == mid and export["count"] == 4 and "reason" not in export
+    assert [e["ids"] for e in calls(entries, "RememberStream")] == streamed
+    backup, = calls(entries, "Backup")
+    assert backup["admin"] == "backup" and backup["code"] == "OK" and backup["bytes"] > 0
     forget, = calls(entries, "Forget")
     assert forget["ids"] == [mid] and forget["code"] == "OK"
     anonymous, cli_reason, env_reason = calls(entries, "Status")
@@ -190,7 +196,7 @@ def test_retention_by_age_drops_segments_older_than_max_days(
     audit = handle.data_dir / AUDIT_DIR
     for i in range(3):  # a segment per two days: a segment rolls when a day old
         handle.client.status()
-        wait_for(lambda: verify(audit).first_n + verify(audit).entries >= i + 3,
+        wait_for(lambda i=i: verify(audit).first_n + verify(audit).entries >= i + 3,
                  "the call's entry in the file")
         clock.advance(2 * 86400)
     handle.client.status()
@@ -224,3 +230,29 @@ def test_a_node_restarted_continues_the_chain(
     entries = _entries(second.data_dir / AUDIT_DIR)
     assert [e["method"] for e in entries] == ["audit.start", "Status"] * 2
     assert verify(second.data_dir / AUDIT_DIR).intact
+
+
+def test_a_damaged_trail_never_stops_the_node_and_verify_shows_the_damage(
+        node_factory: Callable[..., NodeHandle]) -> None:
+    first = node_factory("damaged")
+    first.client.status()
+    first.stop()
+    path = first.data_dir / AUDIT_DIR / "000000000001.jsonl"
+    with path.open("ab") as f:
+        f.write(b"not an entry\n")
+    second = node_factory("damaged")
+    second.client.status()
+    second.stop()
+    broken = verify(second.data_dir / AUDIT_DIR).broken
+    assert broken is not None and broken.where.endswith(".jsonl:3"), broken
+    assert "not JSON" in broken.reason
+    assert len(path.read_text().splitlines()) == 5  # the node went on writing
+
+
+def test_no_audit_writes_no_trail(node_factory: Callable[..., NodeHandle]) -> None:
+    handle = node_factory("quiet", audit=False)
+    handle.client.status()
+    handle.stop()
+    assert not (handle.data_dir / AUDIT_DIR).exists()
+    done = run_cli("audit", "--data-dir", str(handle.data_dir))
+    assert done.returncode == 2 and "has no audit trail" in done.stderr

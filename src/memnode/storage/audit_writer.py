@@ -61,6 +61,14 @@ class AuditHooks:
     dropped: Callable[[int], None] = lambda n: None
 
 
+def _parsed(raw: bytes) -> Entry:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
 @dataclass
 class _Segment:
     path: Path
@@ -84,10 +92,9 @@ class AuditWriter:
         self._unsynced = False
         self._last_sync = time.monotonic()
         self._stop = threading.Event()
-        directory.mkdir(parents=True, exist_ok=True)
         self._segments: list[_Segment] = []
         self._n, self._head = 0, fmt.GENESIS
-        self._recover()
+        self._recovered = False
         self._thread = threading.Thread(target=self._run, name="memnode-audit", daemon=True)
         self._thread.start()
 
@@ -120,29 +127,52 @@ class AuditWriter:
 
     def _recover(self) -> None:
         """The chain's head from the newest segment (a line cut by a crash is removed),
-        and a retention cut left unfinished is finished."""
-        anchor = fmt.read_anchor(self.dir)
+        and a retention cut left unfinished is finished. Run by the writer thread before
+        its first write, and again after a failure (e.g. an unreadable directory)."""
+        self._segments, self._n, self._head = [], 0, fmt.GENESIS
+        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            anchor = fmt.read_anchor(self.dir)
+        except ValueError as exc:  # verification reports it; the trail goes on
+            log.error("%s", exc)
+            anchor = None
         if anchor is not None:
             self._n, self._head = anchor["n"] - 1, anchor["prev"]
-        for path in fmt.segment_paths(self.dir):
-            first = fmt.first_n_of(path) or 0
-            if anchor is not None and first < anchor["n"]:
+        paths = fmt.segment_paths(self.dir)
+        if anchor is not None:
+            for path in [p for p in paths if (fmt.first_n_of(p) or 0) < anchor["n"]]:
                 path.unlink(missing_ok=True)
-                continue
-            data = path.read_bytes()
-            good = data[: data.rfind(b"\n") + 1]
-            if len(good) != len(data):
-                log.warning("%s: removing an incomplete last line (%d bytes)", path,
-                            len(data) - len(good))
-                os.truncate(path, len(good))
-            lines = good.splitlines()
-            if not lines:
-                path.unlink()
-                continue
-            head = json.loads(lines[0])
-            last = json.loads(lines[-1])
-            self._segments.append(_Segment(path, first, int(head.get("ts", 0)), len(good)))
-            self._n, self._head = int(last["n"]), str(last["hash"])
+                paths.remove(path)
+        while paths and paths[-1].stat().st_size == 0:
+            paths.pop().unlink()
+        for path in paths[:-1]:
+            with path.open("rb") as f:
+                first = _parsed(f.readline())
+            self._segments.append(_Segment(path, fmt.first_n_of(path) or 0,
+                                           int(first.get("ts", 0)), path.stat().st_size))
+        if paths:
+            self._resume(paths[-1])
+        self._recovered = True
+
+    def _resume(self, path: Path) -> None:
+        """Continue after the last intact line of the newest segment."""
+        data = path.read_bytes()
+        good = data[: data.rfind(b"\n") + 1]
+        if len(good) != len(data):
+            log.warning("%s: removing an incomplete last line (%d bytes)", path,
+                        len(data) - len(good))
+            os.truncate(path, len(good))
+        lines = good.splitlines()
+        first = _parsed(lines[0]) if lines else {}
+        self._segments.append(_Segment(path, fmt.first_n_of(path) or 0,
+                                       int(first.get("ts", 0)), len(good)))
+        for raw in reversed(lines):
+            last = _parsed(raw)
+            if isinstance(last.get("n"), int) and isinstance(last.get("hash"), str):
+                self._n, self._head = last["n"], last["hash"]
+                break
+            log.error("%s: a damaged line at its end (`memnode audit --verify` shows "
+                      "where); the trail goes on after the last intact one", path)
 
     # -- the writer thread ----------------------------------------------------------
 
@@ -162,9 +192,11 @@ class AuditWriter:
                              "note": "entries lost while the trail could not be written"})
         done = 0
         try:
+            if batch and not self._recovered:
+                self._recover()
             while done < len(batch):
                 done += self._append(batch[done:])
-        except OSError as exc:
+        except Exception as exc:  # OSError mostly; whatever it is, keep the entries
             self._failed(batch[done:], exc)
             return
         if batch:
@@ -183,7 +215,8 @@ class AuditWriter:
             self._open_segment(ts)
         segment = self._segments[-1]
         room = self.policy.segment_bytes - segment.size
-        n, head, lines, size = self._n, self._head, [], 0
+        n, head, size = self._n, self._head, 0
+        lines: list[bytes] = []
         for entry in batch:
             if lines and size >= room:
                 break
@@ -261,7 +294,7 @@ class AuditWriter:
 
     # -- failures -------------------------------------------------------------------
 
-    def _failed(self, batch: list[Entry], exc: OSError) -> None:
+    def _failed(self, batch: list[Entry], exc: Exception) -> None:
         with self._mutex:
             room = max(0, self.policy.max_pending - len(self._pending))
             kept = batch[:room]

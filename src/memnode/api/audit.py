@@ -32,6 +32,7 @@ import grpc
 
 from memnode._version import __version__
 from memnode.api.auth import OPEN_PREFIXES, TokenAuthInterceptor, TokenVerifier, bearer
+from memnode.client import REASON_KEY
 from memnode.node.health import is_disk_full
 from memnode.node.node import Node
 from memnode.storage.audit_format import AUDIT_DIR, Entry
@@ -40,7 +41,6 @@ from memnode.v1 import memnode_pb2 as pb
 
 log = logging.getLogger("memnode.audit")
 
-REASON_KEY = "x-memnode-reason"
 MAX_REASON = 256
 MAX_IDS = 1000
 MAX_ID_CHARS = 200
@@ -93,6 +93,14 @@ def what(method: str, request: Any, response: Any) -> dict[str, Any]:
 def _code(context: grpc.ServicerContext, default: grpc.StatusCode) -> str:
     code = context.code()
     return (code if isinstance(code, grpc.StatusCode) else default).name
+
+
+def _failure(context: grpc.ServicerContext, exc: BaseException) -> str:
+    """The status of a call that raised: the code it was aborted with, CANCELLED for a
+    stream the client left, else UNKNOWN (what gRPC answers)."""
+    if isinstance(exc, GeneratorExit):
+        return grpc.StatusCode.CANCELLED.name
+    return _code(context, grpc.StatusCode.UNKNOWN)
 
 
 class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -169,8 +177,8 @@ class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 entry = base()
                 try:
                     response = inner(request, context)
-                except BaseException:
-                    self._record(entry, context, _code(context, grpc.StatusCode.UNKNOWN),
+                except BaseException as exc:
+                    self._record(entry, context, _failure(context, exc),
                                  method, request, None)
                     raise
                 self._record(entry, context, _code(context, grpc.StatusCode.OK), method,
@@ -188,8 +196,8 @@ class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                         sent += response.ByteSize()
                         chunks += 1
                         yield response
-                except BaseException:
-                    self._record(entry, context, _code(context, grpc.StatusCode.UNKNOWN),
+                except BaseException as exc:
+                    self._record(entry, context, _failure(context, exc),
                                  method, request, None, bytes=sent, chunks=chunks)
                     raise
                 self._record(entry, context, _code(context, grpc.StatusCode.OK), method,
@@ -207,8 +215,8 @@ class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                         self._record(entry, context, "OK", method, None, response)
                         entry = {**entry, "ts": self.clock_ms()}
                         yield response
-                except BaseException:
-                    self._record(entry, context, _code(context, grpc.StatusCode.UNKNOWN),
+                except BaseException as exc:
+                    self._record(entry, context, _failure(context, exc),
                                  method, None, None)
                     raise
 
@@ -219,8 +227,8 @@ class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             entry = base()
             try:
                 response = inner_unary(requests, context)
-            except BaseException:
-                self._record(entry, context, _code(context, grpc.StatusCode.UNKNOWN),
+            except BaseException as exc:
+                self._record(entry, context, _failure(context, exc),
                              method, None, None)
                 raise
             self._record(entry, context, _code(context, grpc.StatusCode.OK), method, None,

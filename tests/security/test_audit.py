@@ -256,3 +256,13 @@ def test_no_audit_writes_no_trail(node_factory: Callable[..., NodeHandle]) -> No
     assert not (handle.data_dir / AUDIT_DIR).exists()
     done = run_cli("audit", "--data-dir", str(handle.data_dir))
     assert done.returncode == 2 and "has no audit trail" in done.stderr
+
+
+def test_a_reason_is_kept_printable_and_bounded(node: NodeHandle) -> None:
+    with Client(node.addr, reason="line one\nline two\x1b[31m " + "é" * 400) as c:
+        c.status()
+    raw = (node.data_dir / AUDIT_DIR).joinpath("000000000001.jsonl")
+    entry = wait_for(lambda: [e for e in _entries(raw.parent) if e["method"] == "Status"],
+                     "the Status entry")[0]
+    assert entry["reason"].startswith("line oneline two[31m éé")
+    assert len(entry["reason"]) == 256 and entry["reason"].isprintable()

@@ -94,6 +94,7 @@ def _entry_costs(work: Path, n: int = 20_000) -> dict[str, float]:
              "peer": "ipv4:127.0.0.1:50112", "code": "OK", "count": 1,
              "ids": ["3tijalfcjwl246qkncet/qttc5peohrywi"], "reason": "ticket 4711"}
     writer = AuditWriter(work / "micro", lambda: 0)
+    writer.start()
     started = time.perf_counter()
     for _ in range(n):
         writer.record(dict(entry))

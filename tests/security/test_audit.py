@@ -266,3 +266,17 @@ def test_a_reason_is_kept_printable_and_bounded(node: NodeHandle) -> None:
                      "the Status entry")[0]
     assert entry["reason"].startswith("line oneline two[31m éé")
     assert len(entry["reason"]) == 256 and entry["reason"].isprintable()
+
+
+def test_since_takes_durations_iso_times_and_epoch_ms() -> None:
+    from memnode.cli.audit import parse_since
+    from memnode.errors import UsageError
+
+    now = 1_764_600_000_000
+    assert parse_since("30m", now) == now - 1_800_000
+    assert parse_since("7d", now) == now - 7 * 86_400_000
+    assert parse_since("2026-12-01T13:00:00Z", now) == 1_796_130_000_000
+    assert parse_since("2026-12-01T13:00:00", now) == 1_796_130_000_000  # UTC unless said
+    assert parse_since("1796130000000", now) == 1_796_130_000_000
+    with pytest.raises(UsageError):
+        parse_since("yesterday", now)

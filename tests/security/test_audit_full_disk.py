@@ -76,6 +76,7 @@ def test_past_its_buffer_entries_are_counted_and_a_gap_entry_says_so(
     dropped: list[int] = []
     writer = AuditWriter(tiny_audit_disk, FakeClock(), AuditPolicy(max_pending=20),
                          AuditHooks(dropped=dropped.append))
+    writer.start()
     try:
         for i in range(200):
             writer.record({"ts": i, "method": "Status", "peer": "x" * 2000})

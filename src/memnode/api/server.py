@@ -124,6 +124,8 @@ class NodeServer:
         self.monitor.sidecar_problem = sidecar.problem
 
     def start(self) -> None:
+        if self.audit is not None:
+            self.audit.writer.start()
         self.server.start()
         if self.replica_server is not None:
             self.replica_server.start()

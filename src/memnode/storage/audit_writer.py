@@ -96,6 +96,9 @@ class AuditWriter:
         self._n, self._head = 0, fmt.GENESIS
         self._recovered = False
         self._thread = threading.Thread(target=self._run, name="memnode-audit", daemon=True)
+
+    def start(self) -> None:
+        """Start the writer thread (entries recorded before wait for it)."""
         self._thread.start()
 
     # -- the request path -----------------------------------------------------------
@@ -114,6 +117,9 @@ class AuditWriter:
             return self._problem
 
     def close(self) -> None:
+        """Stop the thread, write what is pending, fsync. Never started: nothing."""
+        if not self._thread.is_alive():
+            return
         self._stop.set()
         self._thread.join(10)
         self._flush()

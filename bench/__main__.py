@@ -24,6 +24,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
               "convergence at 16 nodes on loopback and across netns hosts with loss + delay"),
     "simulate": ("bench.simulate",
                  "the pure core simulated: rounds, messages, bytes to converge, up to 10k nodes"),
+    "simchaos": ("bench.simchaos",
+                 "the chaos drill's fault mix in the pure simulator, 1,000+ nodes, same checks"),
     "catchup": ("bench.catchup",
                 "a new node catches up M memories, against raw chromadb add of the same vectors"),
     "wire": ("bench.wire",

@@ -32,10 +32,13 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench._common import RESULTS, load_average, machine_info, write_json
 from bench._plots import serf_rounds
+
+if TYPE_CHECKING:
+    from federation.config import FederationConfig
 
 DESCRIPTION = "the pure core simulated: rounds, messages and bytes to converge, up to 10k nodes"
 VERIFY_UP_TO = 256
@@ -69,17 +72,24 @@ def say(message: str) -> None:
           flush=True)
 
 
-def one(n: int, args: argparse.Namespace, writes: int) -> dict[str, Any]:
+def config_for(preset: str, n: int, fanout: int | None = None) -> FederationConfig:
+    """The preset's config for an N-node simulation: signatures verified up to
+    VERIFY_UP_TO nodes (the simulator's only shortcut above that)."""
     from federation.config import FederationConfig
+
+    make = {"local": FederationConfig.local, "lan": FederationConfig.lan,
+            "kubernetes": FederationConfig.kubernetes}[preset]
+    overrides: dict[str, Any] = {"insecure_skip_signature_verification": n > VERIFY_UP_TO}
+    if fanout is not None:
+        overrides["fanout"] = fanout
+    return make(**overrides)
+
+
+def one(n: int, args: argparse.Namespace, writes: int) -> dict[str, Any]:
     from federation.sim.network import NetConfig
     from federation.sim.simulation import Simulation
 
-    preset = {"local": FederationConfig.local, "lan": FederationConfig.lan,
-              "kubernetes": FederationConfig.kubernetes}[args.preset]
-    overrides: dict[str, Any] = {"insecure_skip_signature_verification": n > VERIFY_UP_TO}
-    if args.fanout is not None:
-        overrides["fanout"] = args.fanout
-    config = preset(**overrides)
+    config = config_for(args.preset, n, args.fanout)
     interval = config.anti_entropy_interval_ticks
     t0 = time.perf_counter()
     sim = Simulation(n, config=config, seed=args.seed + n,

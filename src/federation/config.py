@@ -111,6 +111,11 @@ class FederationConfig:
     sent a digest, or this long after the first digest (federation.restore). Longer:
     fewer seqs reused when a peer holding our latest events is cut off; writes stay
     refused meanwhile."""
+    restore_asks_per_round: int = 16
+    """While restoring, each anti-entropy round also sends a digest to this many of the
+    live origins the restore still waits for (their replies end the wait). Without it
+    the wait lasts until each has happened to pick us: about N ln N / 2 rounds in an
+    N-node mesh. More: a shorter restore at N/this rounds, a burst of digests."""
 
     # --- validation limits (same in every preset) ---------------------------------------
     max_embedding_dim: int = 4096

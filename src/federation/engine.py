@@ -126,7 +126,11 @@ class FederationCore:
         if self.antientropy.round_due(now):
             self.antientropy.round_started(now)
             self.metrics.anti_entropy_rounds += 1
-            for peer in self.membership.sample_live(self.config.anti_entropy_peers):
+            peers = self.membership.sample_live(self.config.anti_entropy_peers)
+            if self.replica.restoring:  # ask the origins the restore waits for
+                asks = self.config.restore_asks_per_round
+                peers += self._restore.to_ask(self.membership.live_ids(), asks, peers)
+            for peer in peers:
                 self._start_exchange(peer)
         if now >= self._next_gc:
             self._next_gc = now + self.config.tombstone_gc_interval_ticks

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from functools import lru_cache
 
 from federation.config import FederationConfig
 from federation.events import Event
@@ -30,8 +31,10 @@ from federation.messages import EventBatch, EventRun
 from federation.sizes import BATCH_OVERHEAD, RUN_OVERHEAD, event_size
 
 
+@lru_cache(maxsize=1 << 14)
 def seen_bit(node_id: str) -> int:
-    """The bit of ``node_id`` in a rumor's ``rumor_seen`` mask."""
+    """The bit of ``node_id`` in a rumor's ``rumor_seen`` mask (cached: a forward tests
+    every live member, so a 1,000-node mesh hashed a million ids per write)."""
     digest = hashlib.blake2b(node_id.encode("utf-8"), digest_size=1).digest()
     return 1 << (digest[0] % 64)
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.config import FederationConfig
+from federation.effects import Effect
 from federation.engine import FederationCore
 from federation.events import (
     Event,
@@ -98,6 +99,8 @@ class Simulation:
         self.tracked: list[tuple[str, int]] = []
         self._local_counter = 0
         self._seeds_per_node = seeds_per_node
+        self.on_effects: Callable[[SimNode, Sequence[Effect]], None] | None = None
+        """Called with each node's effects as they reach its store (an observer)."""
         for _ in range(n):
             self._create()
         for node in self.nodes:
@@ -133,9 +136,11 @@ class Simulation:
         return node
 
     def _core(
-        self, node_id: str, address: str, inc: int, snap: RestartState | None
+        self, node_id: str, address: str, inc: int, snap: RestartState | None,
+        restoring: bool = False,
     ) -> FederationCore:
         return FederationCore(
+            restoring=restoring,
             node_id=node_id,
             model=self.model,
             address=address,
@@ -168,13 +173,32 @@ class Simulation:
         if restart:
             node.incarnation += 1
             state = node.store.restart_state()
-            node.core = self._core(node.node_id, node.address, node.incarnation, state)
+            node.core = self._core(node.node_id, node.address, node.incarnation, state,
+                                   restoring=node.store.restoring)
             for j in node.seeds:
                 node.core.peer_discovered(self.nodes[j].node_id, self.nodes[j].address)
             self._flush()
 
-    def partition(self, groups: Iterable[Iterable[int]]) -> None:
-        self.net.partition(groups)
+    def restore(self, i: int, backup: SimStore) -> None:
+        """Wipe node i and bring it back from ``backup`` (an earlier
+        ``store.snapshot()``): a new incarnation in restoring mode, which takes back
+        its own events from peers and learns its own seq before it may write again
+        (``core.restoring``; federation.restore)."""
+        node = self.nodes[i]
+        node.store = backup.snapshot()
+        node.store.restoring = True
+        node.up = True
+        self.net.down.discard(i)
+        node.incarnation += 1
+        node.core = self._core(node.node_id, node.address, node.incarnation,
+                               node.store.restart_state(), restoring=True)
+        for j in node.seeds:
+            node.core.peer_discovered(self.nodes[j].node_id, self.nodes[j].address)
+        self._flush()
+
+    def partition(self, groups: Iterable[Iterable[int]], *, one_way: bool = False) -> None:
+        """Cut the network (``one_way``: only the first group's messages to the rest)."""
+        self.net.partition(groups, one_way=one_way)
 
     def heal(self) -> None:
         self.net.heal()
@@ -232,6 +256,8 @@ class Simulation:
             return
         ready = core.ready()
         node.store.apply(ready.effects)
+        if self.on_effects is not None and ready.effects:
+            self.on_effects(node, ready.effects)
         send, now, index, i = self.net.send, self.now, self.index, node.index
         for out in ready.messages:
             send(now, i, index[out.to], out.message)
@@ -264,8 +290,8 @@ class Simulation:
         connected = self.net.connected
         for node in self.nodes:
             if node.up:
-                for j in node.seeds:
-                    if connected(node.index, j):
+                for j in node.seeds:  # a handshake needs both ways
+                    if connected(node.index, j) and connected(j, node.index):
                         seed = self.nodes[j]
                         node.core.peer_discovered(seed.node_id, seed.address)
 

@@ -18,7 +18,8 @@ from federation.replica import RestartState
 
 class SimStore:
     """A node's durable state, built only from the effects it was asked to persist
-    (plus its own events, which the node logs before calling local_event)."""
+    (plus its own events, which the node logs before calling local_event). A restored
+    node's own events taken back from peers go to its own log, as the node's do."""
 
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
@@ -27,6 +28,9 @@ class SimStore:
         self.own: dict[str, Event] = {}  # own compacted log: memory id -> newest event
         self.own_seq = 0
         self.marks: dict[str, OriginMarks] = {}
+        self.restoring = False
+        """Restored from a backup and not yet told our own seq (OwnSeqLearned): a restart
+        must come back restoring, as the node's log stays marked until then."""
 
     def own_event(self, event: Event) -> None:
         self.own[event.memory_id] = event
@@ -35,9 +39,14 @@ class SimStore:
     def apply(self, effects: Iterable[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, UpsertReplica):
-                self.replicas[effect.event.memory_id] = effect.event
+                event = effect.event
+                if event.origin == self.node_id:  # taken back by a restore
+                    self.own[event.memory_id] = event
+                else:
+                    self.replicas[event.memory_id] = event
             elif isinstance(effect, DeleteReplica):
                 self.replicas.pop(effect.memory_id, None)
+                self.own.pop(effect.memory_id, None)
                 if effect.forget is not None:
                     self.tombstones[effect.memory_id] = effect.forget
             elif isinstance(effect, DropTombstone):
@@ -47,8 +56,17 @@ class SimStore:
                     del self.own[effect.memory_id]
             elif isinstance(effect, OwnSeqLearned):
                 self.own_seq = max(self.own_seq, effect.watermark)
+                self.restoring = False
             else:
                 self.marks[effect.origin] = effect
+
+    def snapshot(self) -> SimStore:
+        """A copy of this store as it is now: a backup (events are immutable)."""
+        copy = SimStore(self.node_id)
+        copy.replicas, copy.tombstones = dict(self.replicas), dict(self.tombstones)
+        copy.own, copy.own_seq, copy.marks = dict(self.own), self.own_seq, dict(self.marks)
+        copy.restoring = self.restoring
+        return copy
 
     def restart_state(self) -> RestartState:
         events = [*self.replicas.values(), *self.tombstones.values(), *self.own.values()]

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.json or RESULTS / (f"simchaos-{nodes}x{rounds}-s{args.seed}"
                                   + ("-quick" if quick else "") + ".json")
     say(f"{nodes} nodes, {rounds} rounds, seed {args.seed}")
-    result = run_drill(o)
+    result = run_drill(o, say)
     report = {"benchmark": "simchaos", "quick": quick,
               "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "command": " ".join(["python -m bench", *sys.argv[1:]]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,7 +128,7 @@ class SimDrill:
                                                       / self.interval, 1)
 
     # the run ----------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
         o, sim = self.o, self.sim
         t0, cpu0 = time.perf_counter(), time.process_time()
         sim.rounds(2)  # membership settles, as the real drill waits for its pods
@@ -140,7 +140,11 @@ class SimDrill:
                 driver.max_restores = o.max_restores
             self.drivers.append(driver)
         start = sim.now
+        every = max(1, o.rounds // 10) * self.interval
         for _ in range(o.rounds * self.interval):
+            if progress is not None and (sim.now - start) % every == 0 and sim.now > start:
+                progress(f"round {(sim.now - start) // self.interval}, "
+                         f"{time.perf_counter() - t0:.0f} s")
             self.load.tick()
             for d in self.drivers:
                 d.tick(sim.now)
@@ -184,5 +188,6 @@ class SimDrill:
         }
 
 
-def run_drill(o: SimDrillOptions) -> dict[str, Any]:
-    return SimDrill(o).run()
+def run_drill(o: SimDrillOptions, progress: Callable[[str], None] | None = None
+              ) -> dict[str, Any]:
+    return SimDrill(o).run(progress)

@@ -2,7 +2,8 @@
 
 Everything is driven by one tick counter and one seeded RNG: no threads, no clock.
 Each node's effects are applied to a :class:`SimStore` (its "disk"), so a node can
-be crashed and restarted from what it persisted, as the real sidecar is.
+be crashed and restarted from what it persisted, as the real sidecar is, or wiped and
+restored from an earlier snapshot of its store (``restore``: the core's restoring mode).
 
 Writes are real signed events (Ed25519 keys, one per node). With thousands of nodes,
 pass ``FederationConfig(insecure_skip_signature_verification=True)`` to skip the

@@ -10,6 +10,7 @@ small with a fixed seed.
 
 from __future__ import annotations
 
+import resource
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -181,6 +182,7 @@ class SimDrill:
             "bytes_per_node": round(size / n),
             "network": sim.net.stats.__dict__ | {"events_to": None},
             "signatures_verified": o.nodes <= VERIFY_UP_TO,
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "seconds": {"build": round(built, 2), "chaos": round(chaos_s, 2),
                         "agree": round(agree_s, 2),
                         "total": round(time.perf_counter() - t0, 2),

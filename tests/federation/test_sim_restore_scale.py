@@ -1,8 +1,8 @@
-"""Regression (``python -m bench simchaos``, every seed at 50 nodes and more): a node
+"""Regression (``python -m bench simchaos --nodes 50 --rounds 100 --seed 1``): a node
 restored from a backup in a mesh of N nodes waits for a digest from every origin its
 backup knew that membership still counts (federation.restore). It only heard the
 digests peers happened to send it - about two a round - so the wait grew as
-N ln N / 2 rounds (130 rounds at 50 nodes), writes refused all along. The restoring
+N ln N / 2 rounds (72 to 129 rounds at 50 nodes), writes refused all along. The restoring
 core now asks the origins it waits for (``restore_asks_per_round`` a round)."""
 
 from __future__ import annotations

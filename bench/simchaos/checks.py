@@ -78,6 +78,11 @@ def _disagreement(drill: SimDrill, need: dict[str, int]) -> str:
     return ""
 
 
+def _short(mid: str) -> str:
+    origin, _, local = mid.partition("/")
+    return f"{origin[:8]}../{local}"
+
+
 def _held(drill: SimDrill) -> list[dict[str, Event]]:
     return [{e.memory_id: e for e in node.core.live_entries()} for node in drill.sim.nodes]
 
@@ -118,7 +123,7 @@ def finally_no_write_lost(drill: SimDrill, windows: Windows,
         for i, h in enumerate(held):
             e, s = h.get(w.id), _stored(drill, i, w.id)
             if e is None or e.seq not in ok_seqs or s is None or s.seq != e.seq:
-                missing.append(f"{w.id[:20]} (node {w.origin}, seq {w.seq}) on node {i}: "
+                missing.append(f"{_short(w.id)} (node {w.origin}, seq {w.seq}) on node {i}: "
                                f"core {e.seq if e else None}, store {s.seq if s else None}")
             else:
                 seqs.add(e.seq)
@@ -161,7 +166,7 @@ def finally_no_resurrection(drill: SimDrill, windows: Windows,
         if lost_with_disk(windows, w.origin, w.t_change) and len(where) == len(held):
             undone += 1
         else:
-            back += [f"{w.id[:20]} (forgotten at seq {w.forget_seq}) on node {i}"
+            back += [f"{_short(w.id)} (forgotten at seq {w.forget_seq}) on node {i}"
                      for i in where[:5]]
     return Check("finally_no_resurrection", not back,
                  {"forgets_checked": len(forgotten), "resurrected": len(back),
@@ -180,11 +185,11 @@ def finally_updates_agree(drill: SimDrill, windows: Windows,
         v = own.metadata.get("v")
         floor = 0 if lost_with_disk(windows, w.origin, w.t_change) else w.version
         if not isinstance(v, int) or not floor <= v <= w.version:
-            bad.append(f"{w.id[:20]} on its origin: v={v!r}, acknowledged {w.version}")
+            bad.append(f"{_short(w.id)} on its origin: v={v!r}, acknowledged {w.version}")
         for i, h in enumerate(held):
             e = h.get(w.id)
             if e is not None and (e.seq, e.metadata) != (own.seq, own.metadata):
-                bad.append(f"{w.id[:20]} on node {i}: seq {e.seq} {e.metadata}, origin's "
+                bad.append(f"{_short(w.id)} on node {i}: seq {e.seq} {e.metadata}, origin's "
                            f"seq {own.seq} {own.metadata}")
     return Check("finally_updates_agree", not bad,
                  {"memories_checked": checked, "disagreeing": len(bad)}, bad)

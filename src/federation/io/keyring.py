@@ -174,10 +174,15 @@ class MetadataKeys:
         """The metadata as it leaves this node, TEAM values hashed under the current key."""
         return self.current.shared_form(metadata, privacy)
 
+    def hashes(self, value: MetaValue) -> dict[int, str]:
+        """The value's hash under each key held, by key id."""
+        return {key_id: key.hash_value(value) for key_id, key in self._keys.items()}
+
     def match_values(self, value: MetaValue) -> list[MetaValue]:
         """The value itself and its hash under every key held (current first)."""
-        others = [k.hash_value(value) for i, k in self._keys.items() if i != self.current_id]
-        return [value, self.current.hash_value(value), *others]
+        hashes = self.hashes(value)
+        current = hashes.pop(self.current_id)
+        return [value, current, *hashes.values()]
 
     def __repr__(self) -> str:
         return (f"MetadataKeys(current={self.current_id}, held={self.ids}, "

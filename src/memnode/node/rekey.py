@@ -100,7 +100,8 @@ class Republisher:
     def _candidates(self) -> list[str]:
         """Own memories whose newest event so far is a TEAM PUT or UPDATE with metadata."""
         node = self.node
-        end = node.log.watermark(node.node_id)
+        with node._write_lock:  # a group signed under the old key is committed by now
+            end = node.log.watermark(node.node_id)
         latest: dict[str, Event] = {}
         after = 0
         while after < end:

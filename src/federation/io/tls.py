@@ -101,8 +101,8 @@ def load_node_credentials(dir: Path, *, now: dt.datetime | None = None) -> NodeC
                            federation_id(_ec_public_key(ca, dir / CA_CERT)))
 
 
-def load_security(dir: Path, *, verify_address: bool = True,
-                  now: dt.datetime | None = None) -> Security:
+def load_security(dir: Path, *, verify_address: bool = True, now: dt.datetime | None = None,
+                  check_every: float = 1.0, settle: float = 0.3) -> Security:
     """Mutual-TLS credentials from a node directory (see :func:`load_node_credentials`),
     re-read when its node.key, node.crt or ca.crt change (:mod:`federation.io.certreload`:
     a renewed certificate is served to new connections and presented by new channels;
@@ -126,7 +126,8 @@ def load_security(dir: Path, *, verify_address: bool = True,
         return TlsFiles(creds.key_pem, creds.cert_pem, creds.ca_pem, creds.cert)
 
     files = ReloadingCredentials(f"gossip TLS of {dir}",
-                                 [dir / NODE_KEY, dir / NODE_CERT, dir / CA_CERT], load)
+                                 [dir / NODE_KEY, dir / NODE_CERT, dir / CA_CERT], load,
+                                 check_every=check_every, settle=settle)
     override = "" if verify_address else member_name(first.federation_id)
     return Security(server=files.server_credentials(require_client_auth=True),
                     channel=files.channel_credentials(), target_name_override=override,

@@ -21,6 +21,16 @@ process in tests and in the embedded demo).
 | memnode_index_lag_seconds | gauge | | age of the oldest change not yet in Chroma (0: none) |
 | memnode_index_batch_size | histogram | | changes the indexer moved into Chroma per batch |
 | memnode_index_batch_seconds | histogram | | time to index one batch into Chroma |
+| memnode_metadata_key_current | gauge | fingerprint | id of the key hashing new TEAM metadata |
+| memnode_metadata_keys_held | gauge | | metadata keys held (all matched by --where) |
+| memnode_metadata_key_reloads_total | counter | result | key file versions: ok, rejected |
+| memnode_metadata_republished_total | counter | | own TEAM memories re-published (new key) |
+| memnode_metadata_republish_pending | gauge | | own memories left to re-publish (-1: due) |
+| memnode_client_tls_certificate_reloads_total | counter | result | --tls-cert files: ok, rejected |
+| memnode_client_tls_certificate_expiry_timestamp_seconds | gauge | | its cert's end |
+
+The metadata key ones: :mod:`memnode.node.rekey`; the TLS ones:
+:mod:`federation.io.certreload`.
 """
 
 from __future__ import annotations

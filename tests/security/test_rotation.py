@@ -106,7 +106,8 @@ def test_the_metadata_key_rotates_on_a_live_mesh_while_writing(tmp_path: Path) -
         _distribute(fed, creds)
         wait_for(lambda: all(_metric(p, "memnode_metadata_key_current") == 1 for p in procs[1:]),
                  "nodes 1 and 2 to hash new writes under key 1")
-        mark = len(written)
+        with turn:  # what is written from here on was signed after the switch
+            mark = len(written)
         wait_for(lambda: len(written) >= mark + 10, "writes after the switch")
         after = {mid for i, mid in written[mark:] if i == 1}
         keys = MetadataKeys.load(fed / METADATA_KEY, {})

@@ -187,7 +187,9 @@ def cmd_federation_issue(args: argparse.Namespace) -> int:
     except CredentialsError as exc:
         raise UsageError(str(exc)) from None
     print(f"credentials of {args.name} written to {out}")
-    print(f"start the node with --federation {out}", file=sys.stderr)
+    print(f"a node running with --federation {out} serves them to new connections within "
+          "seconds" if args.renew else f"start the node with --federation {out}",
+          file=sys.stderr)
     return 0
 
 

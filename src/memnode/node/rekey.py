@@ -120,11 +120,18 @@ class Republisher:
         node = self.node
 
         def write(overlay: Overlay) -> tuple[Staged, int]:
+            # under the write lock: read here, or a user's update meanwhile would be undone
+            held = node.visible.get_locals([i for i in ids if i not in overlay])
             records = []
             for memory_id in ids:
-                try:
-                    record = node._own_record(memory_id, overlay)
-                except NotFound:
+                if memory_id in overlay:  # changed by an earlier write of this group
+                    try:
+                        record = node._own_record(memory_id, overlay)
+                    except NotFound:
+                        continue
+                elif memory_id in held:
+                    record = held[memory_id]
+                else:
                     continue  # forgotten meanwhile
                 if record.privacy == Privacy.TEAM and record.metadata:
                     records.append(record)

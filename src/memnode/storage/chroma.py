@@ -212,6 +212,14 @@ class ChromaStore:
         records = self._local_records(self._local.get(ids=[memory_id], include=_INCLUDE_ALL))
         return records[0] if records else None
 
+    def get_locals(self, ids: Sequence[str]) -> list[LocalRecord]:
+        """The own memories of ``ids`` held here (one call per batch, not per id)."""
+        records: list[LocalRecord] = []
+        for start in self._batches(len(ids)):
+            chunk = list(ids[start : start + self.batch_size])
+            records += self._local_records(self._local.get(ids=chunk, include=_INCLUDE_ALL))
+        return records
+
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:
         records = self._replica_records(
             self._replicas.get(ids=[memory_id], include=_INCLUDE_REPLICA)

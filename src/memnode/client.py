@@ -36,6 +36,7 @@ from memnode.errors import (
 from memnode.v1 import memnode_pb2 as pb
 from memnode.v1 import memnode_pb2_grpc as pb_grpc
 from memnode.values import MetaValue, meta_from_proto, meta_to_proto
+from memnode.watch import Watch, version_vector
 
 DEFAULT_PORT = 7420
 ADDR_ENV = "MEMNODE_ADDR"
@@ -345,6 +346,19 @@ class Client:
             token = page.next_page_token
             if not token:
                 return
+
+    def watch(self, *, scope: str = "local",
+              from_version_vector: Mapping[str, int] | None = None) -> Watch:
+        """Follow the node's memory stream (memnode.watch): the changes after
+        ``from_version_vector`` (all retained ones if empty), then new ones as they come.
+        Close it (or use it as a context manager) to end the call."""
+        start = version_vector(from_version_vector)
+        scopes = {"local": pb.LOCAL, "mesh": pb.MESH}
+        if scope not in scopes:
+            raise InvalidArgument(f"unknown scope {scope!r} (local, mesh)")
+        req = pb.WatchRequest(scope=scopes[scope], from_version_vector=start)
+        call = self._stub.Watch(req, timeout=None, metadata=self._metadata)
+        return Watch(call, start, _memory, self._error)
 
     def status(self) -> Status:
         s = self._call("Status", pb.StatusRequest())

@@ -128,6 +128,10 @@ class NodeConfig(BaseModel):
         "before RESOURCE_EXHAUSTED. Replication waits as long as it takes.",
     )
     grpc_workers: int = Field(16, ge=1, description="Threads serving gRPC requests.")
+    max_watchers: int = Field(
+        8, ge=0, description="Watch streams open at once; one more gets "
+        "RESOURCE_EXHAUSTED. Each holds one of --grpc-workers while open: keep it below.",
+    )
     sidecar: Literal["embedded", "external", "off"] = Field(
         "embedded",
         description="embedded: the federation sidecar runs in this process (it needs "
@@ -213,6 +217,13 @@ class NodeConfig(BaseModel):
                 f"--client-auth none on {self.listen}, not a loopback address, lets anyone "
                 "who reaches the port read every memory's text: use --client-auth token "
                 "(and --tls-cert/--tls-key), or give --allow-unauthenticated to accept it")
+        return self
+
+    @model_validator(mode="after")
+    def _check_watchers(self) -> NodeConfig:
+        if self.max_watchers >= self.grpc_workers:
+            raise ValueError(f"--max-watchers {self.max_watchers} must be below --grpc-workers "
+                             f"{self.grpc_workers}: each Watch stream holds a worker")
         return self
 
     @property

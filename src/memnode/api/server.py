@@ -1,8 +1,9 @@
 """Serving a node: gRPC (MemoryService, health, reflection v1 and v1alpha), the HTTP port
 (Prometheus /metrics, the dashboard at /), signals.
 
-On SIGTERM or SIGINT: health turns NOT_SERVING, new calls are refused, in-flight calls get
-``shutdown_grace_seconds`` to finish, the log is closed, and the process exits 0.
+On SIGTERM or SIGINT: health turns NOT_SERVING, Watch streams end (OK), new calls are
+refused, in-flight calls get ``shutdown_grace_seconds`` to finish, the log is closed, and
+the process exits 0.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from memnode.api.signals import shutdown_event
 from memnode.config import NodeConfig, is_loopback, split_hostport
 from memnode.node.node import Node
 from memnode.node.replica_port import ReplicaBackend
+from memnode.node.watch import ChangeFeed
 from memnode.v1 import memnode_pb2 as pb
 
 log = logging.getLogger("memnode.server")
@@ -56,6 +58,7 @@ class NodeServer:
         cfg = node.config
         self.node = node
         self.replication = ReplicaBackend(node)
+        self.feed = ChangeFeed(node, self.replication, cfg.max_watchers)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.grpc_workers,
                                        thread_name_prefix="memnode-grpc"),
@@ -67,7 +70,8 @@ class NodeServer:
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.monitor = HealthMonitor(node, self.health, SERVICE_NAME, cfg.health_probe_seconds)
         add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
-                    MemoryServicer(node, self._peer_statuses, self.monitor.problems),
+                    MemoryServicer(node, self._peer_statuses, self.monitor.problems,
+                                   self.feed),
                     self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
@@ -138,6 +142,7 @@ class NodeServer:
             return
         self._stopped.set()
         self.monitor.stop()
+        self.feed.close()  # Watch streams end now (OK), not after the grace
         self.health.enter_graceful_shutdown()
         grace = self.node.config.shutdown_grace_seconds if grace is None else grace
         if self.replica_server is not None:

@@ -1,6 +1,6 @@
 """The ``memnode`` command line.
 
-Client commands (remember, recall, get, update, forget, status, import, export) import
+Client commands (remember, recall, get, update, forget, status, import, export, watch) import
 only the gRPC client: no Chroma, no model. ``serve`` imports the node lazily.
 
 Exit codes: 0 success; 1 the node refused or failed the request (also: no or a bad token,
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from memnode.cli.admin import add_admin_commands
 from memnode.cli.tokens import add_token_commands
+from memnode.cli.watch import add_watch_command
 from memnode.client import Client, Hit, NewMemory, default_addr
 from memnode.errors import InvalidArgument, MemnodeError, NotFound, Unavailable, UsageError
 from memnode.values import parse_value
@@ -275,6 +276,7 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--out", default="-")
     p.add_argument("--scope", choices=["local", "mesh"], default="local")
 
+    add_watch_command(client_command, _client)
     add_admin_commands(sub, with_serve_flags)
     add_token_commands(sub)
     return parser

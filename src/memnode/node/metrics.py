@@ -21,6 +21,8 @@ process in tests and in the embedded demo).
 | memnode_index_lag_seconds | gauge | | age of the oldest change not yet in Chroma (0: none) |
 | memnode_index_batch_size | histogram | | changes the indexer moved into Chroma per batch |
 | memnode_index_batch_seconds | histogram | | time to index one batch into Chroma |
+| memnode_watchers | gauge | | Watch streams open (memnode.node.watch) |
+| memnode_watch_changes_total | counter | kind | changes sent to Watch streams, by kind |
 | memnode_metadata_key_current | gauge | fingerprint | id of the key hashing new TEAM metadata |
 | memnode_metadata_keys_held | gauge | | metadata keys held (all matched by --where) |
 | memnode_metadata_key_reloads_total | counter | result | key file versions: ok, rejected |
@@ -120,6 +122,10 @@ class NodeMetrics:
             "memnode_restore_lost_texts", "Own memories taken back from peers after a "
             "restore whose text is lost (written after the backup)", registry=r,
         )
+
+        self.watchers = Gauge("memnode_watchers", "Watch streams open", registry=r)
+        self.watch_changes = Counter(
+            "memnode_watch_changes", "Changes sent to Watch streams", ["kind"], registry=r)
 
     def track_tail(self, tail: IndexTail) -> None:
         for collection in ("local", "replicas"):

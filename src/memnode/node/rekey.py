@@ -121,7 +121,7 @@ class Republisher:
 
         def write(overlay: Overlay) -> tuple[Staged, int]:
             # under the write lock: read here, or a user's update meanwhile would be undone
-            held = node.visible.get_locals([i for i in ids if i not in overlay])
+            held = node.visible.get_local_many([i for i in ids if i not in overlay])
             records = []
             for memory_id in ids:
                 if memory_id in overlay:  # changed by an earlier write of this group

@@ -47,8 +47,8 @@ class VisibleStore:
             return record
         return self.store.get_local(memory_id)
 
-    def get_locals(self, ids: Sequence[str]) -> dict[str, LocalRecord]:
-        """:meth:`get_local` of many ids at once: those found, by id."""
+    def get_local_many(self, ids: Sequence[str]) -> dict[str, LocalRecord]:
+        """get_local of many ids: the tail's decisions, then one Chroma read for the rest."""
         found: dict[str, LocalRecord] = {}
         rest = []
         for memory_id in ids:
@@ -57,7 +57,7 @@ class VisibleStore:
                 rest.append(memory_id)
             elif isinstance(record, LocalRecord):
                 found[memory_id] = record
-        found.update((r.id, r) for r in self.store.get_locals(rest))
+        found.update((r.id, r) for r in self.store.get_local_many(rest))
         return found
 
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:

@@ -92,7 +92,7 @@ class ReloadingCredentials:
             self._files = new
             self.generation += 1
             self.reloads += 1
-        log.warning("%s: certificate reloaded, serial %x valid until %s (was serial %x)",
+        log.info("%s: certificate reloaded, serial %x valid until %s (was serial %x)",
                     self.what, new.serial, f"{new.not_after:%Y-%m-%d %H:%M} UTC", old.serial)
 
     def server_credentials(self, *, require_client_auth: bool) -> grpc.ServerCredentials:

@@ -239,7 +239,7 @@ class KeyFile:
         with self._lock:
             self._keys = keys
             self.reloads += 1
-        log.warning("metadata keys reloaded from %s: current %d (fingerprint %s), held %s "
+        log.info("metadata keys reloaded from %s: current %d (fingerprint %s), held %s "
                     "(were current %d, held %s)", self.path, keys.current_id,
                     keys.fingerprint(), keys.ids, before.current_id, before.ids)
 

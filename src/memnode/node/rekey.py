@@ -82,7 +82,7 @@ class Republisher:
         if node.log.meta(META) == fingerprint or node.restore.active:
             return 0
         todo = self._candidates()
-        log.warning("metadata key %d (fingerprint %s) is current: re-publishing the TEAM "
+        log.info("metadata key %d (fingerprint %s) is current: re-publishing the TEAM "
                     "metadata of %d own memories", keys.current_id, fingerprint, len(todo))
         done = 0
         for start in range(0, len(todo), BATCH):
@@ -93,7 +93,7 @@ class Republisher:
             done += self._publish(todo[start:start + BATCH])
         node.log.set_meta(META, fingerprint)
         self.pending = 0
-        log.warning("TEAM metadata of %d own memories re-published under key %d", done,
+        log.info("TEAM metadata of %d own memories re-published under key %d", done,
                     keys.current_id)
         return done
 

@@ -64,14 +64,17 @@ class Republisher:
             self._thread.join(10)
 
     def _run(self) -> None:
+        last = ""  # the last failure logged: a lasting one is logged once
         while not self._stop.is_set():
             try:
                 self.step()
             except Exception as exc:  # a full disk, a restore: try again later
                 self.failures += 1
                 self.pending = 0
-                log.warning("re-publishing TEAM metadata under the new key failed: %s; "
-                            "retrying", exc)
+                (log.warning if str(exc) != last else log.debug)(
+                    "re-publishing TEAM metadata under the new key failed: %s; retrying "
+                    "every %.0f s", exc, self.interval)
+                last = str(exc)
             self._stop.wait(self.interval)
 
     def step(self) -> int:

@@ -7,13 +7,14 @@ leaves its node): they come back by id with an empty text and are counted in its
 ``lost_texts``. The checker exempts exactly those from the exact-text check
 (:attr:`RestoreDriver.windows`) and requires them everywhere by id.
 
-Opt-in (``--drivers ...,restore``). Alone it passes (3 hosts, 90 s, 2 restores: nothing
-lost, 7 texts lost by the restores and reported). With kills and partitions too
-(``--drivers kill,partition,loss,disk,restore --seed 3 --minutes 1.5``) it first found a
-restored node reusing seqs (it ended its restore at the first peer's word; fixed: it now
-waits for every origin its backup knew). What it still finds there: one forget
-resurrected on the restored origin only (its log holds the tombstone, its store still
-lists the memory). Open: see the lifecycle issue."""
+What it found, with kills and partitions beside it (each fixed, with a regression test
+in tests/federation/test_fed_restore.py): a restored node ending its restore at the
+first peer's word, or once ``restore_wait_ticks`` ran out while the peer holding its
+latest events was cut off, and reusing those seqs (it now waits for every origin its
+backup knew while membership still counts it); a forget written after the backup and
+collected since, resurrected on the restored origin (its own GC floor now counts while
+it restores, and reconciliation runs before the restore ends); a PUT and its FORGET
+taken back in one batch failing the batch (tests/lifecycle/test_restore_batch.py)."""
 
 from __future__ import annotations
 

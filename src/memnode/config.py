@@ -182,6 +182,22 @@ class NodeConfig(BaseModel):
         "--tls-key. Clients then need --tls-ca.",
     )
     tls_key: Path | None = Field(None, description="PEM private key of --tls-cert.")
+    audit: bool = Field(
+        True, description="Write the audit trail of client calls (who, when, what, why; "
+        "never text) into DATA_DIR/audit: `memnode audit` reads and verifies it.",
+    )
+    audit_max_bytes: int = Field(
+        256 << 20, ge=4096, description="Retention: the oldest audit segments are dropped "
+        "whole while the trail is larger than this (segments of 1/8 of it, at most 16 MiB).",
+    )
+    audit_max_days: float = Field(
+        90.0, ge=0, description="Retention: audit segments that ended more than this many "
+        "days ago are dropped (0: no age limit).",
+    )
+    audit_fsync_seconds: float = Field(
+        1.0, gt=0, le=3600, description="How often the audit trail is fsynced (its entries "
+        "reach the OS within 50 ms; requests never wait for either).",
+    )
 
     @field_validator("listen")
     @classmethod

@@ -1,6 +1,7 @@
 """The chaos drill, short: 3 pods in network namespaces (node and sidecar processes,
-mTLS), steady remember / update / forget load, kill -9, partitions and packet loss
-together for a minute, a fixed seed; then nothing acknowledged may be lost, duplicated
+mTLS), steady remember / update / forget load, kill -9, partitions, packet loss, a full
+disk, wipe-and-restore from a backup and wall-clock steps together for a minute, a fixed
+seed; then nothing acknowledged may be lost, duplicated
 or resurrected, the version vectors must agree, and no canary may cross the bridge.
 ``python -m bench chaos`` runs the same drill at any length (bench/chaos/)."""
 

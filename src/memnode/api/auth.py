@@ -73,6 +73,18 @@ class TokenVerifier:
         check_live(claims, self.store.revoked_ms(claims.token_id), self._clock_ms())
         return claims
 
+    def signed(self, token: str) -> Claims | None:
+        """The claims of a token signed by this node's key, without the checks of
+        liveness and scope (the audit names the caller with it); None if it is not."""
+        with self._mutex:
+            claims = self._cache.get(token)
+        if claims is None:
+            try:
+                claims = decode(token, self.key)
+            except TokenError:
+                return None
+        return claims
+
 
 def bearer(metadata: Any) -> str:
     for key, value in metadata or ():

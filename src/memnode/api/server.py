@@ -28,6 +28,7 @@ from federation.io.transport import Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
 from memnode.api import reflection
+from memnode.api.audit import open_audit
 from memnode.api.client_tls import server_tls
 from memnode.api.dashboard import StatusBoard
 from memnode.api.decode import add_service
@@ -59,16 +60,21 @@ class NodeServer:
         self.node = node
         self.replication = ReplicaBackend(node)
         self.feed = ChangeFeed(node, self.replication, cfg.max_watchers)
+        auth = client_interceptors(node)
+        self.audit = open_audit(node, auth)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.grpc_workers,
                                        thread_name_prefix="memnode-grpc"),
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.so_reuseport", 0)],
-            interceptors=client_interceptors(node),
+            interceptors=[*([self.audit] if self.audit else []), *auth],
         )
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.monitor = HealthMonitor(node, self.health, SERVICE_NAME, cfg.health_probe_seconds)
+        if self.audit is not None:
+            writer = self.audit.writer
+            self.monitor.audit_problem = lambda: writer.problem
         add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
                     MemoryServicer(node, self._peer_statuses, self.monitor.problems,
                                    self.feed),
@@ -125,6 +131,8 @@ class NodeServer:
         self.monitor.sidecar_problem = sidecar.problem
 
     def start(self) -> None:
+        if self.audit is not None:
+            self.audit.writer.start()
         self.server.start()
         if self.replica_server is not None:
             self.replica_server.start()
@@ -148,6 +156,8 @@ class NodeServer:
         if self.replica_server is not None:
             self.replica_server.stop(grace)
         self.server.stop(grace).wait()
+        if self.audit is not None:
+            self.audit.writer.close()
         if self._http is not None:
             self._http.shutdown()
         self.node.close()

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from memnode.cli.admin import add_admin_commands
+from memnode.cli.audit import add_audit_command
 from memnode.cli.tokens import add_token_commands
 from memnode.cli.watch import add_watch_command
 from memnode.client import Client, Hit, NewMemory, default_addr
@@ -39,7 +40,8 @@ def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.addr, timeout=args.timeout, token=args.token, tls_ca=args.tls_ca)
+    return Client(args.addr, timeout=args.timeout, token=args.token, tls_ca=args.tls_ca,
+                  reason=args.reason)
 
 
 def _text_arg(value: str) -> bytes:
@@ -213,6 +215,9 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memnode", description="A peer-to-peer memory mesh for AI agents.")
     parser.add_argument("--log-level", default=os.environ.get("MEMNODE_LOG_LEVEL", "INFO"))
+    parser.add_argument("--reason", default=None, metavar="TEXT",
+                        help="why: sent with each call and written into the node's audit "
+                        "trail (memnode --reason 'ticket 4711' export) [env MEMNODE_REASON]")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -279,6 +284,7 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     add_watch_command(client_command, _client)
     add_admin_commands(sub, with_serve_flags)
     add_token_commands(sub)
+    add_audit_command(sub)
     return parser
 
 

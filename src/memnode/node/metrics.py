@@ -23,6 +23,9 @@ process in tests and in the embedded demo).
 | memnode_index_batch_seconds | histogram | | time to index one batch into Chroma |
 | memnode_watchers | gauge | | Watch streams open (memnode.node.watch) |
 | memnode_watch_changes_total | counter | kind | changes sent to Watch streams, by kind |
+| memnode_audit_entries_total | counter | | entries written to the audit trail |
+| memnode_audit_write_failures_total | counter | kind | failed audit writes: disk_full, io |
+| memnode_audit_dropped_total | counter | | audit entries lost (buffer full while unwritable) |
 | memnode_metadata_key_current | gauge | fingerprint | id of the key hashing new TEAM metadata |
 | memnode_metadata_keys_held | gauge | | metadata keys held (all matched by --where) |
 | memnode_metadata_key_reloads_total | counter | result | key file versions: ok, rejected |
@@ -126,6 +129,15 @@ class NodeMetrics:
         self.watchers = Gauge("memnode_watchers", "Watch streams open", registry=r)
         self.watch_changes = Counter(
             "memnode_watch_changes", "Changes sent to Watch streams", ["kind"], registry=r)
+        self.audit_entries = Counter(
+            "memnode_audit_entries", "Entries written to the audit trail", registry=r)
+        self.audit_write_failures = Counter(
+            "memnode_audit_write_failures", "Failed writes of the audit trail, by kind "
+            "(disk_full, io); the entries wait in memory and are retried", ["kind"],
+            registry=r)
+        self.audit_dropped = Counter(
+            "memnode_audit_dropped", "Audit entries lost: the trail could not be written "
+            "and its buffer was full (an audit.gap entry counts them)", registry=r)
 
     def track_tail(self, tail: IndexTail) -> None:
         for collection in ("local", "replicas"):

@@ -1,0 +1,33 @@
+"""The chaos drill's clock driver really moves a running node's wall clock (and only
+the wall clock): a memory remembered after the step carries the shifted time."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from helpers import NodeProcess, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIM = ROOT / "bench" / "chaos" / "clock"
+
+
+def test_a_step_of_the_clock_file_moves_a_running_nodes_wall_clock(
+        tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    clock = tmp_path / "clock"
+    clock.write_text("0\n")
+    monkeypatch.setenv("CHAOS_CLOCK_FILE", str(clock))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(SHIM), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    node = NodeProcess(tmp_path / "node").start()
+    with node.client() as c:
+        before = c.get(c.remember("before the step")).created_at_ms
+        assert abs(before - time.time() * 1000) < 60_000
+        clock.write_text("7200\n")  # two hours ahead
+        def shifted() -> bool:
+            got = c.get(c.remember("after the step")).created_at_ms
+            return got - time.time() * 1000 > 7_000_000
+        wait_for(shifted, "the node's wall clock to step ahead")
+        assert c.status().uptime_seconds < 600  # the monotonic clock did not move
+    assert node.terminate() == 0

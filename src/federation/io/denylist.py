@@ -34,6 +34,7 @@ from federation.io.denysign import (
     load_ca_public_key,
     verify,
 )
+from federation.io.filewatch import FileWatch
 from federation.io.pki import CA_CERT, CA_KEY, DENY_FILE, SIGNED_DENY_FILE, _io_errors
 from federation.io.tls import auth_values
 
@@ -94,17 +95,16 @@ class DenyList:
         self.dir = Path(dir)
         self.path = self.dir / DENY_FILE
         self._ca = load_ca_public_key(self.dir)
-        self._check_every = check_every
-        self._clock = clock
         self._lock = threading.Lock()
         self._signed: SignedList | None = None
         self._local: frozenset[str] = frozenset()
         self._entries: frozenset[str] = frozenset()
-        self._stamps: dict[str, tuple[int, int] | None] = {}
         self._logged: set[str] = set()
         self.rejected = 0
-        self._reload()
-        self._checked = clock()
+        self._signed_watch = FileWatch([self.dir / SIGNED_DENY_FILE], check_every=check_every,
+                                       clock=clock)
+        self._local_watch = FileWatch([self.path], check_every=check_every, clock=clock)
+        self._reload(signed_file=True, local_file=True)
 
     @property
     def version(self) -> int:
@@ -140,22 +140,8 @@ class DenyList:
                  source, len(signed.entries))
         return True
 
-    def _stat(self, name: str) -> tuple[int, int] | None:
-        try:
-            st = (self.dir / name).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def _changed(self, name: str) -> bool:
-        stamp = self._stat(name)
-        if name in self._stamps and self._stamps[name] == stamp:
-            return False
-        self._stamps[name] = stamp
-        return True
-
-    def _reload(self) -> None:
-        if self._changed(SIGNED_DENY_FILE):
+    def _reload(self, *, signed_file: bool, local_file: bool) -> None:
+        if signed_file:
             try:
                 payload = (self.dir / SIGNED_DENY_FILE).read_bytes()
             except FileNotFoundError:
@@ -166,7 +152,7 @@ class DenyList:
                 payload = None
             if payload is not None:
                 self.offer(payload, str(self.dir / SIGNED_DENY_FILE))
-        if self._changed(DENY_FILE):
+        if local_file:
             try:
                 local = load_deny_list(self.dir)
             except CredentialsError as exc:
@@ -178,13 +164,9 @@ class DenyList:
                 self._entries = local | (signed.entries if signed else frozenset())
 
     def entries(self) -> frozenset[str]:
-        if self._clock() - self._checked >= self._check_every:
-            with self._lock:
-                due = self._clock() - self._checked >= self._check_every
-                if due:
-                    self._checked = self._clock()
-            if due:
-                self._reload()
+        signed_file, local_file = self._signed_watch.changed(), self._local_watch.changed()
+        if signed_file or local_file:
+            self._reload(signed_file=signed_file, local_file=local_file)
         return self._entries
 
     def __contains__(self, entry: object) -> bool:

@@ -68,6 +68,7 @@ class Sidecar:
                         "the network; use a federation's certificates for anything real")
         self.port = port
         self.config = config
+        self.security = security
         self.core_config = config.core_config()
         self.core: FederationCore | None = None
         self.info: NodeInfo | None = None

@@ -24,6 +24,8 @@
 | memnode_federation_peer_lag_events | gauge | peer | our events the peer's last digest lacked |
 | memnode_federation_peer_lag_seconds | gauge | peer | age of our oldest event the peer lacks |
 | memnode_federation_tick_duration_seconds | gauge | | time the last core step took |
+| memnode_federation_tls_certificate_reloads_total | counter | result | cert files: ok, rejected |
+| memnode_federation_tls_certificate_expiry_timestamp_seconds | gauge | | cert in force ends |
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
+
+from federation.io.certreload import tls_metrics
 
 if TYPE_CHECKING:
     from federation.io.sidecar import Sidecar
@@ -104,6 +108,8 @@ class SidecarCollector(Collector):
                         "Age of our oldest event a peer lacks", "peer", lag_seconds)
         yield GaugeMetricFamily(P + "tick_duration_seconds", "Time the last core step took",
                                 value=self._sidecar.last_step_seconds)
+        if self._sidecar.security.files is not None:
+            yield from tls_metrics(P + "tls", self._sidecar.security.files)
 
 
 def _labelled(kind: Callable[..., Any], name: str, doc: str, label: str,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memnode.cli.rotation import add_key_commands
 from memnode.errors import UsageError
 
 
@@ -182,11 +183,13 @@ def cmd_federation_issue(args: argparse.Namespace) -> int:
 
     try:
         out = issue_node(args.dir, args.name, args.out, dns=args.dns or (), ips=args.ip or (),
-                         days=args.days)
+                         days=args.days, renew=args.renew)
     except CredentialsError as exc:
         raise UsageError(str(exc)) from None
     print(f"credentials of {args.name} written to {out}")
-    print(f"start the node with --federation {out}", file=sys.stderr)
+    print(f"a node running with --federation {out} serves them to new connections within "
+          "seconds" if args.renew else f"start the node with --federation {out}",
+          file=sys.stderr)
     return 0
 
 
@@ -246,6 +249,9 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
                    help="an IP address the node is reached at (repeatable; "
                    "127.0.0.1 and ::1 are always included)")
     p.add_argument("--days", type=int, default=365, help="validity of the certificate")
+    p.add_argument("--renew", action="store_true", help="replace node.key and node.crt of "
+                   "the credentials in --out (a running node picks them up)")
+    add_key_commands(fsub)
     p = fsub.add_parser("deny", help="deny a node id or certificate name: in a federation "
                         "DIR, a new CA-signed list that members gossip")
     p.set_defaults(func=cmd_federation_deny)

@@ -28,7 +28,7 @@ from federation.config import FederationConfig
 from federation.effects import Effect, OwnSeqLearned
 from federation.errors import MetadataKeyError
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
-from federation.io.metakey import MetadataKey
+from federation.io.keyring import KeyFile
 from federation.validate import Limits
 from memnode._version import __version__
 from memnode.config import NodeConfig
@@ -40,7 +40,7 @@ from memnode.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnode.node import commits, paging, restore, validation
+from memnode.node import commits, paging, rekey, restore, validation
 from memnode.node.commits import Overlay, Staged
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
@@ -129,7 +129,7 @@ class Node:
                                     without_peers=config.restore_without_peers)
         self.store = ChromaStore(data_dir, self.model.dim)
         try:
-            self.metakey = MetadataKey.load(config.metadata_key_file, os.environ)
+            self.metakey = KeyFile(config.metadata_key_file, os.environ)
         except MetadataKeyError as exc:
             raise InvalidArgument(str(exc)) from exc
         if self.metakey.is_development:
@@ -168,10 +168,14 @@ class Node:
                                on_recovered=lambda: commits.indexer_ok(self),
                                room=(self.data_dir, config.min_free_bytes))
         self.indexer.start()
+        self.republisher = rekey.Republisher(self)
+        self.metrics.registry.register(rekey.KeyCollector(self, self.republisher))
+        self.republisher.start()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
+        self.republisher.stop()
         self.indexer.stop()
         with self._write_lock:
             self.log.close()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from federation.v1 import types_pb2 as federation_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18memnode/v1/memnode.proto\x12\nmemnode.v1\x1a\x19\x66\x65\x64\x65ration/v1/types.proto\"\xba\x02\n\x0fRememberRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12;\n\x08metadata\x18\x02 \x03(\x0b\x32).memnode.v1.RememberRequest.MetadataEntry\x12$\n\x07privacy\x18\x03 \x01(\x0e\x32\x13.memnode.v1.Privacy\x12\x10\n\x08keep_pii\x18\x04 \x01(\x08\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\r\x12\x11\n\tembedding\x18\x06 \x01(\x0c\x12\x35\n\x0f\x65mbedding_model\x18\x07 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"2\n\x10RememberResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nredactions\x18\x02 \x01(\r\"B\n\x14RememberBatchRequest\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.memnode.v1.RememberRequest\"F\n\x15RememberBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.memnode.v1.RememberResponse\"\xd7\x01\n\rRecallRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12 \n\x05scope\x18\x03 \x01(\x0e\x32\x11.memnode.v1.Scope\x12\x33\n\x05where\x18\x04 \x03(\x0b\x32$.memnode.v1.RecallRequest.WhereEntry\x12\x11\n\tembedding\x18\x05 \x01(\x0c\x1a\x42\n\nWhereEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"\x82\x02\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12/\n\x08metadata\x18\x05 \x03(\x0b\x32\x1d.memnode.v1.Hit.MetadataEntry\x12$\n\x07privacy\x18\x06 \x01(\x0e\x32\x13.memnode.v1.Privacy\x12\r\n\x05local\x18\x07 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"^\n\x0eRecallResponse\x12\x1d\n\x04hits\x18\x01 \x03(\x0b\x32\x0f.memnode.v1.Hit\x12\x15\n\rembed_seconds\x18\x02 \x01(\x01\x12\x16\n\x0esearch_seconds\x18\x03 \x01(\x01\"\x18\n\nGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa7\x02\n\x06Memory\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x32\n\x08metadata\x18\x04 \x03(\x0b\x32 .memnode.v1.Memory.MetadataEntry\x12$\n\x07privacy\x18\x05 \x01(\x0e\x32\x13.memnode.v1.Privacy\x12\r\n\x05local\x18\x06 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x08 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"\xb2\x01\n\rUpdateRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x39\n\x08metadata\x18\x02 \x03(\x0b\x32\'.memnode.v1.UpdateRequest.MetadataEntry\x12\x13\n\x0bremove_keys\x18\x03 \x03(\t\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"\x1b\n\rForgetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x10\n\x0e\x46orgetResponse\"V\n\x0bListRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12 \n\x05scope\x18\x03 \x01(\x0e\x32\x11.memnode.v1.Scope\"M\n\x0cListResponse\x12$\n\x08memories\x18\x01 \x03(\x0b\x32\x12.memnode.v1.Memory\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"D\n\x0cMemoryCounts\x12\r\n\x05local\x18\x01 \x01(\x04\x12\x12\n\nreplicated\x18\x02 \x01(\x04\x12\x11\n\tephemeral\x18\x03 \x01(\x04\"\x82\x03\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12+\n\x05model\x18\x02 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x12*\n\x08memories\x18\x03 \x01(\x0b\x32\x18.memnode.v1.MemoryCounts\x12\x45\n\x0eversion_vector\x18\x04 \x03(\x0b\x32-.memnode.v1.StatusResponse.VersionVectorEntry\x12(\n\x05peers\x18\x05 \x03(\x0b\x32\x19.federation.v1.PeerStatus\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x07 \x01(\x01\x12\x10\n\x08\x64\x61ta_dir\x18\x08 \x01(\t\x12\x10\n\x08problems\x18\t \x03(\t\x12\x12\n\nlost_texts\x18\n \x01(\x04\x1a\x34\n\x12VersionVectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x0f\n\rBackupRequest\";\n\x0b\x42\x61\x63kupChunk\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x10\n\x08manifest\x18\x03 \x01(\x0c*T\n\x07Privacy\x12\x17\n\x13PRIVACY_UNSPECIFIED\x10\x00\x12\r\n\tEPHEMERAL\x10\x01\x12\x0b\n\x07PRIVATE\x10\x02\x12\x08\n\x04TEAM\x10\x03\x12\n\n\x06PUBLIC\x10\x04*3\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\t\n\x05LOCAL\x10\x01\x12\x08\n\x04MESH\x10\x02\x32\xb1\x05\n\rMemoryService\x12\x45\n\x08Remember\x12\x1b.memnode.v1.RememberRequest\x1a\x1c.memnode.v1.RememberResponse\x12T\n\rRememberBatch\x12 .memnode.v1.RememberBatchRequest\x1a!.memnode.v1.RememberBatchResponse\x12Y\n\x0eRememberStream\x12 .memnode.v1.RememberBatchRequest\x1a!.memnode.v1.RememberBatchResponse(\x01\x30\x01\x12?\n\x06Recall\x12\x19.memnode.v1.RecallRequest\x1a\x1a.memnode.v1.RecallResponse\x12\x31\n\x03Get\x12\x16.memnode.v1.GetRequest\x1a\x12.memnode.v1.Memory\x12\x37\n\x06Update\x12\x19.memnode.v1.UpdateRequest\x1a\x12.memnode.v1.Memory\x12?\n\x06\x46orget\x12\x19.memnode.v1.ForgetRequest\x1a\x1a.memnode.v1.ForgetResponse\x12\x39\n\x04List\x12\x17.memnode.v1.ListRequest\x1a\x18.memnode.v1.ListResponse\x12?\n\x06Status\x12\x19.memnode.v1.StatusRequest\x1a\x1a.memnode.v1.StatusResponse\x12>\n\x06\x42\x61\x63kup\x12\x19.memnode.v1.BackupRequest\x1a\x17.memnode.v1.BackupChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18memnode/v1/memnode.proto\x12\nmemnode.v1\x1a\x19\x66\x65\x64\x65ration/v1/types.proto\"\xba\x02\n\x0fRememberRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12;\n\x08metadata\x18\x02 \x03(\x0b\x32).memnode.v1.RememberRequest.MetadataEntry\x12$\n\x07privacy\x18\x03 \x01(\x0e\x32\x13.memnode.v1.Privacy\x12\x10\n\x08keep_pii\x18\x04 \x01(\x08\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\r\x12\x11\n\tembedding\x18\x06 \x01(\x0c\x12\x35\n\x0f\x65mbedding_model\x18\x07 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"2\n\x10RememberResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x12\n\nredactions\x18\x02 \x01(\r\"B\n\x14RememberBatchRequest\x12*\n\x05items\x18\x01 \x03(\x0b\x32\x1b.memnode.v1.RememberRequest\"F\n\x15RememberBatchResponse\x12-\n\x07results\x18\x01 \x03(\x0b\x32\x1c.memnode.v1.RememberResponse\"\xd7\x01\n\rRecallRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\t\n\x01k\x18\x02 \x01(\r\x12 \n\x05scope\x18\x03 \x01(\x0e\x32\x11.memnode.v1.Scope\x12\x33\n\x05where\x18\x04 \x03(\x0b\x32$.memnode.v1.RecallRequest.WhereEntry\x12\x11\n\tembedding\x18\x05 \x01(\x0c\x1a\x42\n\nWhereEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"\x82\x02\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12/\n\x08metadata\x18\x05 \x03(\x0b\x32\x1d.memnode.v1.Hit.MetadataEntry\x12$\n\x07privacy\x18\x06 \x01(\x0e\x32\x13.memnode.v1.Privacy\x12\r\n\x05local\x18\x07 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x08 \x01(\x03\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"^\n\x0eRecallResponse\x12\x1d\n\x04hits\x18\x01 \x03(\x0b\x32\x0f.memnode.v1.Hit\x12\x15\n\rembed_seconds\x18\x02 \x01(\x01\x12\x16\n\x0esearch_seconds\x18\x03 \x01(\x01\"\x18\n\nGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\xa7\x02\n\x06Memory\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06origin\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x32\n\x08metadata\x18\x04 \x03(\x0b\x32 .memnode.v1.Memory.MetadataEntry\x12$\n\x07privacy\x18\x05 \x01(\x0e\x32\x13.memnode.v1.Privacy\x12\r\n\x05local\x18\x06 \x01(\x08\x12\x15\n\rcreated_at_ms\x18\x07 \x01(\x03\x12\x15\n\rupdated_at_ms\x18\x08 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\t \x01(\x03\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"\xb2\x01\n\rUpdateRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x39\n\x08metadata\x18\x02 \x03(\x0b\x32\'.memnode.v1.UpdateRequest.MetadataEntry\x12\x13\n\x0bremove_keys\x18\x03 \x03(\t\x1a\x45\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"\x94\x01\n\rForgetRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x33\n\x05where\x18\x02 \x03(\x0b\x32$.memnode.v1.ForgetRequest.WhereEntry\x1a\x42\n\nWhereEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"#\n\x0e\x46orgetResponse\x12\x11\n\tforgotten\x18\x01 \x01(\x04\"\xcd\x01\n\x0bListRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12 \n\x05scope\x18\x03 \x01(\x0e\x32\x11.memnode.v1.Scope\x12\x31\n\x05where\x18\x04 \x03(\x0b\x32\".memnode.v1.ListRequest.WhereEntry\x1a\x42\n\nWhereEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.federation.v1.Value:\x02\x38\x01\"M\n\x0cListResponse\x12$\n\x08memories\x18\x01 \x03(\x0b\x32\x12.memnode.v1.Memory\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"D\n\x0cMemoryCounts\x12\r\n\x05local\x18\x01 \x01(\x04\x12\x12\n\nreplicated\x18\x02 \x01(\x04\x12\x11\n\tephemeral\x18\x03 \x01(\x04\"\x82\x03\n\x0eStatusResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12+\n\x05model\x18\x02 \x01(\x0b\x32\x1c.federation.v1.ModelIdentity\x12*\n\x08memories\x18\x03 \x01(\x0b\x32\x18.memnode.v1.MemoryCounts\x12\x45\n\x0eversion_vector\x18\x04 \x03(\x0b\x32-.memnode.v1.StatusResponse.VersionVectorEntry\x12(\n\x05peers\x18\x05 \x03(\x0b\x32\x19.federation.v1.PeerStatus\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x07 \x01(\x01\x12\x10\n\x08\x64\x61ta_dir\x18\x08 \x01(\t\x12\x10\n\x08problems\x18\t \x03(\t\x12\x12\n\nlost_texts\x18\n \x01(\x04\x1a\x34\n\x12VersionVectorEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x0f\n\rBackupRequest\";\n\x0b\x42\x61\x63kupChunk\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x10\n\x08manifest\x18\x03 \x01(\x0c*T\n\x07Privacy\x12\x17\n\x13PRIVACY_UNSPECIFIED\x10\x00\x12\r\n\tEPHEMERAL\x10\x01\x12\x0b\n\x07PRIVATE\x10\x02\x12\x08\n\x04TEAM\x10\x03\x12\n\n\x06PUBLIC\x10\x04*3\n\x05Scope\x12\x15\n\x11SCOPE_UNSPECIFIED\x10\x00\x12\t\n\x05LOCAL\x10\x01\x12\x08\n\x04MESH\x10\x02\x32\xb1\x05\n\rMemoryService\x12\x45\n\x08Remember\x12\x1b.memnode.v1.RememberRequest\x1a\x1c.memnode.v1.RememberResponse\x12T\n\rRememberBatch\x12 .memnode.v1.RememberBatchRequest\x1a!.memnode.v1.RememberBatchResponse\x12Y\n\x0eRememberStream\x12 .memnode.v1.RememberBatchRequest\x1a!.memnode.v1.RememberBatchResponse(\x01\x30\x01\x12?\n\x06Recall\x12\x19.memnode.v1.RecallRequest\x1a\x1a.memnode.v1.RecallResponse\x12\x31\n\x03Get\x12\x16.memnode.v1.GetRequest\x1a\x12.memnode.v1.Memory\x12\x37\n\x06Update\x12\x19.memnode.v1.UpdateRequest\x1a\x12.memnode.v1.Memory\x12?\n\x06\x46orget\x12\x19.memnode.v1.ForgetRequest\x1a\x1a.memnode.v1.ForgetResponse\x12\x39\n\x04List\x12\x17.memnode.v1.ListRequest\x1a\x18.memnode.v1.ListResponse\x12?\n\x06Status\x12\x19.memnode.v1.StatusRequest\x1a\x1a.memnode.v1.StatusResponse\x12>\n\x06\x42\x61\x63kup\x12\x19.memnode.v1.BackupRequest\x1a\x17.memnode.v1.BackupChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,12 +42,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MEMORY_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_UPDATEREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_UPDATEREQUEST_METADATAENTRY']._serialized_options = b'8\001'
+  _globals['_FORGETREQUEST_WHEREENTRY']._loaded_options = None
+  _globals['_FORGETREQUEST_WHEREENTRY']._serialized_options = b'8\001'
+  _globals['_LISTREQUEST_WHEREENTRY']._loaded_options = None
+  _globals['_LISTREQUEST_WHEREENTRY']._serialized_options = b'8\001'
   _globals['_STATUSRESPONSE_VERSIONVECTORENTRY']._loaded_options = None
   _globals['_STATUSRESPONSE_VERSIONVECTORENTRY']._serialized_options = b'8\001'
-  _globals['_PRIVACY']._serialized_start=2424
-  _globals['_PRIVACY']._serialized_end=2508
-  _globals['_SCOPE']._serialized_start=2510
-  _globals['_SCOPE']._serialized_end=2561
+  _globals['_PRIVACY']._serialized_start=2685
+  _globals['_PRIVACY']._serialized_end=2769
+  _globals['_SCOPE']._serialized_start=2771
+  _globals['_SCOPE']._serialized_end=2822
   _globals['_REMEMBERREQUEST']._serialized_start=68
   _globals['_REMEMBERREQUEST']._serialized_end=382
   _globals['_REMEMBERREQUEST_METADATAENTRY']._serialized_start=313
@@ -78,26 +82,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPDATEREQUEST']._serialized_end=1654
   _globals['_UPDATEREQUEST_METADATAENTRY']._serialized_start=313
   _globals['_UPDATEREQUEST_METADATAENTRY']._serialized_end=382
-  _globals['_FORGETREQUEST']._serialized_start=1656
-  _globals['_FORGETREQUEST']._serialized_end=1683
-  _globals['_FORGETRESPONSE']._serialized_start=1685
-  _globals['_FORGETRESPONSE']._serialized_end=1701
-  _globals['_LISTREQUEST']._serialized_start=1703
-  _globals['_LISTREQUEST']._serialized_end=1789
-  _globals['_LISTRESPONSE']._serialized_start=1791
-  _globals['_LISTRESPONSE']._serialized_end=1868
-  _globals['_STATUSREQUEST']._serialized_start=1870
-  _globals['_STATUSREQUEST']._serialized_end=1885
-  _globals['_MEMORYCOUNTS']._serialized_start=1887
-  _globals['_MEMORYCOUNTS']._serialized_end=1955
-  _globals['_STATUSRESPONSE']._serialized_start=1958
-  _globals['_STATUSRESPONSE']._serialized_end=2344
-  _globals['_STATUSRESPONSE_VERSIONVECTORENTRY']._serialized_start=2292
-  _globals['_STATUSRESPONSE_VERSIONVECTORENTRY']._serialized_end=2344
-  _globals['_BACKUPREQUEST']._serialized_start=2346
-  _globals['_BACKUPREQUEST']._serialized_end=2361
-  _globals['_BACKUPCHUNK']._serialized_start=2363
-  _globals['_BACKUPCHUNK']._serialized_end=2422
-  _globals['_MEMORYSERVICE']._serialized_start=2564
-  _globals['_MEMORYSERVICE']._serialized_end=3253
+  _globals['_FORGETREQUEST']._serialized_start=1657
+  _globals['_FORGETREQUEST']._serialized_end=1805
+  _globals['_FORGETREQUEST_WHEREENTRY']._serialized_start=726
+  _globals['_FORGETREQUEST_WHEREENTRY']._serialized_end=792
+  _globals['_FORGETRESPONSE']._serialized_start=1807
+  _globals['_FORGETRESPONSE']._serialized_end=1842
+  _globals['_LISTREQUEST']._serialized_start=1845
+  _globals['_LISTREQUEST']._serialized_end=2050
+  _globals['_LISTREQUEST_WHEREENTRY']._serialized_start=726
+  _globals['_LISTREQUEST_WHEREENTRY']._serialized_end=792
+  _globals['_LISTRESPONSE']._serialized_start=2052
+  _globals['_LISTRESPONSE']._serialized_end=2129
+  _globals['_STATUSREQUEST']._serialized_start=2131
+  _globals['_STATUSREQUEST']._serialized_end=2146
+  _globals['_MEMORYCOUNTS']._serialized_start=2148
+  _globals['_MEMORYCOUNTS']._serialized_end=2216
+  _globals['_STATUSRESPONSE']._serialized_start=2219
+  _globals['_STATUSRESPONSE']._serialized_end=2605
+  _globals['_STATUSRESPONSE_VERSIONVECTORENTRY']._serialized_start=2553
+  _globals['_STATUSRESPONSE_VERSIONVECTORENTRY']._serialized_end=2605
+  _globals['_BACKUPREQUEST']._serialized_start=2607
+  _globals['_BACKUPREQUEST']._serialized_end=2622
+  _globals['_BACKUPCHUNK']._serialized_start=2624
+  _globals['_BACKUPCHUNK']._serialized_end=2683
+  _globals['_MEMORYSERVICE']._serialized_start=2825
+  _globals['_MEMORYSERVICE']._serialized_end=3514
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,6 @@ import grpc
 
 from federation.errors import CredentialsError
 from federation.io.denysign import (
-    DenyListRejected,
     SignedList,
     check_entry,
     deny_in_federation,
@@ -35,6 +34,7 @@ from federation.io.denysign import (
     verify,
 )
 from federation.io.pki import CA_CERT, CA_KEY, DENY_FILE, SIGNED_DENY_FILE, _io_errors
+from federation.io.signeddoc import Newest
 from federation.io.tls import auth_values
 
 log = logging.getLogger("memnode.federation.deny")
@@ -101,8 +101,8 @@ class DenyList:
         self._local: frozenset[str] = frozenset()
         self._entries: frozenset[str] = frozenset()
         self._stamps: dict[str, tuple[int, int] | None] = {}
-        self._logged: set[str] = set()
-        self.rejected = 0
+        self._newest: Newest[SignedList] = Newest(lambda p: verify(p, self._ca), "deny list",
+                                                  log)
         self._reload()
         self._checked = clock()
 
@@ -121,24 +121,20 @@ class DenyList:
     def offer(self, payload: bytes, source: str) -> bool:
         """A signed list from ``source`` (a peer or a file): adopted if it verifies and
         is newer than the one in force. Never raises."""
-        try:
-            signed = verify(payload, self._ca)
-        except DenyListRejected as exc:
-            with self._lock:
-                self.rejected += 1
-                first = source not in self._logged
-                self._logged.add(source)
-            (log.warning if first else log.debug)(
-                "deny list from %s rejected: %s (logged once per source)", source, exc)
+        signed = self._newest.offer(payload, source)
+        if signed is None:
             return False
         with self._lock:
-            if signed.version <= self.version:
-                return False
             self._signed = signed
             self._entries = signed.entries | self._local
         log.info("deny list version %d from %s adopted: %d entries", signed.version,
                  source, len(signed.entries))
         return True
+
+    @property
+    def rejected(self) -> int:
+        """Signed lists rejected (from peers or the file): bad signature, malformed."""
+        return self._newest.rejected
 
     def _stat(self, name: str) -> tuple[int, int] | None:
         try:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memnode.cli.erase import add_erase_command
 from memnode.errors import UsageError
 
 
@@ -251,6 +252,7 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     p.set_defaults(func=cmd_federation_deny)
     p.add_argument("dir", type=Path, metavar="DIR")
     p.add_argument("node_id", metavar="NODE_ID")
+    add_erase_command(fsub)
 
     serve = sub.add_parser("serve", help="run a node", description="run a node")
     serve.set_defaults(func=cmd_serve)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from fedkit import Origin, core, node_id, rumor
-
 from federation.effects import DeleteReplica, KeepErasures, OriginMarks
 from federation.erasure import ErasureOrder
 from federation.messages import EventBatch, EventRun
 from federation.replica import RestartState
+
+from fedkit import Origin, core, node_id, rumor
 
 
 def _deliver(c, sender: str, events) -> None:  # type: ignore[no-untyped-def]
@@ -78,3 +78,19 @@ def test_orders_come_back_at_restart_and_never_touch_our_own_memories() -> None:
     effects = c.ready().effects
     assert not any(isinstance(e, DeleteReplica) for e in effects)
     assert f"{mine.node_id}/m" in {e.memory_id for e in c.live_entries()}
+
+
+def test_orders_and_their_record_cross_the_wire() -> None:
+    from federation.io.wire import (
+        effect_from_proto,
+        effect_to_proto,
+        message_from_proto,
+        message_to_proto,
+    )
+    from federation.messages import Digest, SignedErasures
+
+    assert effect_from_proto(effect_to_proto(KeepErasures(b"x\x00y"))) == KeepErasures(b"x\x00y")
+    message = SignedErasures("n1", 7, b"{}")
+    assert message_from_proto(message_to_proto(message)) == message
+    digest = Digest("n1", 1, 2, "addr", {}, erasure_version=9)
+    assert message_from_proto(message_to_proto(digest)) == digest

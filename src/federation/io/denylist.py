@@ -34,7 +34,7 @@ from federation.io.denysign import (
     verify,
 )
 from federation.io.pki import CA_CERT, CA_KEY, DENY_FILE, SIGNED_DENY_FILE, _io_errors
-from federation.io.signeddoc import Newest
+from federation.io.signeddoc import FileWatch, Newest
 from federation.io.tls import auth_values
 
 log = logging.getLogger("memnode.federation.deny")
@@ -100,7 +100,8 @@ class DenyList:
         self._signed: SignedList | None = None
         self._local: frozenset[str] = frozenset()
         self._entries: frozenset[str] = frozenset()
-        self._stamps: dict[str, tuple[int, int] | None] = {}
+        self._files = {name: FileWatch(self.dir / name, check_every, clock)
+                       for name in (SIGNED_DENY_FILE, DENY_FILE)}
         self._newest: Newest[SignedList] = Newest(lambda p: verify(p, self._ca), "deny list",
                                                   log)
         self._reload()
@@ -136,33 +137,11 @@ class DenyList:
         """Signed lists rejected (from peers or the file): bad signature, malformed."""
         return self._newest.rejected
 
-    def _stat(self, name: str) -> tuple[int, int] | None:
-        try:
-            st = (self.dir / name).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def _changed(self, name: str) -> bool:
-        stamp = self._stat(name)
-        if name in self._stamps and self._stamps[name] == stamp:
-            return False
-        self._stamps[name] = stamp
-        return True
-
     def _reload(self) -> None:
-        if self._changed(SIGNED_DENY_FILE):
-            try:
-                payload = (self.dir / SIGNED_DENY_FILE).read_bytes()
-            except FileNotFoundError:
-                payload = None
-            except OSError as exc:
-                log.warning("cannot read %s: %s; keeping the list in force",
-                            self.dir / SIGNED_DENY_FILE, exc)
-                payload = None
-            if payload is not None:
-                self.offer(payload, str(self.dir / SIGNED_DENY_FILE))
-        if self._changed(DENY_FILE):
+        payload = self._files[SIGNED_DENY_FILE].read_if_changed(log)
+        if payload is not None:
+            self.offer(payload, str(self.dir / SIGNED_DENY_FILE))
+        if self._files[DENY_FILE].changed():
             try:
                 local = load_deny_list(self.dir)
             except CredentialsError as exc:

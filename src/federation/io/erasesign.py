@@ -202,16 +202,11 @@ class ErasureList:
     def poll(self) -> None:
         """Read the file again if it changed (when due)."""
         with self._lock:
-            if not (self._file.due() and self._file.changed()):
+            if not self._file.due():
                 return
-        try:
-            payload = self._file.path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            log.warning("cannot read %s: %s; keeping the orders held", self._file.path, exc)
-            return
-        self.offer(payload, str(self._file.path))
+            payload = self._file.read_if_changed(log)
+        if payload is not None:
+            self.offer(payload, str(self._file.path))
 
     def restored(self, record: bytes) -> SignedOrders | None:
         """The orders the node's log keeps (``record``, verified; adopted if newer):

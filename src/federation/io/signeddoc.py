@@ -181,3 +181,16 @@ class FileWatch:
             return False
         self._stamp = stamp
         return True
+
+    def read_if_changed(self, log: logging.Logger) -> bytes | None:
+        """The file's bytes if it changed since the last look (None if not, or gone, or
+        unreadable: logged, the document in force stays)."""
+        if not self.changed():
+            return None
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cannot read %s: %s; keeping what is in force", self.path, exc)
+            return None

@@ -1,5 +1,5 @@
 """The ``memnode`` commands that run or administer a node (the CLI's client commands are
-in memnode.cli.main): serve, sidecar, compact, federation init / issue / deny. Heavy imports
+in memnode.cli.main): serve, sidecar, compact, federation init / issue / deny / erase. Heavy imports
 happen inside each command."""
 
 from __future__ import annotations
@@ -229,7 +229,8 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     p.set_defaults(func=cmd_mcp)
     fp = sub.add_parser("federation", help="create a federation and its members' credentials",
                         description="create a federation (CA and metadata key), issue node "
-                        "certificates for mutual TLS, and deny members")
+                        "certificates for mutual TLS, deny members and erase the memories of "
+                        "a lost origin")
     fsub = fp.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
     p = fsub.add_parser("init", help="create a federation in DIR (CA, metadata key)")
     p.set_defaults(func=cmd_federation_init)

@@ -32,6 +32,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                    "memnode vs the 2.01 s reference, a naive full-state puller and pycrdt"),
     "tls": ("bench.tls_cost",
             "mTLS vs --insecure: 3-node write-to-visible latency and bulk catch-up, as ratios"),
+    "audit": ("bench.audit_bench",
+              "Remember throughput with the audit trail on vs off, medians of one run"),
     "chaos": ("bench.chaos",
               "pods in netns under kill -9, partitions and loss; nothing acknowledged lost"),
     "figures": ("bench.figures",

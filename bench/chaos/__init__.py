@@ -22,10 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="operations/s in all (10)")
     parser.add_argument("--seed", type=int, default=1, help="seeds the load and drivers (1)")
     parser.add_argument("--clients", type=int, default=4, help="client threads (4)")
-    parser.add_argument("--drivers", default="kill,partition,loss,disk",
-                        help="comma-separated fault drivers (kill,partition,loss,disk; "
-                        "restore, opt-in: it still finds a forget resurrected after a restore, see "
-                        "bench/chaos/parallel_driver_restore.py)")
+    parser.add_argument("--drivers", default="kill,partition,loss,disk,restore,clock",
+                        help="comma-separated fault drivers (all of them: "
+                        "kill,partition,loss,disk,restore,clock)")
     parser.add_argument("--agree-deadline", type=float, default=60.0,
                         help="seconds the vectors have to agree after the last heal (60)")
     parser.add_argument("--work", type=Path, default=None, help="keep data and logs here")

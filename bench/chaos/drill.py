@@ -21,6 +21,7 @@ from bench.chaos import checks
 from bench.chaos._driver import Driver
 from bench.chaos.liveness import LivenessProbe
 from bench.chaos.load import Ledger, LoadGenerator
+from bench.chaos.parallel_driver_clock import ClockDriver
 from bench.chaos.parallel_driver_disk import DiskDriver
 from bench.chaos.parallel_driver_kill import KillDriver
 from bench.chaos.parallel_driver_loss import LossDriver
@@ -29,7 +30,7 @@ from bench.chaos.parallel_driver_restore import RestoreDriver
 from bench.chaos.pods import GOSSIP_PORT, Cluster
 
 DRIVERS = {"kill": KillDriver, "partition": PartitionDriver, "loss": LossDriver,
-           "disk": DiskDriver, "restore": RestoreDriver}
+           "disk": DiskDriver, "restore": RestoreDriver, "clock": ClockDriver}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class DrillOptions:
     rate: float = 10.0
     seed: int = 1
     clients: int = 4
-    drivers: tuple[str, ...] = ("kill", "partition", "loss", "disk")  # restore: opt-in
+    drivers: tuple[str, ...] = ("kill", "partition", "loss", "disk", "restore", "clock")
     agree_deadline: float = 60.0
     work: Path | None = None
 

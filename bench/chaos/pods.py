@@ -27,6 +27,7 @@ from bench._common import ROOT, child_env, memnode_cmd, tail
 from bench._mesh import create_netlab
 
 API_PORT, REPLICA_PORT, GOSSIP_PORT, METRICS_PORT = 7420, 7421, 7422, 7423
+CLOCK_SHIM = Path(__file__).resolve().parent / "clock"  # sitecustomize: wall-clock jumps
 START_TIMEOUT = 120.0  # a node imports chromadb: slow on a busy 2-core machine
 PROCESSES = ("node", "sidecar")
 
@@ -34,8 +35,9 @@ PROCESSES = ("node", "sidecar")
 class Proc:
     """One process of a pod in its own process group, its JSON ready line awaited."""
 
-    def __init__(self, name: str, cmd: list[str], log: Path) -> None:
+    def __init__(self, name: str, cmd: list[str], log: Path, clock: Path) -> None:
         self.name, self.cmd, self.log = name, cmd, log
+        self.clock = clock  # its wall-clock offset file (bench/chaos/clock)
         self.popen: subprocess.Popen[str] | None = None
         self.ready: dict[str, Any] = {}
         self.starts = 0
@@ -47,8 +49,10 @@ class Proc:
         with self.log.open("a") as err:
             err.write(f"\n== start {self.starts} at {time.time():.3f}\n")
             err.flush()
+            env = child_env(CHAOS_CLOCK_FILE=str(self.clock))
+            env["PYTHONPATH"] = os.pathsep.join([str(CLOCK_SHIM), env["PYTHONPATH"]])
             self.popen = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=err,
-                                          text=True, env=child_env(), cwd=ROOT,
+                                          text=True, env=env, cwd=ROOT,
                                           start_new_session=True)
         lines, out = self._lines, self.popen.stdout
         threading.Thread(target=_pump, args=(out, lines), daemon=True,
@@ -141,18 +145,33 @@ class Pod:
                    "--metrics-listen", f"{self.host.ip}:{METRICS_PORT}",
                    "--federation", str(self.creds), "--preset", "local",
                    *(a for p in self.peers for a in ("--peer", p))]
-        self.procs = {"node": Proc(f"{self.name}.node", node, self.logs / f"{self.name}.node.log"),
+        self.set_clock(0.0)
+        self.procs = {"node": Proc(f"{self.name}.node", node, self.logs / f"{self.name}.node.log",
+                                   self.clock),
                       "sidecar": Proc(f"{self.name}.sidecar", sidecar,
-                                      self.logs / f"{self.name}.sidecar.log")}
+                                      self.logs / f"{self.name}.sidecar.log", self.clock)}
+
+    @property
+    def clock(self) -> Path:
+        return self.logs / f"{self.name}.clock"
+
+    def set_clock(self, offset_seconds: float) -> None:
+        """Step this host's wall clock to real time + ``offset_seconds`` (its processes
+        see it within 0.1 s; bench/chaos/clock)."""
+        tmp = self.clock.with_suffix(".tmp")
+        tmp.write_text(f"{offset_seconds}\n")
+        tmp.replace(self.clock)
 
     def start(self, which: tuple[str, ...] = PROCESSES, timeout: float = START_TIMEOUT) -> None:
-        """Start ``which`` (the node before its sidecar) and wait for their ready lines."""
-        for name in PROCESSES:
-            if name in which:
-                self.procs[name].spawn()
-        for name in PROCESSES:
-            if name in which:
-                self.procs[name].wait_ready(timeout)
+        """Start those of ``which`` not running (the node before its sidecar) and wait
+        for their ready lines. Idempotent: a process another driver restarted meanwhile
+        is left alone (a second one would find the data dir locked, and the first one
+        would run on untracked)."""
+        spawned = [n for n in PROCESSES if n in which and self.procs[n].pid is None]
+        for name in spawned:
+            self.procs[name].spawn()
+        for name in spawned:
+            self.procs[name].wait_ready(timeout)
 
     def kill9(self, which: tuple[str, ...] = PROCESSES) -> None:
         for name in which:

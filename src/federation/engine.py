@@ -225,7 +225,9 @@ class FederationCore:
         return self.replica.restoring
 
     def _check_restored(self) -> None:
-        if (done := self._restore.check(self.replica, self.now)) is not None:
+        done = self._restore.check(self.replica, self.now,
+                                   lambda o: self.membership.get(o) is not None)
+        if done is not None:
             self._effects.append(done)
 
     # ------------------------------------------------------------------ queries

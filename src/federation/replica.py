@@ -26,8 +26,12 @@ Compaction, tombstone GC and reconciliation: see :mod:`federation.tombstones`.
 Restoring (``ReplicaState(..., restoring=True)``): a node brought back from a backup
 is behind its own origin. Until the engine ends the restore, runs of our own origin
 above our watermark are applied like any other origin's (signatures verified), with
-effects, so the node takes back the events it wrote after the backup. Otherwise they
-are rejected as OWN_ORIGIN (only a fork of our identity can produce them).
+effects, so the node takes back the events it wrote after the backup. Our own GC
+floor is learnt from peers then too, so a FORGET written after the backup and collected
+since (no peer will send it again) is found by reconciliation, as for any origin
+restored from an old disk; the restore ends only once that reconciliation is done.
+Otherwise own runs are rejected as OWN_ORIGIN (only a fork of our identity can produce
+them).
 
 Limit: a run's range is vouched for by the member that sends it, not signed by the
 origin; an authenticated but malicious member can make receivers skip events
@@ -348,7 +352,7 @@ class ReplicaState:
         them, or applied runs that skipped them). Call before applying that peer's runs:
         a run that then jumps our watermark over a gap below the floor starts a
         reconciliation (:func:`federation.tombstones.skips_below_floor`)."""
-        if origin == self.node_id or floor <= 0:
+        if (origin == self.node_id and not self.restoring) or floor <= 0:
             return
         st = self._state(origin)
         if raise_floor(st, floor):
@@ -384,7 +388,8 @@ class ReplicaState:
             st = self._state(mark.origin)
             st.watermark = max(st.watermark, mark.watermark)
             st.gc_floor = max(st.gc_floor, mark.gc_floor)
-            st.resync_from = mark.resync_from if mark.origin != self.node_id else None
+            st.resync_from = (mark.resync_from if mark.origin != self.node_id
+                              or self.restoring else None)
         ordered = sorted(restart.events, key=lambda e: (e.origin, e.seq))
         for event in ordered:
             st = self._state(event.origin)

@@ -16,6 +16,7 @@ from memnode.errors import (
     Unauthenticated,
     Unavailable,
 )
+from memnode.watch import Change, Watch
 
 __all__ = [
     "__version__",
@@ -24,6 +25,8 @@ __all__ = [
     "Memory",
     "Status",
     "NewMemory",
+    "Watch",
+    "Change",
     "MemnodeError",
     "InvalidArgument",
     "NotFound",

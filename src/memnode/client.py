@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import grpc
 
@@ -36,11 +37,14 @@ from memnode.errors import (
 from memnode.v1 import memnode_pb2 as pb
 from memnode.v1 import memnode_pb2_grpc as pb_grpc
 from memnode.values import MetaValue, meta_from_proto, meta_to_proto
+from memnode.watch import Watch, version_vector
 
 DEFAULT_PORT = 7420
 ADDR_ENV = "MEMNODE_ADDR"
 TOKEN_ENV = "MEMNODE_TOKEN"
 TLS_CA_ENV = "MEMNODE_TLS_CA"
+REASON_ENV = "MEMNODE_REASON"
+REASON_KEY = "x-memnode-reason"
 PrivacyName = Literal["ephemeral", "private", "team", "public"]
 ScopeName = Literal["local", "mesh"]
 
@@ -189,16 +193,23 @@ class Client:
     ``authorization: Bearer ...`` on every call; default ``$MEMNODE_TOKEN``.
     ``tls_ca``: a PEM file of the CA that signed the node's client-API certificate
     (``--tls-cert``): the channel is then TLS; default ``$MEMNODE_TLS_CA``, else plaintext.
+    ``reason``: why these calls are made ("ticket 4711"), written with each call into the
+    node's audit trail (``x-memnode-reason`` metadata); default ``$MEMNODE_REASON``.
     """
 
     def __init__(self, addr: str | None = None, *, timeout: float = 30.0,
                  channel: grpc.Channel | None = None, token: str | None = None,
-                 tls_ca: str | os.PathLike[str] | None = None) -> None:
+                 tls_ca: str | os.PathLike[str] | None = None,
+                 reason: str | None = None) -> None:
         self.addr = addr or default_addr()
         self.timeout = timeout
         token = os.environ.get(TOKEN_ENV) if token is None else token
         tls_ca = (os.environ.get(TLS_CA_ENV) or None) if tls_ca is None else tls_ca
-        self._metadata = (("authorization", f"Bearer {token.strip()}"),) if token else ()
+        reason = os.environ.get(REASON_ENV) if reason is None else reason
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (("authorization", f"Bearer {token.strip()}"),) if token else ())
+        if reason:
+            self._metadata += ((REASON_KEY, quote(reason, safe=" ")),)
         self.tls = tls_ca is not None
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024),
                    ("grpc.max_send_message_length", 64 * 1024 * 1024)]
@@ -313,7 +324,8 @@ class Client:
         files: dict[str, Any] = {}
         manifest = b""
         try:
-            for chunk in self._stub.Backup(pb.BackupRequest(), timeout=None):
+            for chunk in self._stub.Backup(pb.BackupRequest(), timeout=None,
+                                            metadata=self._metadata):
                 if chunk.manifest:
                     manifest = chunk.manifest
                     continue
@@ -353,6 +365,19 @@ class Client:
             token = page.next_page_token
             if not token:
                 return
+
+    def watch(self, *, scope: str = "local",
+              from_version_vector: Mapping[str, int] | None = None) -> Watch:
+        """Follow the node's memory stream (memnode.watch): the changes after
+        ``from_version_vector`` (all retained ones if empty), then new ones as they come.
+        Close it (or use it as a context manager) to end the call."""
+        start = version_vector(from_version_vector)
+        scopes = {"local": pb.LOCAL, "mesh": pb.MESH}
+        if scope not in scopes:
+            raise InvalidArgument(f"unknown scope {scope!r} (local, mesh)")
+        req = pb.WatchRequest(scope=scopes[scope], from_version_vector=start)
+        call = self._stub.Watch(req, timeout=None, metadata=self._metadata)
+        return Watch(call, start, _memory, self._error)
 
     def status(self) -> Status:
         s = self._call("Status", pb.StatusRequest())

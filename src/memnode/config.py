@@ -128,6 +128,10 @@ class NodeConfig(BaseModel):
         "before RESOURCE_EXHAUSTED. Replication waits as long as it takes.",
     )
     grpc_workers: int = Field(16, ge=1, description="Threads serving gRPC requests.")
+    max_watchers: int = Field(
+        8, ge=0, description="Watch streams open at once; one more gets "
+        "RESOURCE_EXHAUSTED. Each holds one of --grpc-workers while open: keep it below.",
+    )
     sidecar: Literal["embedded", "external", "off"] = Field(
         "embedded",
         description="embedded: the federation sidecar runs in this process (it needs "
@@ -178,6 +182,22 @@ class NodeConfig(BaseModel):
         "--tls-key. Clients then need --tls-ca.",
     )
     tls_key: Path | None = Field(None, description="PEM private key of --tls-cert.")
+    audit: bool = Field(
+        True, description="Write the audit trail of client calls (who, when, what, why; "
+        "never text) into DATA_DIR/audit: `memnode audit` reads and verifies it.",
+    )
+    audit_max_bytes: int = Field(
+        256 << 20, ge=4096, description="Retention: the oldest audit segments are dropped "
+        "whole while the trail is larger than this (segments of 1/8 of it, at most 16 MiB).",
+    )
+    audit_max_days: float = Field(
+        90.0, ge=0, description="Retention: audit segments that ended more than this many "
+        "days ago are dropped (0: no age limit).",
+    )
+    audit_fsync_seconds: float = Field(
+        1.0, gt=0, le=3600, description="How often the audit trail is fsynced (its entries "
+        "reach the OS within 50 ms; requests never wait for either).",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -213,6 +233,13 @@ class NodeConfig(BaseModel):
                 f"--client-auth none on {self.listen}, not a loopback address, lets anyone "
                 "who reaches the port read every memory's text: use --client-auth token "
                 "(and --tls-cert/--tls-key), or give --allow-unauthenticated to accept it")
+        return self
+
+    @model_validator(mode="after")
+    def _check_watchers(self) -> NodeConfig:
+        if self.max_watchers >= self.grpc_workers:
+            raise ValueError(f"--max-watchers {self.max_watchers} must be below --grpc-workers "
+                             f"{self.grpc_workers}: each Watch stream holds a worker")
         return self
 
     @property

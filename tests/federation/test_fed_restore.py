@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from federation.effects import Effect, OriginMarks, OwnSeqLearned, UpsertReplica
+from federation.effects import DeleteReplica, Effect, OriginMarks, OwnSeqLearned, UpsertReplica
 from federation.engine import FederationCore
 from federation.replica import RestartState
 
@@ -13,7 +13,8 @@ from fedkit import Origin, core, node_id, pump, rumor
 
 
 def _pump_collect(cores: Sequence[FederationCore], watched: FederationCore) -> list[Effect]:
-    """Like fedkit.pump, keeping the effects of ``watched``."""
+    """Like fedkit.pump, keeping the effects of ``watched``; messages to a core not in
+    ``cores`` are lost (it is cut off)."""
     by_id = {c.node_id: c for c in cores}
     effects: list[Effect] = []
     for _ in range(10_000):
@@ -25,8 +26,9 @@ def _pump_collect(cores: Sequence[FederationCore], watched: FederationCore) -> l
                 if c is watched:
                     effects += rd.effects
                 for out in rd.messages:
-                    by_id[out.to].on_message(c.node_id, out.message)
-                    progress = True
+                    if out.to in by_id:
+                        by_id[out.to].on_message(c.node_id, out.message)
+                        progress = True
         if not progress:
             return effects
     raise AssertionError("did not quiesce")
@@ -145,3 +147,82 @@ def test_the_wait_for_unheard_origins_runs_out() -> None:
             break
     assert not restored.restoring
     assert restored.version_vector()[node_id(1)] == 5
+
+
+def test_a_forget_collected_after_the_backup_reaches_the_restored_origin() -> None:
+    """Regression (the chaos drill's restore driver): the backup holds m1 live; m1 is
+    forgotten after it and the tombstone collected everywhere, so no peer will ever send
+    that FORGET. The restore reconciles our own origin against the peers' compacted
+    logs and deletes m1 before it ends (it did not: m1 came back from the backup)."""
+    a, b = core(1), core(2)
+    a.peer_discovered(b.node_id, "addr-2")
+    b.peer_discovered(a.node_id, "addr-1")
+    writer = Origin(1)
+    events = [writer.put(f"m{i}") for i in range(4)]
+    a.local_events(events)
+    pump([a, b])
+    backup = RestartState(list(a.live_entries()),
+                          [OriginMarks(node_id(1), 4, 0, None)])
+    a.local_event(writer.forget("m1"))
+    a.local_event(writer.put("m4"))
+    for _ in range(3 * a.config.anti_entropy_interval_ticks):  # digests: vectors known
+        for x in (a, b):
+            x.tick()
+        pump([a, b])
+    for x in (a, b):
+        x.collect_tombstones()
+    pump([a, b])
+    assert b.replica.gc_floors()[node_id(1)] == 5 and not b.replica.is_forgotten(
+        f"{node_id(1)}/m1")  # the FORGET is collected
+
+    restored = core(1, restart=backup, incarnation=2, restoring=True)
+    restored.peer_discovered(b.node_id, "addr-2")
+    effects = []
+    for _ in range(5 * restored.config.anti_entropy_interval_ticks):
+        restored.tick()
+        b.tick()
+        effects += _pump_collect([restored, b], restored)
+        if not restored.restoring:
+            break
+    assert not restored.restoring
+    deleted = [e.memory_id for e in effects if isinstance(e, DeleteReplica)]
+    learned = next(i for i, e in enumerate(effects) if isinstance(e, OwnSeqLearned))
+    assert deleted == [f"{node_id(1)}/m1"]
+    assert all(i < learned for i, e in enumerate(effects) if isinstance(e, DeleteReplica))
+    assert restored.replica.get_live(f"{node_id(1)}/m1") is None
+    assert restored.replica.get_live(f"{node_id(1)}/m4") is not None
+
+
+def test_a_member_cut_off_past_the_wait_is_still_waited_for() -> None:
+    """Regression (the chaos drill): c alone holds our seq 4 and is cut off longer than
+    restore_wait_ticks. It is still a member (configured, not reaped), so the restore
+    waits for it instead of reusing seq 4 on b's word."""
+    a, b, c = core(1), core(2), core(3)
+    for x, y in ((a, b), (a, c), (b, c)):
+        x.peer_discovered(y.node_id, f"addr-{y.node_id}")
+        y.peer_discovered(x.node_id, f"addr-{x.node_id}")
+    writer = Origin(1)
+    a.local_events([writer.put(f"m{i}") for i in range(3)])
+    pump([a, b, c])
+    backup = RestartState(list(a.live_entries()),
+                          [OriginMarks(node_id(1), 3, 0, None),
+                           OriginMarks(node_id(2), 0, 0, None),
+                           OriginMarks(node_id(3), 0, 0, None)])
+    c.on_message(a.node_id, rumor(a.node_id, writer.put("only c has it")))
+
+    restored = core(1, restart=backup, incarnation=2, restoring=True)
+    restored.peer_discovered(b.node_id, "addr-2")
+    restored.peer_discovered(c.node_id, "addr-3")  # known, but its messages are lost
+    for _ in range(3 * restored.config.restore_wait_ticks):
+        restored.tick()
+        b.tick()
+        _pump_collect([restored, b], restored)
+    assert restored.restoring, "a member that may hold our events is waited for"
+    effects: list[Effect] = []
+    for _ in range(5 * restored.config.anti_entropy_interval_ticks):  # c is back
+        for x in (restored, b, c):
+            x.tick()
+        effects += _pump_collect([restored, b, c], restored)
+        if not restored.restoring:
+            break
+    assert [e for e in effects if isinstance(e, OwnSeqLearned)] == [OwnSeqLearned(4, 4)]

@@ -38,13 +38,14 @@ log = logging.getLogger("memnode.auth")
 SERVICE = "/memnode.v1.MemoryService/"
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 SCOPES: dict[str, str] = {
-    "Recall": "read", "Get": "read", "List": "read", "Status": "read",
+    "Recall": "read", "Get": "read", "List": "read", "Status": "read", "Watch": "read",
     "Remember": "write", "RememberBatch": "write", "RememberStream": "write",
     "Update": "write", "Forget": "write",
 }
-#: List with scope MESH pages through every memory the node holds, own and replicated:
-#: the export of everything, so it needs ``admin`` (List of own memories needs ``read``).
+#: List and Watch with scope MESH go through every memory the node holds, own and
+#: replicated: the export of everything, so they need ``admin`` (own memories: ``read``).
 LIST_MESH_SCOPE = "admin"
+MESH_GUARDED = ("List", "Watch")
 CACHE_SIZE = 1024
 
 
@@ -70,6 +71,18 @@ class TokenVerifier:
                 if len(self._cache) > CACHE_SIZE:
                     self._cache.popitem(last=False)
         check_live(claims, self.store.revoked_ms(claims.token_id), self._clock_ms())
+        return claims
+
+    def signed(self, token: str) -> Claims | None:
+        """The claims of a token signed by this node's key, without the checks of
+        liveness and scope (the audit names the caller with it); None if it is not."""
+        with self._mutex:
+            claims = self._cache.get(token)
+        if claims is None:
+            try:
+                claims = decode(token, self.key)
+            except TokenError:
+                return None
         return claims
 
 
@@ -146,24 +159,26 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             log.error("cannot check tokens: %s", exc)
             return _refusing(handler, grpc.StatusCode.UNAVAILABLE,
                              "the node cannot check tokens now; see its log")
-        if method == "List":
-            return self._list_guard(handler, claims)
+        if method in MESH_GUARDED:
+            return self._mesh_guard(handler, claims, method)
         return handler
 
-    def _list_guard(self, handler: grpc.RpcMethodHandler,
-                    claims: Claims) -> grpc.RpcMethodHandler:
-        inner = handler.unary_unary
+    def _mesh_guard(self, handler: grpc.RpcMethodHandler, claims: Claims,
+                    method: str) -> grpc.RpcMethodHandler:
+        streaming = handler.response_streaming
+        inner = handler.unary_stream if streaming else handler.unary_unary
 
-        def guarded(request: pb.ListRequest, context: grpc.ServicerContext) -> Any:
-            if request.scope == pb.MESH:
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            if getattr(request, "scope", None) == pb.MESH:
                 try:
-                    claims.require(LIST_MESH_SCOPE, "List of every memory (scope mesh)")
+                    claims.require(LIST_MESH_SCOPE, f"{method} of every memory (scope mesh)")
                 except ScopeError as exc:
-                    self._count("List", exc.reason, grpc.StatusCode.PERMISSION_DENIED,
+                    self._count(method, exc.reason, grpc.StatusCode.PERMISSION_DENIED,
                                 str(exc))
                     context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
             return inner(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+        make = (grpc.unary_stream_rpc_method_handler if streaming
+                else grpc.unary_unary_rpc_method_handler)
+        return make(guarded, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)

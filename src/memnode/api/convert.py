@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from memnode.node.domain import Hit, LocalRecord, ReplicaRecord
+from memnode.node.watch import Change
 from memnode.v1 import memnode_pb2 as pb
 from memnode.values import meta_from_proto, meta_to_proto
 
-__all__ = ["meta_to_proto", "meta_from_proto", "hit_to_proto", "memory_to_proto"]
+__all__ = ["meta_to_proto", "meta_from_proto", "hit_to_proto", "memory_to_proto",
+           "change_to_proto"]
 
 
 def hit_to_proto(hit: Hit) -> pb.Hit:
@@ -31,4 +33,14 @@ def memory_to_proto(record: LocalRecord | ReplicaRecord, own_id: str) -> pb.Memo
         expires_at_ms=record.expires_at_ms if isinstance(record, LocalRecord) else 0,
     )
     meta_to_proto(record.metadata, msg.metadata)
+    return msg
+
+
+def change_to_proto(change: Change) -> pb.Change:
+    msg = pb.Change(origin=change.origin, seq=change.seq, kind=int(change.kind))  # type: ignore[arg-type]
+    m = msg.memory
+    m.id, m.origin, m.text, m.local = change.id, change.origin, change.text, change.local
+    m.privacy = int(change.privacy)  # type: ignore[assignment]
+    m.created_at_ms, m.updated_at_ms = change.created_at_ms, change.updated_at_ms
+    meta_to_proto(change.metadata, m.metadata)
     return msg

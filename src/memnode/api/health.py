@@ -37,6 +37,7 @@ class HealthMonitor:
         self.services = (*READINESS, service_name)
         self.interval = interval
         self.sidecar_problem: Callable[[], str | None] = lambda: None
+        self.audit_problem: Callable[[], str | None] = lambda: None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._serving: bool | None = None
@@ -49,9 +50,9 @@ class HealthMonitor:
         written = self.node.health.problem
         if written:
             found.append(written)
-        sidecar = self.sidecar_problem()
-        if sidecar:
-            found.append(sidecar)
+        for other in (self.sidecar_problem(), self.audit_problem()):
+            if other:
+                found.append(other)
         return found
 
     def check(self) -> bool:

@@ -13,7 +13,7 @@ import grpc
 from federation.io.convert import model_from_proto, model_to_proto
 from federation.v1 import types_pb2 as tpb
 from memnode._version import __version__
-from memnode.api.convert import hit_to_proto, memory_to_proto, meta_from_proto
+from memnode.api.convert import change_to_proto, hit_to_proto, memory_to_proto, meta_from_proto
 from memnode.api.decode import Undecodable
 from memnode.errors import (
     FailedPrecondition,
@@ -26,6 +26,7 @@ from memnode.errors import (
 from memnode.node.domain import LocalRecord, ReplicaRecord
 from memnode.node.ingest import RememberInput
 from memnode.node.node import Node
+from memnode.node.watch import ChangeFeed
 from memnode.v1 import memnode_pb2 as pb
 from memnode.v1 import memnode_pb2_grpc as pb_grpc
 
@@ -86,8 +87,10 @@ def _input(req: pb.RememberRequest) -> RememberInput:
 
 class MemoryServicer(pb_grpc.MemoryServiceServicer):
     def __init__(self, node: Node, peers: PeersFn | None = None,
-                 problems: Callable[[], list[str]] | None = None) -> None:
+                 problems: Callable[[], list[str]] | None = None,
+                 feed: ChangeFeed | None = None) -> None:
         self.node = node
+        self.feed = feed
         self._peers = peers or (lambda: [])
         self._problems = problems or (lambda: [])
 
@@ -177,6 +180,24 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
                     while data := f.read(BACKUP_CHUNK):
                         yield pb.BackupChunk(file=name, data=data)
             yield pb.BackupChunk(manifest=(out / "manifest.json").read_bytes())
+
+    def Watch(self, request: pb.WatchRequest, context: Any) -> Iterator[pb.Change]:
+        """Open (a refusal aborts with its status), then stream until closed."""
+        def Watch(s: MemoryServicer, req: pb.WatchRequest, ctx: Any) -> Any:
+            if s.feed is None:
+                raise Unavailable("this server does not serve Watch")
+            return s.feed.open(dict(req.from_version_vector), mesh=req.scope == pb.MESH)
+
+        watcher = rpc(Watch)(self, request, context)
+        context.add_callback(watcher.close)
+        try:
+            for change in watcher:
+                yield change_to_proto(change)
+        except MemnodeError as exc:
+            self.node.metrics.errors.labels(kind=exc.kind).inc()
+            context.abort(STATUS.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+        finally:
+            watcher.close()
 
     @rpc
     def Status(self, request: pb.StatusRequest, context: Any) -> pb.StatusResponse:

@@ -1,8 +1,9 @@
 """Serving a node: gRPC (MemoryService, health, reflection v1 and v1alpha), the HTTP port
 (Prometheus /metrics, the dashboard at /), signals.
 
-On SIGTERM or SIGINT: health turns NOT_SERVING, new calls are refused, in-flight calls get
-``shutdown_grace_seconds`` to finish, the log is closed, and the process exits 0.
+On SIGTERM or SIGINT: health turns NOT_SERVING, Watch streams end (OK), new calls are
+refused, in-flight calls get ``shutdown_grace_seconds`` to finish, the log is closed, and
+the process exits 0.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from federation.io.transport import Security
 from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
 from memnode.api import reflection
+from memnode.api.audit import open_audit
 from memnode.api.dashboard import StatusBoard
 from memnode.api.decode import add_service
 from memnode.api.health import HealthMonitor
@@ -37,6 +39,7 @@ from memnode.api.signals import shutdown_event
 from memnode.config import NodeConfig, is_loopback, split_hostport
 from memnode.node.node import Node
 from memnode.node.replica_port import ReplicaBackend
+from memnode.node.watch import ChangeFeed
 from memnode.v1 import memnode_pb2 as pb
 
 log = logging.getLogger("memnode.server")
@@ -55,18 +58,25 @@ class NodeServer:
         cfg = node.config
         self.node = node
         self.replication = ReplicaBackend(node)
+        self.feed = ChangeFeed(node, self.replication, cfg.max_watchers)
+        auth = client_interceptors(node)
+        self.audit = open_audit(node, auth)
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.grpc_workers,
                                        thread_name_prefix="memnode-grpc"),
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.so_reuseport", 0)],
-            interceptors=client_interceptors(node),
+            interceptors=[*([self.audit] if self.audit else []), *auth],
         )
         self.health = health.HealthServicer(experimental_non_blocking=True)
         self.monitor = HealthMonitor(node, self.health, SERVICE_NAME, cfg.health_probe_seconds)
+        if self.audit is not None:
+            writer = self.audit.writer
+            self.monitor.audit_problem = lambda: writer.problem
         add_service(pb.DESCRIPTOR.services_by_name["MemoryService"],
-                    MemoryServicer(node, self._peer_statuses, self.monitor.problems),
+                    MemoryServicer(node, self._peer_statuses, self.monitor.problems,
+                                   self.feed),
                     self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable((SERVICE_NAME, health.SERVICE_NAME), self.server)
@@ -118,6 +128,8 @@ class NodeServer:
         self.monitor.sidecar_problem = sidecar.problem
 
     def start(self) -> None:
+        if self.audit is not None:
+            self.audit.writer.start()
         self.server.start()
         if self.replica_server is not None:
             self.replica_server.start()
@@ -135,11 +147,14 @@ class NodeServer:
             return
         self._stopped.set()
         self.monitor.stop()
+        self.feed.close()  # Watch streams end now (OK), not after the grace
         self.health.enter_graceful_shutdown()
         grace = self.node.config.shutdown_grace_seconds if grace is None else grace
         if self.replica_server is not None:
             self.replica_server.stop(grace)
         self.server.stop(grace).wait()
+        if self.audit is not None:
+            self.audit.writer.close()
         if self._http is not None:
             self._http.shutdown()
         self.node.close()

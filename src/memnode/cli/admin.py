@@ -67,7 +67,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             from memnode.client import Client
 
             with Client(args.addr, timeout=args.timeout, token=args.token,
-                        tls_ca=args.tls_ca) as client, \
+                        tls_ca=args.tls_ca, reason=args.reason) as client, \
                     _bar(None, "B", args.quiet) as bar:
                 manifest = client.backup(out, progress=bar.update)
         backup.verify(out)

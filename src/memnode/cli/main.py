@@ -1,6 +1,6 @@
 """The ``memnode`` command line.
 
-Client commands (remember, recall, get, update, forget, status, import, export) import
+Client commands (remember, recall, get, update, forget, status, import, export, watch) import
 only the gRPC client: no Chroma, no model. ``serve`` imports the node lazily.
 
 Exit codes: 0 success; 1 the node refused or failed the request (also: no or a bad token,
@@ -19,7 +19,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from memnode.cli.admin import add_admin_commands
+from memnode.cli.audit import add_audit_command
 from memnode.cli.tokens import add_token_commands
+from memnode.cli.watch import add_watch_command
 from memnode.client import Client, Hit, NewMemory, default_addr
 from memnode.errors import InvalidArgument, MemnodeError, NotFound, Unavailable, UsageError
 from memnode.values import parse_value
@@ -38,7 +40,8 @@ def _pairs(items: Sequence[str] | None, flag: str) -> dict[str, Any]:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    return Client(args.addr, timeout=args.timeout, token=args.token, tls_ca=args.tls_ca)
+    return Client(args.addr, timeout=args.timeout, token=args.token, tls_ca=args.tls_ca,
+                  reason=args.reason)
 
 
 def _text_arg(value: str) -> bytes:
@@ -216,6 +219,9 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memnode", description="A peer-to-peer memory mesh for AI agents.")
     parser.add_argument("--log-level", default=os.environ.get("MEMNODE_LOG_LEVEL", "INFO"))
+    parser.add_argument("--reason", default=None, metavar="TEXT",
+                        help="why: sent with each call and written into the node's audit "
+                        "trail (memnode --reason 'ticket 4711' export) [env MEMNODE_REASON]")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -284,8 +290,10 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--where", action="append", metavar="K=V",
                    help="only memories whose metadata equals these (as in recall)")
 
+    add_watch_command(client_command, _client)
     add_admin_commands(sub, with_serve_flags)
     add_token_commands(sub)
+    add_audit_command(sub)
     return parser
 
 

@@ -21,6 +21,11 @@ process in tests and in the embedded demo).
 | memnode_index_lag_seconds | gauge | | age of the oldest change not yet in Chroma (0: none) |
 | memnode_index_batch_size | histogram | | changes the indexer moved into Chroma per batch |
 | memnode_index_batch_seconds | histogram | | time to index one batch into Chroma |
+| memnode_watchers | gauge | | Watch streams open (memnode.node.watch) |
+| memnode_watch_changes_total | counter | kind | changes sent to Watch streams, by kind |
+| memnode_audit_entries_total | counter | | entries written to the audit trail |
+| memnode_audit_write_failures_total | counter | kind | failed audit writes: disk_full, io |
+| memnode_audit_dropped_total | counter | | audit entries lost (buffer full while unwritable) |
 """
 
 from __future__ import annotations
@@ -110,6 +115,19 @@ class NodeMetrics:
             "memnode_restore_lost_texts", "Own memories taken back from peers after a "
             "restore whose text is lost (written after the backup)", registry=r,
         )
+
+        self.watchers = Gauge("memnode_watchers", "Watch streams open", registry=r)
+        self.watch_changes = Counter(
+            "memnode_watch_changes", "Changes sent to Watch streams", ["kind"], registry=r)
+        self.audit_entries = Counter(
+            "memnode_audit_entries", "Entries written to the audit trail", registry=r)
+        self.audit_write_failures = Counter(
+            "memnode_audit_write_failures", "Failed writes of the audit trail, by kind "
+            "(disk_full, io); the entries wait in memory and are retried", ["kind"],
+            registry=r)
+        self.audit_dropped = Counter(
+            "memnode_audit_dropped", "Audit entries lost: the trail could not be written "
+            "and its buffer was full (an audit.gap entry counts them)", registry=r)
 
     def track_tail(self, tail: IndexTail) -> None:
         for collection in ("local", "replicas"):

@@ -12,6 +12,7 @@ loopback or unix socket for a sidecar in its own process.
   replica collection in Chroma is brought in line (journalled, replayed after a crash).
 - ``run_after`` / ``version_vector``: the log as the core's EventSource.
 - ``watch``: this node's own new events, from a seq on, as they become durable.
+- ``on_persisted``: a function called after each persist (the change feed's wake-up).
 - ``report_peers``: the sidecar's view of its peers, shown by ``memnode status``.
 """
 
@@ -38,6 +39,7 @@ class ReplicaBackend:
         self.node = node
         self._peers: list[PeerInfo] = []
         self._lock = threading.Lock()
+        self._persisted: list[Callable[[], None]] = []
 
     def hello(self) -> NodeInfo:
         return NodeInfo(self.node.node_id, self.node.model, self.node.identity.public_key,
@@ -50,6 +52,11 @@ class ReplicaBackend:
 
     def persist(self, effects: Sequence[Effect]) -> None:
         self.node.persist_replication(effects)
+        for listener in self._persisted:
+            listener()
+
+    def on_persisted(self, listener: Callable[[], None]) -> None:
+        self._persisted.append(listener)
 
     def version_vector(self) -> Mapping[str, int]:
         return self.node.log.version_vector()

@@ -228,6 +228,12 @@ class ChromaStore:
         records = self._local_records(self._local.get(ids=[memory_id], include=_INCLUDE_ALL))
         return records[0] if records else None
 
+    def get_local_many(self, ids: Sequence[str]) -> list[LocalRecord]:
+        """The own memories of ``ids`` that Chroma holds (one call per batch)."""
+        unique = list(dict.fromkeys(ids))
+        return [r for start in self._batches(len(unique)) for r in self._local_records(
+            self._local.get(ids=unique[start: start + self.batch_size], include=_INCLUDE_ALL))]
+
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:
         records = self._replica_records(
             self._replicas.get(ids=[memory_id], include=_INCLUDE_REPLICA)

@@ -93,7 +93,8 @@ class Durable:
         for effect in effects:
             if isinstance(effect, UpsertReplica):
                 if own_origin and effect.event.origin == own_origin:
-                    mine[effect.event.memory_id] = (own or {})[effect.event.memory_id]
+                    if effect.event.memory_id in (own or {}):  # else forgotten later here
+                        mine[effect.event.memory_id] = (own or {})[effect.event.memory_id]
                 else:
                     final[effect.event.memory_id] = effect.event
             elif isinstance(effect, DeleteReplica):

@@ -219,8 +219,9 @@ class EventLog:
         memories taken back).
 
         Effects on ``own_origin``'s memories (a restored node taking back its events)
-        are journalled as local puts (``own``: memory id -> the record to store) and
-        forgets; ``lost`` (memory id, seq) records which of them came without text.
+        are journalled as local puts (``own``: memory id -> the record to store; a memory
+        a later effect of the batch forgets has none) and forgets; ``lost`` (memory id,
+        seq) records which of them came without text.
         OwnSeqLearned ends the restore (meta ``restore``)."""
         to_sync: list[str] = []
         own = own or {}
@@ -228,10 +229,13 @@ class EventLog:
             for effect in effects:
                 if isinstance(effect, UpsertReplica) and effect.event.origin == own_origin:
                     self._put_event(c, effect.event)
-                    payload, blob = record_payload(own[effect.event.memory_id])
-                    c.execute("INSERT INTO journal (op, memory_id, payload, embedding) "
-                              "VALUES ('put', ?, ?, ?)", (effect.event.memory_id, payload, blob))
-                    to_sync.append(effect.event.memory_id)
+                    record = own.get(effect.event.memory_id)
+                    if record is not None:  # else a later effect here forgets it
+                        payload, blob = record_payload(record)
+                        c.execute("INSERT INTO journal (op, memory_id, payload, embedding) "
+                                  "VALUES ('put', ?, ?, ?)",
+                                  (effect.event.memory_id, payload, blob))
+                        to_sync.append(effect.event.memory_id)
                 elif isinstance(effect, DeleteReplica) and effect.memory_id.startswith(
                         own_origin + "/") and own_origin:
                     c.execute("DELETE FROM events WHERE memory_id = ?", (effect.memory_id,))
@@ -378,6 +382,12 @@ class EventLog:
         with self._lock:
             rows = self._conn.execute("SELECT origin, watermark FROM origins").fetchall()
         return {origin: int(seq) for origin, seq in rows if seq > 0}
+
+    def gc_floors(self) -> dict[str, int]:
+        """Per origin, the highest seq of a tombstone collected (or known collected)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT origin, gc_floor FROM origins").fetchall()
+        return {origin: int(floor) for origin, floor in rows if floor > 0}
 
     def latest_event(self, memory_id: str) -> Event | None:
         with self._lock:

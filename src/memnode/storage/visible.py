@@ -48,6 +48,19 @@ class VisibleStore:
             return record
         return self.store.get_local(memory_id)
 
+    def get_local_many(self, ids: Sequence[str]) -> dict[str, LocalRecord]:
+        """get_local of many ids: the tail's decisions, then one Chroma read for the rest."""
+        found: dict[str, LocalRecord] = {}
+        rest = []
+        for memory_id in ids:
+            decided, record = self.tail.get("local", memory_id)
+            if not decided:
+                rest.append(memory_id)
+            elif isinstance(record, LocalRecord):
+                found[memory_id] = record
+        found.update((r.id, r) for r in self.store.get_local_many(rest))
+        return found
+
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:
         decided, record = self.tail.get("replicas", memory_id)
         if decided:

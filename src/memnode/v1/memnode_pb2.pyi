@@ -21,6 +21,13 @@ class Scope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCOPE_UNSPECIFIED: _ClassVar[Scope]
     LOCAL: _ClassVar[Scope]
     MESH: _ClassVar[Scope]
+
+class ChangeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CHANGE_KIND_UNSPECIFIED: _ClassVar[ChangeKind]
+    CHANGE_PUT: _ClassVar[ChangeKind]
+    CHANGE_UPDATE: _ClassVar[ChangeKind]
+    CHANGE_FORGET: _ClassVar[ChangeKind]
 PRIVACY_UNSPECIFIED: Privacy
 EPHEMERAL: Privacy
 PRIVATE: Privacy
@@ -29,6 +36,10 @@ PUBLIC: Privacy
 SCOPE_UNSPECIFIED: Scope
 LOCAL: Scope
 MESH: Scope
+CHANGE_KIND_UNSPECIFIED: ChangeKind
+CHANGE_PUT: ChangeKind
+CHANGE_UPDATE: ChangeKind
+CHANGE_FORGET: ChangeKind
 
 class RememberRequest(_message.Message):
     __slots__ = ("text", "metadata", "privacy", "keep_pii", "ttl_seconds", "embedding", "embedding_model")
@@ -291,3 +302,30 @@ class BackupChunk(_message.Message):
     data: bytes
     manifest: bytes
     def __init__(self, file: _Optional[str] = ..., data: _Optional[bytes] = ..., manifest: _Optional[bytes] = ...) -> None: ...
+
+class WatchRequest(_message.Message):
+    __slots__ = ("scope", "from_version_vector")
+    class FromVersionVectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_VECTOR_FIELD_NUMBER: _ClassVar[int]
+    scope: Scope
+    from_version_vector: _containers.ScalarMap[str, int]
+    def __init__(self, scope: _Optional[_Union[Scope, str]] = ..., from_version_vector: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class Change(_message.Message):
+    __slots__ = ("origin", "seq", "kind", "memory")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_FIELD_NUMBER: _ClassVar[int]
+    origin: str
+    seq: int
+    kind: ChangeKind
+    memory: Memory
+    def __init__(self, origin: _Optional[str] = ..., seq: _Optional[int] = ..., kind: _Optional[_Union[ChangeKind, str]] = ..., memory: _Optional[_Union[Memory, _Mapping]] = ...) -> None: ...

@@ -84,6 +84,11 @@ class MemoryServiceStub:
                 request_serializer=memnode_dot_v1_dot_memnode__pb2.BackupRequest.SerializeToString,
                 response_deserializer=memnode_dot_v1_dot_memnode__pb2.BackupChunk.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/memnode.v1.MemoryService/Watch',
+                request_serializer=memnode_dot_v1_dot_memnode__pb2.WatchRequest.SerializeToString,
+                response_deserializer=memnode_dot_v1_dot_memnode__pb2.Change.FromString,
+                _registered_method=True)
 
 
 class MemoryServiceServicer:
@@ -153,6 +158,18 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Follow the node's log: first the changes after `from_version_vector`, then new ones
+        as they become visible, until the client closes the call or the node stops (the
+        stream then ends with OK). TEAM and PUBLIC memories only: PRIVATE and EPHEMERAL ones
+        have no place in the log. FAILED_PRECONDITION when the resume point is older than
+        a collected tombstone, or the stream fell that far behind (start again from an
+        empty vector); RESOURCE_EXHAUSTED when the node has --max-watchers streams open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +222,11 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.Backup,
                     request_deserializer=memnode_dot_v1_dot_memnode__pb2.BackupRequest.FromString,
                     response_serializer=memnode_dot_v1_dot_memnode__pb2.BackupChunk.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=memnode_dot_v1_dot_memnode__pb2.WatchRequest.FromString,
+                    response_serializer=memnode_dot_v1_dot_memnode__pb2.Change.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -477,6 +499,33 @@ class MemoryService:
             '/memnode.v1.MemoryService/Backup',
             memnode_dot_v1_dot_memnode__pb2.BackupRequest.SerializeToString,
             memnode_dot_v1_dot_memnode__pb2.BackupChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memnode.v1.MemoryService/Watch',
+            memnode_dot_v1_dot_memnode__pb2.WatchRequest.SerializeToString,
+            memnode_dot_v1_dot_memnode__pb2.Change.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,47 @@
+"""Wall-clock jumps for the chaos drill's processes (the clock driver).
+
+Imported at start by every drill process (its directory leads PYTHONPATH). When
+``CHAOS_CLOCK_FILE`` names a file, ``time.time`` and ``time.time_ns`` return the real
+wall clock plus the offset in seconds that file holds, re-read at most every 0.1 s,
+so writing the file makes a running process's wall clock jump. The monotonic clocks
+are left alone, as a real wall-clock step leaves them. This covers what memnode reads
+through Python (created_at, TTLs, token expiry, deny-list and erasure-order times, a
+sidecar's incarnation); C code (gRPC's TLS certificate checks) keeps the real clock.
+
+Why not libfaketime: Debian's 0.9.10 breaks Python 3.11's sleeps and timed waits
+(``time.sleep`` raises EINVAL with the monotonic clock excluded, and ``Event.wait``
+hangs with it faked), and a node waits on timers everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_FILE = os.environ.get("CHAOS_CLOCK_FILE", "")
+
+if _FILE:
+    _real_time, _real_time_ns, _monotonic = time.time, time.time_ns, time.monotonic
+    _offset_ns = 0
+    _next_read = -1.0
+
+    def _offset() -> int:
+        global _offset_ns, _next_read
+        now = _monotonic()
+        if now >= _next_read:
+            _next_read = now + 0.1
+            try:
+                with open(_FILE) as f:
+                    _offset_ns = int(float(f.read().strip() or 0) * 1e9)
+            except (OSError, ValueError):
+                pass
+        return _offset_ns
+
+    def _time() -> float:
+        return _real_time() + _offset() / 1e9
+
+    def _time_ns() -> int:
+        return _real_time_ns() + _offset()
+
+    time.time = _time
+    time.time_ns = _time_ns

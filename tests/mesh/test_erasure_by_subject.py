@@ -90,6 +90,17 @@ def test_forget_where_erases_exactly_the_subject_here_and_on_peers(
     assert [json.loads(line)["id"] for line in both.stdout.splitlines()] == [indexed[6]]
     assert run_cli("export", "--where", "subject=alice", addr=origin.addr).stdout == ""
 
+    # the audit trail says a subject was erased and how many, never the value
+    def erased() -> list[dict[str, object]]:
+        done = run_cli("audit", "--data-dir", str(origin.data_dir), "--json")
+        entries = [json.loads(line) for line in done.stdout.splitlines()]
+        return [e for e in entries if e["method"] == "Forget" and e.get("where_keys")]
+
+    by_subject = wait_for(lambda: len(erased()) == 2 and erased(), "the trail's two entries")
+    assert [(e["where_keys"], e.get("count"), e["code"]) for e in by_subject] == [
+        (["subject"], len(alice), "OK"), (["subject"], 0, "OK")]
+    assert "alice" not in json.dumps(by_subject)
+
 
 def test_forget_where_is_one_durable_batch(node: NodeHandle) -> None:
     node.client.remember_batch([NewMemory(f"carol {i}", {"who": "carol", "i": i})

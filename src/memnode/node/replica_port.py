@@ -48,7 +48,8 @@ class ReplicaBackend:
     def restart_state(self) -> RestartState:
         events, marks = self.node.log.restart_state()
         return RestartState(events=events, marks=marks,
-                            erasure_record=self.node.log.erasure_record())
+                            erasure_record=(self.node.log.meta("erasures") or ""
+                                            ).encode("latin-1"))
 
     def persist(self, effects: Sequence[Effect]) -> None:
         self.node.persist_replication(effects)

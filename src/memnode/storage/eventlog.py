@@ -245,9 +245,9 @@ class EventLog:
                               (effect.memory_id,))
                     c.execute("DELETE FROM lost_texts WHERE memory_id = ?", (effect.memory_id,))
                     to_sync.append(effect.memory_id)
-                elif isinstance(effect, KeepErasures):  # bytes as they were signed
+                elif isinstance(effect, KeepErasures):  # latin-1: the bytes as signed
                     c.execute("INSERT OR REPLACE INTO meta VALUES ('erasures', ?)",
-                              (effect.record,))
+                              (effect.record.decode("latin-1"),))
                 elif isinstance(effect, OwnSeqLearned):
                     c.execute("INSERT OR REPLACE INTO meta VALUES ('restore', ?)",
                               (f"done: own seq {effect.watermark}, peers held {effect.learned}",))
@@ -407,12 +407,6 @@ class EventLog:
             row = self._conn.execute(f"SELECT COUNT(*) FROM events WHERE {where}",
                                      args).fetchone()
         return int(row[0])
-
-    def erasure_record(self) -> bytes:
-        """The CA-signed erasure orders the node enforces (KeepErasures), b"" if none."""
-        with self._lock:
-            row = self._conn.execute("SELECT value FROM meta WHERE key = 'erasures'").fetchone()
-        return b"" if row is None else bytes(row[0])
 
     def count_lost_texts(self) -> int:
         with self._lock:

@@ -199,3 +199,20 @@ def test_the_node_keeps_the_orders_across_its_replica_api(node_factory, federati
         assert restart.erasure_record == record and not restart.events
     finally:
         port.close()
+
+
+def test_a_forged_order_from_a_member_is_refused_and_counted(  # type: ignore[no-untyped-def]
+        node_factory, federation: Path, tmp_path: Path) -> None:
+    from federation.messages import SignedErasures
+
+    a = node_factory("a", peers=[], federation=issue_node(federation, "a", tmp_path / "ca"))
+    b = node_factory("b", peers=[a.sidecar.address],
+                     federation=issue_node(federation, "b", tmp_path / "cb"))
+    wait_for(lambda: len(a.sidecar.peers()) == 1, "a and b to be peers")
+    other_key, _ = _load_ca(tmp_path / "other")
+    forged = sign(1 << 50, [ErasureOrder(1, a.node.node_id)], other_key)
+    for payload in (forged, forged.replace(b'"serial": 1', b'"serial": 2'), b"not json"):
+        a.sidecar.transport.send(b.node.node_id, b.sidecar.address,
+                                 SignedErasures(a.node.node_id, 1 << 50, payload))
+    wait_for(lambda: b.sidecar.erasures.rejected == 3, "b to refuse the three forged orders")
+    assert b.sidecar.erasure_version == 0 and len(b.sidecar.core.replica.erasures) == 0

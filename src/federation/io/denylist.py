@@ -27,15 +27,15 @@ import grpc
 
 from federation.errors import CredentialsError
 from federation.io.denysign import (
-    DenyListRejected,
     SignedList,
     check_entry,
     deny_in_federation,
     load_ca_public_key,
     verify,
 )
-from federation.io.filewatch import FileWatch
+from federation.io.filewatch import FileWatch, read_or_none
 from federation.io.pki import CA_CERT, CA_KEY, DENY_FILE, SIGNED_DENY_FILE, _io_errors
+from federation.io.signeddoc import Newest
 from federation.io.tls import auth_values
 
 log = logging.getLogger("memnode.federation.deny")
@@ -99,11 +99,11 @@ class DenyList:
         self._signed: SignedList | None = None
         self._local: frozenset[str] = frozenset()
         self._entries: frozenset[str] = frozenset()
-        self._logged: set[str] = set()
-        self.rejected = 0
         self._signed_watch = FileWatch([self.dir / SIGNED_DENY_FILE], check_every=check_every,
                                        clock=clock)
         self._local_watch = FileWatch([self.path], check_every=check_every, clock=clock)
+        self._newest: Newest[SignedList] = Newest(lambda p: verify(p, self._ca), "deny list",
+                                                  log)
         self._reload(signed_file=True, local_file=True)
 
     @property
@@ -121,35 +121,24 @@ class DenyList:
     def offer(self, payload: bytes, source: str) -> bool:
         """A signed list from ``source`` (a peer or a file): adopted if it verifies and
         is newer than the one in force. Never raises."""
-        try:
-            signed = verify(payload, self._ca)
-        except DenyListRejected as exc:
-            with self._lock:
-                self.rejected += 1
-                first = source not in self._logged
-                self._logged.add(source)
-            (log.warning if first else log.debug)(
-                "deny list from %s rejected: %s (logged once per source)", source, exc)
+        signed = self._newest.offer(payload, source)
+        if signed is None:
             return False
         with self._lock:
-            if signed.version <= self.version:
-                return False
             self._signed = signed
             self._entries = signed.entries | self._local
         log.info("deny list version %d from %s adopted: %d entries", signed.version,
                  source, len(signed.entries))
         return True
 
+    @property
+    def rejected(self) -> int:
+        """Signed lists rejected (from peers or the file): bad signature, malformed."""
+        return self._newest.rejected
+
     def _reload(self, *, signed_file: bool, local_file: bool) -> None:
         if signed_file:
-            try:
-                payload = (self.dir / SIGNED_DENY_FILE).read_bytes()
-            except FileNotFoundError:
-                payload = None
-            except OSError as exc:
-                log.warning("cannot read %s: %s; keeping the list in force",
-                            self.dir / SIGNED_DENY_FILE, exc)
-                payload = None
+            payload = read_or_none(self.dir / SIGNED_DENY_FILE, log)
             if payload is not None:
                 self.offer(payload, str(self.dir / SIGNED_DENY_FILE))
         if local_file:

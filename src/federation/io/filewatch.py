@@ -13,13 +13,14 @@ reader then keeps what it has, or treats it as empty, as it documents).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["FileWatch"]
+__all__ = ["FileWatch", "read_or_none"]
 
 Stamp = tuple[int, int, int] | None
 
@@ -67,3 +68,19 @@ class FileWatch:
                 return False
             self._read = self._seen
             return True
+
+    def read_if_changed(self, log: logging.Logger) -> bytes | None:
+        """The (first) file's bytes once it changed (:meth:`changed`); None if it did
+        not, or is gone, or unreadable (logged: what is in force stays)."""
+        return read_or_none(self.paths[0], log) if self.changed() else None
+
+
+def read_or_none(path: Path, log: logging.Logger) -> bytes | None:
+    """``path``'s bytes; None if it does not exist or cannot be read (logged)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("cannot read %s: %s; keeping what is in force", path, exc)
+        return None

@@ -55,6 +55,7 @@ log = logging.getLogger("memnode.federation.pki")
 CA_KEY, CA_CERT, NODE_KEY, NODE_CERT = "ca.key", "ca.crt", "node.key", "node.crt"
 METADATA_KEY, DENY_FILE, INFO_FILE = "metadata.key", "denied.txt", "federation.json"
 SIGNED_DENY_FILE = "denied.signed"
+SIGNED_ERASURE_FILE = "erasures.signed"
 BACKDATE = dt.timedelta(hours=1)  # certificates start an hour early: tolerate clock skew
 EXPIRY_WARNING = dt.timedelta(days=30)
 DEFAULT_IPS = ("127.0.0.1", "::1")
@@ -166,8 +167,9 @@ def issue_node(federation_dir: Path, name: str, out: Path, *, dns: Sequence[str]
                                f"starts ({start:%Y-%m-%d %H:%M} UTC); is the CA expired?")
     copies = {n: _read(federation_dir / n, "the federation's", private=n == METADATA_KEY)
               for n in (METADATA_KEY, DENY_FILE, INFO_FILE)}
-    if (federation_dir / SIGNED_DENY_FILE).exists():
-        copies[SIGNED_DENY_FILE] = _read(federation_dir / SIGNED_DENY_FILE, "the federation's")
+    for signed in (SIGNED_DENY_FILE, SIGNED_ERASURE_FILE):
+        if (federation_dir / signed).exists():
+            copies[signed] = _read(federation_dir / signed, "the federation's")
     if renew:
         _check_renewable(out, name, ca_cert)
     else:

@@ -8,6 +8,7 @@ from federation.effects import (
     DeleteReplica,
     DropTombstone,
     Effect,
+    KeepErasures,
     OriginMarks,
     OwnSeqLearned,
     UpsertReplica,
@@ -27,6 +28,7 @@ class SimStore:
         self.own: dict[str, Event] = {}  # own compacted log: memory id -> newest event
         self.own_seq = 0
         self.marks: dict[str, OriginMarks] = {}
+        self.erasure_record = b""
 
     def own_event(self, event: Event) -> None:
         self.own[event.memory_id] = event
@@ -47,6 +49,8 @@ class SimStore:
                     del self.own[effect.memory_id]
             elif isinstance(effect, OwnSeqLearned):
                 self.own_seq = max(self.own_seq, effect.watermark)
+            elif isinstance(effect, KeepErasures):
+                self.erasure_record = effect.record
             else:
                 self.marks[effect.origin] = effect
 
@@ -55,4 +59,4 @@ class SimStore:
         own = self.marks.get(self.node_id)
         marks = [m for o, m in self.marks.items() if o != self.node_id]
         marks.append(OriginMarks(self.node_id, self.own_seq, own.gc_floor if own else 0, None))
-        return RestartState(events, marks)
+        return RestartState(events, marks, erasure_record=self.erasure_record)

@@ -1,5 +1,5 @@
 """The ``memnode`` commands that run or administer a node (the CLI's client commands are
-in memnode.cli.main): serve, sidecar, compact, federation init / issue / deny. Heavy imports
+in memnode.cli.main): serve, sidecar, compact, federation init / issue / deny / erase. Heavy imports
 happen inside each command."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memnode.cli.erase import add_erase_command
 from memnode.cli.rotation import add_key_commands
 from memnode.errors import UsageError
 
@@ -231,7 +232,8 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     p.set_defaults(func=cmd_mcp)
     fp = sub.add_parser("federation", help="create a federation and its members' credentials",
                         description="create a federation (CA and metadata key), issue node "
-                        "certificates for mutual TLS, and deny members")
+                        "certificates for mutual TLS, deny members and erase the memories of "
+                        "a lost origin")
     fsub = fp.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
     p = fsub.add_parser("init", help="create a federation in DIR (CA, metadata key)")
     p.set_defaults(func=cmd_federation_init)
@@ -257,6 +259,7 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     p.set_defaults(func=cmd_federation_deny)
     p.add_argument("dir", type=Path, metavar="DIR")
     p.add_argument("node_id", metavar="NODE_ID")
+    add_erase_command(fsub)
 
     serve = sub.add_parser("serve", help="run a node", description="run a node")
     serve.set_defaults(func=cmd_serve)

@@ -40,7 +40,7 @@ from memnode.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnode.node import commits, paging, rekey, restore, validation
+from memnode.node import commits, paging, rekey, restore, subject, validation
 from memnode.node.commits import Overlay, Staged
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
@@ -315,6 +315,10 @@ class Node:
 
         self._commits.submit(write)
 
+    def forget_where(self, where: Mapping[str, object]) -> int:
+        """Forget every own memory whose metadata equals ``where`` (node.subject)."""
+        return subject.forget_where(self, where)
+
     def _own_record(self, memory_id: str, overlay: Overlay) -> LocalRecord:
         if memory_id in overlay:  # changed by an earlier write of the same group
             staged = overlay[memory_id]
@@ -337,7 +341,7 @@ class Node:
                where: Mapping[str, object] | None = None, embedding: bytes = b"") -> Recall:
         cfg = self.config
         k = validation.recall_k(k, cfg.max_recall_k)
-        wanted: Metadata = validation.metadata(where or {}, self.metadata_limits)
+        wanted: Metadata = subject.wanted(self, where)
         started = time.perf_counter()
         if embedding:
             vec = validation.embedding(embedding, self.model.dim)
@@ -346,15 +350,17 @@ class Node:
             vec = self.embedder.embed([query])[0]
         embedded = time.perf_counter()
         self.metrics.embed_seconds.observe(embedded - started)
-        replica_where: dict[str, list[MetaValue]] = {
-            key: self.metakey.match_values(value) for key, value in wanted.items()
-        }
+        replica_where = self._replica_where(wanted)
         hits = self.visible.query(vec, k, include_replicas=mesh, where_local=wanted,
                                   where_replica=replica_where)
         extra = self.ephemeral.query(vec, k, wanted)
         if extra:
             hits = sorted(hits + extra, key=lambda h: h.score, reverse=True)[:k]
         return Recall(hits, embedded - started, time.perf_counter() - embedded)
+
+    def _replica_where(self, wanted: Metadata) -> dict[str, list[MetaValue]]:
+        """What a replica may hold for each wanted value: clear or keyed hash."""
+        return {key: self.metakey.match_values(value) for key, value in wanted.items()}
 
     def get(self, memory_id: str) -> LocalRecord | ReplicaRecord:
         validation.memory_id(memory_id)
@@ -364,10 +370,14 @@ class Node:
             raise NotFound(f"no memory {memory_id}")
         return found
 
-    def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
-        """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
+    def list(self, page_size: int, token: str, *, mesh: bool = False,
+             where: Mapping[str, object] | None = None) -> Page:
+        """Pages over ephemeral, then own persisted, then (mesh) replica memories (those
+        whose metadata equals ``where``, matched as recall does)."""
+        wanted = subject.wanted(self, where)
         return paging.page(self.ephemeral, self.visible, page_size, token, mesh=mesh,
-                           settle=lambda: self.indexer.flush(paging.SETTLE_SECONDS))
+                           settle=lambda: self.indexer.flush(paging.SETTLE_SECONDS),
+                           where=(wanted, self._replica_where(wanted)))
 
     def backup(self, out: Path) -> dict[str, Any]:
         """An online, consistent backup into ``out`` (storage.backup); its manifest."""

@@ -208,6 +208,22 @@ class ChromaStore:
             found.update(got["ids"])
         return found
 
+    def find_local(self, where: Mapping[str, MetaValue]) -> dict[str, Privacy]:
+        """Own memories whose clear metadata equals ``where`` (the filter recall uses):
+        id -> privacy. ``where`` must not be empty."""
+        assert where, "find_local needs a filter"
+        found: dict[str, Privacy] = {}
+        offset = 0
+        while True:
+            got = self._local.get(where=_where([{k: v} for k, v in where.items()]),
+                                  limit=self.batch_size, offset=offset, include=["metadatas"])
+            metas: list[Any] = got["metadatas"] or []
+            for mid, meta in zip(got["ids"], metas, strict=True):
+                found[mid] = Privacy(int((meta or {}).get("_privacy", Privacy.PRIVATE)))
+            if len(got["ids"]) < self.batch_size:
+                return found
+            offset += len(got["ids"])
+
     def get_local(self, memory_id: str) -> LocalRecord | None:
         records = self._local_records(self._local.get(ids=[memory_id], include=_INCLUDE_ALL))
         return records[0] if records else None

@@ -14,7 +14,7 @@ per client request and synced before the client is answered:
   the FORGET tombstone of a forgotten one.
 - ``origins``: per origin, the marks of the replication core: the watermark (the
   version vector), the GC floor and the reconciliation cursor.
-- ``meta``: schema version, node id, model identity.
+- ``meta``: schema version, node id, model identity, the CA-signed erasure orders in force.
 
 A data directory that cannot be read is reported (DataDirError), never reset.
 """
@@ -31,6 +31,7 @@ from federation.effects import (
     DeleteReplica,
     DropTombstone,
     Effect,
+    KeepErasures,
     OriginMarks,
     OwnSeqLearned,
     UpsertReplica,
@@ -244,6 +245,9 @@ class EventLog:
                               (effect.memory_id,))
                     c.execute("DELETE FROM lost_texts WHERE memory_id = ?", (effect.memory_id,))
                     to_sync.append(effect.memory_id)
+                elif isinstance(effect, KeepErasures):  # latin-1: the bytes as signed
+                    c.execute("INSERT OR REPLACE INTO meta VALUES ('erasures', ?)",
+                              (effect.record.decode("latin-1"),))
                 elif isinstance(effect, OwnSeqLearned):
                     c.execute("INSERT OR REPLACE INTO meta VALUES ('restore', ?)",
                               (f"done: own seq {effect.watermark}, peers held {effect.learned}",))

@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from federation.erasure import ErasureOrder
 from federation.errors import CredentialsError
+from federation.io.denysign import check_entry
 from federation.io.filewatch import FileWatch, read_or_none
 from federation.io.pki import SIGNED_ERASURE_FILE, _io_errors, _load_ca
 from federation.io.signeddoc import (
@@ -65,9 +66,9 @@ class SignedOrders:
 
 
 def check_origin(origin: str) -> str:
-    origin = origin.strip()
-    if (not origin or "/" in origin or len(origin) > 256
-            or any(c.isspace() or not c.isprintable() for c in origin)):
+    """``origin`` stripped: what a deny list entry may be, without a ``/`` (a node id)."""
+    origin = check_entry(origin)
+    if "/" in origin:
         raise CredentialsError(f"not a node id: {origin!r}")
     return origin
 

@@ -15,6 +15,8 @@ per client request and synced before the client is answered:
 - ``origins``: per origin, the marks of the replication core: the watermark (the
   version vector), the GC floor and the reconciliation cursor.
 - ``meta``: schema version, node id, model identity.
+- ``data_keys``: each own memory's data key, wrapped (encryption at rest,
+  :mod:`memnode.storage.atrest`); a forget deletes it and empties the WAL.
 
 A data directory that cannot be read is reported (DataDirError), never reset.
 """
@@ -26,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from federation.effects import (
     DeleteReplica,
@@ -42,7 +45,10 @@ from federation.messages import EventRun
 from federation.validate import RejectReason
 from memnode.errors import DataDirError
 from memnode.node.domain import LocalRecord
-from memnode.storage.records import JournalEntry, record_from_row, record_payload
+from memnode.storage.records import JournalEntry, journal_forget, journal_put, record_from_row
+
+if TYPE_CHECKING:
+    from memnode.storage.atrest import Sealer
 
 SCHEMA_VERSION = "1"
 LOG_FILE = "log.db"
@@ -77,13 +83,18 @@ CREATE TABLE origins (
 class EventLog:
     """Thread-safe; one writer at a time (writes take an internal lock)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, sealer: Sealer | None = None
+                 ) -> None:
         self._conn = conn
         self._lock = threading.RLock()
         self.path = path
+        self.sealer = sealer
+        if sealer is not None:
+            sealer.attach(path)
 
     @classmethod
-    def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> EventLog:
+    def open(cls, data_dir: Path, *, synchronous: str = "FULL", sealer: Sealer | None = None
+             ) -> EventLog:
         path = data_dir / LOG_FILE
         fresh = not path.exists()
         try:
@@ -100,6 +111,8 @@ class EventLog:
             # restored nodes: own memories taken back from peers without their text
             conn.execute("CREATE TABLE IF NOT EXISTS lost_texts "
                          "(memory_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+            conn.execute("CREATE TABLE IF NOT EXISTS data_keys "
+                         "(memory_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise DataDirError(f"{path}: log is corrupt ({check}); refusing to start")
@@ -108,11 +121,13 @@ class EventLog:
             raise DataDirError(f"{path}: log is unreadable ({exc}); refusing to start") from exc
         if row is None or row[0] != SCHEMA_VERSION:
             raise DataDirError(f"{path}: unknown log schema {row!r}; refusing to start")
-        return cls(conn, path)
+        return cls(conn, path, sealer)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self.sealer is not None:
+                self.sealer.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -121,6 +136,8 @@ class EventLog:
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
+                if self.sealer is not None and self.sealer.take_destroyed():
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no old key page
             except BaseException:
                 # also when COMMIT itself failed (a full disk): never leave it open
                 if self._conn.in_transaction:
@@ -153,15 +170,9 @@ class EventLog:
         """
         with self._tx() as c:
             for record in puts:
-                payload, blob = record_payload(record)
-                c.execute(
-                    "INSERT INTO journal (op, memory_id, payload, embedding) VALUES ('put',?,?,?)",
-                    (record.id, payload, blob),
-                )
+                journal_put(c, record, self.sealer)
             for memory_id in forgets:
-                c.execute(
-                    "INSERT INTO journal (op, memory_id) VALUES ('forget', ?)", (memory_id,)
-                )
+                journal_forget(c, memory_id, self.sealer)
             self._append_events(c, events)
             row = c.execute("SELECT MAX(jseq) FROM journal").fetchone()
         return int(row[0] or 0)
@@ -227,17 +238,14 @@ class EventLog:
             for effect in effects:
                 if isinstance(effect, UpsertReplica) and effect.event.origin == own_origin:
                     self._put_event(c, effect.event)
-                    payload, blob = record_payload(own[effect.event.memory_id])
-                    c.execute("INSERT INTO journal (op, memory_id, payload, embedding) "
-                              "VALUES ('put', ?, ?, ?)", (effect.event.memory_id, payload, blob))
+                    journal_put(c, own[effect.event.memory_id], self.sealer)
                     to_sync.append(effect.event.memory_id)
                 elif isinstance(effect, DeleteReplica) and effect.memory_id.startswith(
                         own_origin + "/") and own_origin:
                     c.execute("DELETE FROM events WHERE memory_id = ?", (effect.memory_id,))
                     if effect.forget is not None:
                         self._put_event(c, effect.forget)
-                    c.execute("INSERT INTO journal (op, memory_id) VALUES ('forget', ?)",
-                              (effect.memory_id,))
+                    journal_forget(c, effect.memory_id, self.sealer)
                     c.execute("DELETE FROM lost_texts WHERE memory_id = ?", (effect.memory_id,))
                     to_sync.append(effect.memory_id)
                 elif isinstance(effect, OwnSeqLearned):
@@ -348,11 +356,11 @@ class EventLog:
                 "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq "
                 "LIMIT ?", (limit,)
             ).fetchall()
-        out = []
-        for jseq, op, memory_id, payload, blob in rows:
-            record = record_from_row(memory_id, payload, blob) if op == "put" else None
-            out.append(JournalEntry(jseq, op, memory_id, record))
-        return out
+            keys = None if self.sealer is None else self.sealer.keys(
+                [r[2] for r in rows if r[1] == "put"], self._conn)
+        return [JournalEntry(jseq, op, memory_id, record_from_row(
+                    memory_id, payload, blob, keys, self.sealer) if op == "put" else None)
+                for jseq, op, memory_id, payload, blob in rows]
 
     def journal_done(self, through_jseq: int) -> None:
         """Chroma holds everything journalled up to ``through_jseq``: drop those rows."""

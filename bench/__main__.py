@@ -34,6 +34,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
             "mTLS vs --insecure: 3-node write-to-visible latency and bulk catch-up, as ratios"),
     "chaos": ("bench.chaos",
               "pods in netns under kill -9, partitions and loss; nothing acknowledged lost"),
+    "atrest": ("bench.atrest",
+               "encryption at rest on vs off: remember throughput and recall p95, same run"),
     "figures": ("bench.figures",
                 "rewrite the README figures table (between its bench markers) from results"),
 }

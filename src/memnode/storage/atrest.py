@@ -10,8 +10,9 @@ page of any file keeps the key: the forgotten text and metadata, whose ciphertex
 still sit in Chroma's soft-deleted pages until ``memnode compact``, can no longer be
 opened (crypto-shredding).
 
-What is sealed where: the journal's ``put`` rows and Chroma's ``memories`` collection
-(the reserved metadata key ``_sealed``; no document). Metadata keys stay in clear, and
+What is sealed where: the journal's ``put`` rows, Chroma's ``memories`` collection
+(the reserved metadata key ``_sealed``; no document) and the log's copy of own PUBLIC
+events, whose metadata travel in clear (peers receive them opened). Metadata keys stay in clear, and
 each value is stored beside the ciphertext as a keyed hash (HMAC-SHA256 under a
 node-local *index key*, 16 bytes, base64url) so ``recall --where K=V`` still filters
 by equality in Chroma; numbers compare as before (1 matches 1.0, True matches only
@@ -27,7 +28,6 @@ pages until ``compact``. Embeddings are not encrypted (Chroma searches them).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -47,7 +47,7 @@ from memnode.storage.keywrap import KeyWrapper, WrongKeyError, load_master_key
 ATREST_FILE = "atrest.json"
 SEALED = "_sealed"  # Chroma metadata key of the ciphertext
 _DOMAIN = b"memnode.atrest.where.v1\x00"
-_CACHE_MAX = 50_000
+_CACHE_MAX = 100_000  # data keys held unwrapped in memory (~20 MB)
 _LEGACY = ("{d} was written without encryption at rest (text and metadata in clear). "
            "To encrypt it, with the node stopped: memnode backup OUT --data-dir {d}, then "
            "memnode restore OUT --data-dir NEW_DIR (see docs/STORAGE.md); nothing was "
@@ -55,9 +55,14 @@ _LEGACY = ("{d} was written without encryption at rest (text and metadata in cle
 
 
 class Sealer:
-    """Seals and opens own memories; holds the index key and, for writes, a bounded
-    cache of data keys. Key writes run inside the log's transaction (its connection);
-    reads use a connection of their own, so recall never waits for a group commit."""
+    """Seals and opens own memories; holds the index key and a bounded cache of
+    unwrapped data keys. Key writes run inside the log's transaction (its connection);
+    reads use a connection of their own, so recall never waits for a group commit.
+
+    A forget must leave no copy of the key in the cache either, even one a concurrent
+    read fetched before the forget committed: a read caches what it fetched only if no
+    forget committed meanwhile (``_generation``), and each committed forget empties the
+    cache (``take_destroyed``)."""
 
     def __init__(self, wrapper: KeyWrapper, index_key: bytes) -> None:
         self.wrapper = wrapper
@@ -65,6 +70,8 @@ class Sealer:
         self._cache: dict[str, tuple[bytes, bytes]] = {}  # memory id -> (key, wrapped)
         self._read: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._generation = 0
         self._destroyed = False
 
     def attach(self, log_path: Path) -> None:
@@ -85,7 +92,7 @@ class Sealer:
             raw = b"f" + struct.pack(">d", value)
         else:
             raw = b"s" + str(value).encode("utf-8", "surrogatepass")
-        mac = hmac.new(self._index, _DOMAIN + raw, hashlib.sha256).digest()[:16]
+        mac = hmac.digest(self._index, _DOMAIN + raw, "sha256")[:16]
         return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
     def tokens(self, metadata: Mapping[str, MetaValue]) -> dict[str, str]:
@@ -104,9 +111,7 @@ class Sealer:
             else:
                 key = os.urandom(32)
                 cached = (key, self.wrapper.wrap(key))
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[memory_id] = cached
+            self._remember(memory_id, cached)
         # also when cached: a rolled-back transaction may have lost the row
         c.execute("INSERT OR IGNORE INTO data_keys VALUES (?, ?)", (memory_id, cached[1]))
         return cached[0]
@@ -114,19 +119,40 @@ class Sealer:
     def destroy(self, c: sqlite3.Connection, memory_id: str) -> None:
         """Delete the memory's data key (in ``c``'s transaction): crypto-shredding."""
         c.execute("DELETE FROM data_keys WHERE memory_id = ?", (memory_id,))
-        self._cache.pop(memory_id, None)
+        with self._cache_lock:
+            self._generation += 1
+            self._cache.pop(memory_id, None)
         self._destroyed = True
 
     def take_destroyed(self) -> bool:
-        """True once after keys were destroyed: the log then empties its WAL."""
+        """After a commit: True once if it destroyed keys (the log then empties its WAL);
+        the cache is emptied of anything a read may have fetched before the commit."""
         destroyed, self._destroyed = self._destroyed, False
+        if destroyed:
+            with self._cache_lock:
+                self._generation += 1
+                self._cache.clear()
         return destroyed
+
+    def _remember(self, memory_id: str, entry: tuple[bytes, bytes],
+                  generation: int | None = None) -> None:
+        with self._cache_lock:
+            if generation is not None and generation != self._generation:
+                return
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[memory_id] = entry
 
     def keys(self, memory_ids: Sequence[str], c: sqlite3.Connection | None = None
              ) -> dict[str, bytes]:
         """The data keys of those memories that still have one (forgotten ones do not)."""
-        out = {m: self._cache[m][0] for m in memory_ids if m in self._cache}
+        out: dict[str, bytes] = {}
+        for m in memory_ids:
+            entry = self._cache.get(m)  # a concurrent clear may empty it: never index it
+            if entry is not None:
+                out[m] = entry[0]
         missing = [m for m in dict.fromkeys(memory_ids) if m not in out]
+        generation = self._generation
         for start in range(0, len(missing), 500):
             chunk = missing[start : start + 500]
             sql = ("SELECT memory_id, wrapped FROM data_keys WHERE memory_id IN "
@@ -137,27 +163,34 @@ class Sealer:
                 assert self._read is not None, "Sealer.attach first"
                 with self._read_lock:
                     rows = self._read.execute(sql, chunk).fetchall()
-            out.update((m, self.wrapper.unwrap(w)) for m, w in rows)
+            for m, wrapped in rows:
+                out[m] = self.wrapper.unwrap(wrapped)
+                if c is None:
+                    self._remember(m, (out[m], bytes(wrapped)), generation)
         return out
 
     # -- sealing ------------------------------------------------------------------------
 
     @staticmethod
-    def seal(key: bytes, memory_id: str, text: str, metadata: Metadata) -> str:
+    def seal_bytes(key: bytes, memory_id: str, plain: bytes) -> bytes:
         nonce = os.urandom(12)
-        plain = json.dumps([text, metadata], ensure_ascii=False, separators=(",", ":"))
-        sealed = AESGCM(key).encrypt(nonce, plain.encode("utf-8"), memory_id.encode())
-        return base64.b64encode(nonce + sealed).decode("ascii")
+        return nonce + AESGCM(key).encrypt(nonce, plain, memory_id.encode())
 
     @staticmethod
-    def open(key: bytes, memory_id: str, sealed: str) -> tuple[str, Metadata]:
-        raw = base64.b64decode(sealed)
+    def open_bytes(key: bytes, memory_id: str, sealed: bytes) -> bytes:
         try:
-            plain = AESGCM(key).decrypt(raw[:12], raw[12:], memory_id.encode())
+            return AESGCM(key).decrypt(sealed[:12], sealed[12:], memory_id.encode())
         except InvalidTag:
             raise DataDirError(f"memory {memory_id}: its ciphertext does not open "
                                "(altered or damaged)") from None
-        text, metadata = json.loads(plain)
+
+    def seal(self, key: bytes, memory_id: str, text: str, metadata: Metadata) -> str:
+        plain = json.dumps([text, metadata], ensure_ascii=False, separators=(",", ":"))
+        sealed = self.seal_bytes(key, memory_id, plain.encode("utf-8"))
+        return base64.b64encode(sealed).decode("ascii")
+
+    def open(self, key: bytes, memory_id: str, sealed: str) -> tuple[str, Metadata]:
+        text, metadata = json.loads(self.open_bytes(key, memory_id, base64.b64decode(sealed)))
         return str(text), dict(metadata)
 
 

@@ -40,12 +40,18 @@ from federation.effects import (
 )
 from federation.events import Event, EventKind, SharedPrivacy, local_id_of
 from federation.eventsource import bounded_run
-from federation.io.wire import event_from_bytes, event_to_bytes
 from federation.messages import EventRun
 from federation.validate import RejectReason
 from memnode.errors import DataDirError
 from memnode.node.domain import LocalRecord
-from memnode.storage.records import JournalEntry, journal_forget, journal_put, record_from_row
+from memnode.storage.records import (
+    JournalEntry,
+    event_body,
+    event_of,
+    journal_forget,
+    journal_put,
+    record_from_row,
+)
 
 if TYPE_CHECKING:
     from memnode.storage.atrest import Sealer
@@ -186,7 +192,7 @@ class EventLog:
                 raise ValueError(
                     f"event {event.origin}/{event.seq} does not follow {heads[event.origin]}"
                 )
-            self._put_event(c, event)
+            self._put_event(c, event, own=True)
             heads[event.origin] = event.seq
         for origin, seq in heads.items():
             c.execute(
@@ -195,13 +201,13 @@ class EventLog:
                 (origin, seq),
             )
 
-    @staticmethod
-    def _put_event(c: sqlite3.Connection, event: Event) -> None:
+    def _put_event(self, c: sqlite3.Connection, event: Event, own: bool = False) -> None:
         # Compaction: the newest event of a memory supersedes the older ones.
         c.execute("DELETE FROM events WHERE memory_id = ?", (event.memory_id,))
         c.execute(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-            (event.origin, event.seq, event.memory_id, int(event.kind), event_to_bytes(event)),
+            (event.origin, event.seq, event.memory_id, int(event.kind),
+             event_body(c, event, self.sealer if own else None)),
         )
 
     def is_noop(self, effects: Sequence[Effect]) -> bool:
@@ -237,7 +243,7 @@ class EventLog:
         with self._tx() as c:
             for effect in effects:
                 if isinstance(effect, UpsertReplica) and effect.event.origin == own_origin:
-                    self._put_event(c, effect.event)
+                    self._put_event(c, effect.event, own=True)
                     journal_put(c, own[effect.event.memory_id], self.sealer)
                     to_sync.append(effect.event.memory_id)
                 elif isinstance(effect, DeleteReplica) and effect.memory_id.startswith(
@@ -287,7 +293,7 @@ class EventLog:
             rows = c.execute("SELECT body FROM events WHERE origin = ? ORDER BY seq",
                              (origin,)).fetchall()
             for (body,) in rows:
-                event = event_from_bytes(body)
+                event = event_of(c, body, self.sealer)
                 reason = refuse(event)
                 if reason is not None:
                     c.execute("DELETE FROM events WHERE origin = ? AND seq = ?",
@@ -327,7 +333,8 @@ class EventLog:
                 (origin, after_seq, watermark, max_events + 1),
             ).fetchall()
         return bounded_run(origin, after_seq, watermark,
-                           (event_from_bytes(body) for (body,) in rows), max_events, max_bytes)
+                           (event_of(None, body, self.sealer) for (body,) in rows),
+                           max_events, max_bytes)
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the whole log (SQLite's online backup API)."""
@@ -389,7 +396,7 @@ class EventLog:
                 "SELECT body FROM events WHERE memory_id = ? ORDER BY seq DESC LIMIT 1",
                 (memory_id,),
             ).fetchone()
-        return None if row is None else event_from_bytes(row[0])
+            return None if row is None else event_of(self._conn, row[0], self.sealer)
 
     def count_events(self, *, origin: str | None = None, kind: EventKind | None = None) -> int:
         """Retained events (of ``origin``, of ``kind``, when given)."""

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from federation.events import Event, SharedPrivacy
+from federation.io.wire import event_from_bytes, event_to_bytes
+from memnode.errors import DataDirError
 from memnode.node.domain import LocalRecord, Privacy
 
 if TYPE_CHECKING:
@@ -56,6 +60,34 @@ def journal_forget(c: sqlite3.Connection, memory_id: str, sealer: Sealer | None)
     c.execute("INSERT INTO journal (op, memory_id) VALUES ('forget', ?)", (memory_id,))
     if sealer is not None:
         sealer.destroy(c, memory_id)
+
+
+_SEALED_EVENT = b"\x00sealed\x00"  # a protobuf message never starts with a 0 byte
+
+
+def event_body(c: sqlite3.Connection, event: Event, sealer: Sealer | None) -> bytes:
+    """How the log stores an event: an own PUBLIC event with metadata (clear values)
+    sealed under its memory's data key when ``sealer`` is given, else as on the wire."""
+    body = event_to_bytes(event)
+    if sealer is None or event.privacy != SharedPrivacy.PUBLIC or not event.metadata:
+        return body
+    key = sealer.key_for_write(c, event.memory_id)
+    mid = event.memory_id.encode()
+    return (_SEALED_EVENT + struct.pack(">H", len(mid)) + mid
+            + sealer.seal_bytes(key, event.memory_id, body))
+
+
+def event_of(c: sqlite3.Connection | None, body: bytes, sealer: Sealer | None) -> Event:
+    """The event a log row holds (see ``event_body``)."""
+    if not body.startswith(_SEALED_EVENT):
+        return event_from_bytes(body)
+    start = len(_SEALED_EVENT) + 2
+    (size,) = struct.unpack(">H", body[start - 2 : start])
+    memory_id = body[start : start + size].decode()
+    key = None if sealer is None else sealer.keys([memory_id], c).get(memory_id)
+    if sealer is None or key is None:
+        raise DataDirError(f"the event of {memory_id} is sealed and its key is missing")
+    return event_from_bytes(sealer.open_bytes(key, memory_id, body[start + size :]))
 
 
 def record_from_row(memory_id: str, payload: str, embedding: bytes,

@@ -1,0 +1,166 @@
+"""What encryption at rest costs: two ``memnode serve`` nodes in the same run, one with
+it (the default) and one created with ``--no-encrypt-at-rest``, fed the same batches
+and asked the same queries, alternately, so both see the same machine load.
+
+    python -m bench atrest [--size N] [--batch 256] [--queries 500] [--json OUT]
+
+1. Remember throughput: ``RememberBatch`` of the corpus' texts (``test-hash`` embedder,
+   ``--sync normal``: the node's own work, not the embedder or fsync, is what is
+   measured, so encryption's share is as large as it gets), paired batch by batch up
+   to ``--size`` own memories; with the index tail's backpressure this is the rate
+   Chroma indexing sustains.
+2. Recall at ``--size``: k=10 by embedding (local scope) and with a ``where`` filter on
+   a metadata value (a keyed hash when encrypted), client latency over gRPC and the
+   server's own search time (``search_seconds``), p50/p95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import _corpus as corpus
+from bench._common import (
+    RESULTS,
+    Budget,
+    ServeProcess,
+    latency_summary,
+    load_average,
+    machine_info,
+    median,
+    ratio,
+    write_json,
+)
+
+DESCRIPTION = "encryption at rest on vs off: remember throughput and recall p95, same run"
+MODES = {"on": [], "off": ["--no-encrypt-at-rest"]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="5k memories, 200 queries")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="result file (default bench/results/atrest.json)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="own memories per node (default 20000; --quick 5000)")
+    parser.add_argument("--batch", type=int, default=256, help="memories per RememberBatch")
+    parser.add_argument("--queries", type=int, default=None, help="timed queries per kind")
+    parser.add_argument("--minutes", type=float, default=30.0, help="time budget of the load")
+    parser.add_argument("--workdir", type=Path, default=None)
+
+
+def _request(items: list[tuple[str, dict[str, Any]]]) -> Any:
+    from memnode.v1 import memnode_pb2 as pb
+
+    request = pb.RememberBatchRequest()
+    for text, meta in items:
+        item = request.items.add(text=text, privacy=pb.TEAM)
+        for key, value in meta.items():
+            if isinstance(value, str):
+                item.metadata[key].s = value
+            else:
+                item.metadata[key].i = int(value)
+    return request
+
+
+def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    import grpc
+
+    from memnode.v1 import memnode_pb2 as pb
+    from memnode.v1 import memnode_pb2_grpc as pb_grpc
+
+    size = args.size or (5000 if args.quick else 20000)
+    queries = args.queries or (200 if args.quick else 500)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-atrest-"))
+    nodes = {m: ServeProcess(work / f"node-{m}", "test-hash", work / "serve.log",
+                             extra=["--sync", "normal", "--sidecar", "off", *extra])
+             for m, extra in MODES.items()}
+    try:
+        for node in nodes.values():
+            node.start(timeout=300)
+        stubs = {m: pb_grpc.MemoryServiceStub(grpc.insecure_channel(
+            n.addr, options=[("grpc.max_send_message_length", 64 << 20)]))
+            for m, n in nodes.items()}
+        for m in MODES:  # warm-up, not timed
+            stubs[m].RememberBatch(_request(corpus.records(99, 0, 32)), timeout=600)
+        batches = (size + args.batch - 1) // args.batch
+        spent: dict[str, list[float]] = {m: [] for m in MODES}
+        budget = Budget(max_count=batches, seconds=args.minutes * 60)
+        while budget.more():
+            request = _request(corpus.records(11, budget.count * args.batch, args.batch))
+            order = list(MODES) if budget.count % 2 == 0 else list(reversed(MODES))
+            for m in order:
+                t = time.perf_counter()
+                stubs[m].RememberBatch(request, timeout=600)
+                spent[m].append(time.perf_counter() - t)
+            budget.tick()
+            if budget.count % 20 == 0:
+                print(f"atrest: {budget.count * args.batch} per node", file=sys.stderr,
+                      flush=True)
+        written = budget.count * args.batch
+        remember = {m: {"items_per_s": round(written / sum(s), 1),
+                        "batch_p50_s": round(median(s), 4)} for m, s in spent.items()}
+        paired = [on / off for on, off in zip(spent["on"], spent["off"], strict=True)]
+
+        rng = np.random.default_rng(5)
+        picks = rng.integers(0, written, size=queries + 20)
+        texts = [corpus.record(11, int(i)) for i in picks]
+        kinds = {
+            "recall": [pb.RecallRequest(query=t, k=10, scope=pb.LOCAL) for t, _ in texts],
+            "recall_where": [pb.RecallRequest(query=t, k=10, scope=pb.LOCAL) for t, _ in texts],
+        }
+        for request, (_, meta) in zip(kinds["recall_where"], texts, strict=True):
+            request.where["kind"].s = meta["kind"]
+        recall: dict[str, Any] = {}
+        for kind, requests in kinds.items():
+            client = {m: [] for m in MODES}
+            server = {m: [] for m in MODES}
+            for n, request in enumerate(requests):
+                for m in MODES if n % 2 == 0 else reversed(MODES):
+                    t = time.perf_counter()
+                    response = stubs[m].Recall(request, timeout=30)
+                    if n >= 20:  # the first 20: warm-up
+                        client[m].append(time.perf_counter() - t)
+                        server[m].append(response.search_seconds)
+            recall[kind] = {m: {"client": latency_summary(client[m]),
+                                "server_search": latency_summary(server[m])} for m in MODES}
+            recall[kind]["p95_delta_ms"] = round(
+                recall[kind]["on"]["client"]["p95_ms"]
+                - recall[kind]["off"]["client"]["p95_ms"], 3)
+    finally:
+        for node in nodes.values():
+            node.stop()
+    result = {
+        "benchmark": "atrest", "size": written, "batch": args.batch, "queries": queries,
+        "remember": remember,
+        "remember_ratio_on_off": ratio(remember["on"]["items_per_s"],
+                                       remember["off"]["items_per_s"]),
+        "remember_paired_time_ratio_p50": round(median(paired), 3),
+        "recall": recall, "machine": machine_info(), "load_average": load_average(),
+    }
+    out = args.json or RESULTS / ("atrest-quick.json" if args.quick else "atrest.json")
+    write_json(out, result)
+    print(_table(result))
+    return 0
+
+
+def _table(r: dict[str, Any]) -> str:
+    rows = [f"encryption at rest, {r['size']} own memories per node "
+            f"(test-hash, sync normal, batch {r['batch']})",
+            f"remember items/s: on {r['remember']['on']['items_per_s']}, off "
+            f"{r['remember']['off']['items_per_s']} (ratio {r['remember_ratio_on_off']}, "
+            f"paired batch time ratio p50 {r['remember_paired_time_ratio_p50']})"]
+    for kind in ("recall", "recall_where"):
+        x = r["recall"][kind]
+        rows.append(f"{kind} p50/p95 ms: on {x['on']['client']['p50_ms']}/"
+                    f"{x['on']['client']['p95_ms']}, off {x['off']['client']['p50_ms']}/"
+                    f"{x['off']['client']['p95_ms']} (p95 delta {x['p95_delta_ms']} ms; "
+                    f"server search p95 on {x['on']['server_search']['p95_ms']}, off "
+                    f"{x['off']['server_search']['p95_ms']})")
+    return "\n".join(rows)

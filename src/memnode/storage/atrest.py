@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import itertools
 import json
 import os
 import sqlite3
@@ -139,8 +140,9 @@ class Sealer:
         with self._cache_lock:
             if generation is not None and generation != self._generation:
                 return
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
+            if len(self._cache) >= _CACHE_MAX:  # the oldest tenth goes (insertion order)
+                for old in list(itertools.islice(self._cache, _CACHE_MAX // 10)):
+                    del self._cache[old]
             self._cache[memory_id] = entry
 
     def keys(self, memory_ids: Sequence[str], c: sqlite3.Connection | None = None

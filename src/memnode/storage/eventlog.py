@@ -118,7 +118,7 @@ class EventLog:
             conn.execute("CREATE TABLE IF NOT EXISTS lost_texts "
                          "(memory_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
             conn.execute("CREATE TABLE IF NOT EXISTS data_keys "
-                         "(memory_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL)")
+                         "(memory_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID")
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise DataDirError(f"{path}: log is corrupt ({check}); refusing to start")

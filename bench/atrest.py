@@ -78,6 +78,15 @@ def _cpu_seconds(node: ServeProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _written_bytes(node: ServeProcess) -> int:
+    """Bytes the node process caused to be written to storage (/proc/PID/io)."""
+    assert node.proc is not None
+    for line in Path(f"/proc/{node.proc.pid}/io").read_text().splitlines():
+        if line.startswith("write_bytes:"):
+            return int(line.split()[1])
+    return 0
+
+
 def _wait_indexed(node: ServeProcess, timeout: float = 900) -> None:
     from urllib.request import urlopen
 
@@ -118,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
         for m in MODES:  # warm-up, not timed
             stubs[m].RememberBatch(_request(corpus.records(99, 0, 32)), timeout=600)
         cpu_before = {m: _cpu_seconds(n) for m, n in nodes.items()}
+        io_before = {m: _written_bytes(n) for m, n in nodes.items()}
         batches = (size + args.batch - 1) // args.batch
         spent: dict[str, list[float]] = {m: [] for m in MODES}
         budget = Budget(max_count=batches, seconds=args.minutes * 60)
@@ -141,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
             _wait_indexed(node)
         cpu = {m: round((_cpu_seconds(n) - cpu_before[m]) / written * 1e6, 1)
                for m, n in nodes.items()}  # node CPU per memory stored and indexed
+        written_kb = {m: round((_written_bytes(n) - io_before[m]) / written / 1024, 1)
+                      for m, n in nodes.items()}  # bytes the node wrote, per memory
         rng = np.random.default_rng(5)
         picks = rng.integers(0, written, size=queries + 20)
         texts = [corpus.record(11, int(i)) for i in picks]
@@ -179,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         "remember_paired_time_ratio_p50": round(median(paired), 3),
         "remember_node_cpu_us_per_memory": cpu,
         "remember_cpu_ratio_on_off": ratio(cpu["on"], cpu["off"]),
+        "remember_node_written_kib_per_memory": written_kb,
         "recall": recall, "machine": machine_info(), "load_average": load_average(),
     }
     out = args.json or RESULTS / ("atrest-quick.json" if args.quick else "atrest.json")
@@ -194,7 +207,8 @@ def _table(r: dict[str, Any]) -> str:
             f"{r['remember']['off']['items_per_s']} (ratio {r['remember_ratio_on_off']}, "
             f"paired batch time ratio p50 {r['remember_paired_time_ratio_p50']})",
             f"node CPU per memory stored and indexed, us: {r['remember_node_cpu_us_per_memory']}"
-            f" (ratio {r['remember_cpu_ratio_on_off']})"]
+            f" (ratio {r['remember_cpu_ratio_on_off']}); written KiB per memory: "
+            f"{r['remember_node_written_kib_per_memory']}"]
     for kind in ("recall", "recall_where"):
         x = r["recall"][kind]
         rows.append(f"{kind} p50/p95 ms: on {x['on']['client']['p50_ms']}/"

@@ -65,6 +65,32 @@ def test_a_wrong_master_key_is_refused_and_the_data_dir_is_unchanged(
     assert proc.terminate() == 0
 
 
+def test_a_backup_of_a_node_keyed_elsewhere_restores_only_with_its_key(
+        tmp_path: Path) -> None:
+    data, right = tmp_path / "node", _key_file(tmp_path / "right.key")
+    proc = NodeProcess(data, ["--master-key-file", str(right), "--sidecar", "off"]).start()
+    canary = f"canary-{secrets.token_hex(8)}"
+    with proc.client() as c:
+        mid = c.remember(f"{canary} kept under the right key", privacy="private")
+    assert proc.terminate() == 0
+    bk, restored = tmp_path / "bk", tmp_path / "restored"
+    done = run_cli("backup", str(bk), "--data-dir", str(data), "--quiet",
+                   "--master-key-file", str(right))
+    assert done.returncode == 0, done.stderr
+    assert "master.key" not in {p.name for p in bk.iterdir()}
+    refused = run_cli("restore", str(bk), "--data-dir", str(restored), "--quiet")
+    assert refused.returncode != 0 and "no master key was given" in refused.stderr
+    assert not restored.exists()
+    done = run_cli("restore", str(bk), "--data-dir", str(restored), "--quiet",
+                   "--master-key-file", str(right))
+    assert done.returncode == 0, done.stderr
+    proc = NodeProcess(restored, ["--master-key-file", str(right), "--sidecar", "off",
+                                  "--restore-without-peers"]).start()
+    with proc.client() as c:
+        assert c.get(mid).text == f"{canary} kept under the right key"
+    assert proc.terminate() == 0
+
+
 def test_a_clear_store_is_refused_then_encrypted_by_backup_and_restore(
         tmp_path: Path) -> None:
     old = tmp_path / "old"

@@ -61,7 +61,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if args.data_dir:
-            manifest = _offline_backup(Path(args.data_dir), out)
+            manifest = _offline_backup(Path(args.data_dir), out, args.master_key_file)
         else:
             from memnode.client import Client
 
@@ -82,7 +82,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _offline_backup(data_dir: Path, out: Path) -> dict[str, Any]:
+def _offline_backup(data_dir: Path, out: Path, master_key_file: Path | None = None
+                    ) -> dict[str, Any]:
     from memnode._version import __version__
     from memnode.errors import DataDirError
     from memnode.storage import backup
@@ -98,7 +99,7 @@ def _offline_backup(data_dir: Path, out: Path) -> dict[str, Any]:
         raise UsageError(f"{out} is not empty")
     try:
         with DataDirLock(data_dir):
-            sealer = open_atrest(data_dir, None, os.environ, clear_ok=True)
+            sealer = open_atrest(data_dir, master_key_file, os.environ, clear_ok=True)
             log = EventLog.open(data_dir, sealer=sealer)
             try:
                 dim = int(str(log.meta("model")).split("/")[-2])
@@ -277,6 +278,8 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     bp.add_argument("--tls-ca", default=None, metavar="PEM",
                     help="CA certificate of a node serving TLS [env MEMNODE_TLS_CA]")
     bp.add_argument("--quiet", action="store_true", help="no progress bar")
+    bp.add_argument("--master-key-file", type=Path, default=None, help="with --data-dir: "
+                    "the store's master key, when not in it (else $MEMNODE_MASTER_KEY)")
     rp = sub.add_parser("restore", help="verify a backup and lay out a data directory",
                         description="verify BACKUP's manifest and checksums, then lay out "
                         "--data-dir from it (Chroma rebuilt from the log)")

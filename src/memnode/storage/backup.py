@@ -223,6 +223,10 @@ def restore(backup: Path, data_dir: Path, *, force: bool = False,
     from memnode.storage.lock import DataDirLock
 
     manifest = verify(backup)
+    clear = ATREST_FILE not in manifest["files"] or json.loads(
+        (backup / ATREST_FILE).read_text()).get("mode") == "clear"
+    if not clear:  # the master key must open the backup before anything is laid out
+        open_atrest(backup, master_key_file, os.environ)
     started = time.perf_counter()
     moved: Path | None = None
     if data_dir.exists() and any(data_dir.iterdir()):
@@ -234,8 +238,6 @@ def restore(backup: Path, data_dir: Path, *, force: bool = False,
         data_dir.rename(moved)
     data_dir.mkdir(parents=True, exist_ok=True)
     with DataDirLock(data_dir):
-        clear = ATREST_FILE not in manifest["files"] or json.loads(
-            (backup / ATREST_FILE).read_text()).get("mode") == "clear"
         if clear:  # made before encryption at rest: a new encrypted store
             sealer = open_atrest(data_dir, master_key_file, os.environ)
         for name in manifest["files"]:

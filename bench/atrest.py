@@ -19,6 +19,7 @@ and asked the same queries, alternately, so both see the same machine load.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=256, help="memories per RememberBatch")
     parser.add_argument("--queries", type=int, default=None, help="timed queries per kind")
     parser.add_argument("--minutes", type=float, default=30.0, help="time budget of the load")
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the two nodes' data go (default: a temporary directory, "
+                        "removed at the end)")
 
 
 def _request(items: list[tuple[str, dict[str, Any]]]) -> Any:
@@ -183,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for node in nodes.values():
             node.stop()
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
     result = {
         "benchmark": "atrest", "size": written, "batch": args.batch, "queries": queries,
         "remember": remember,

@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
               "Remember throughput with the audit trail on vs off, medians of one run"),
     "chaos": ("bench.chaos",
               "pods in netns under kill -9, partitions and loss; nothing acknowledged lost"),
+    "atrest": ("bench.atrest",
+               "encryption at rest on vs off: remember throughput and recall p95, same run"),
     "figures": ("bench.figures",
                 "rewrite the README figures table (between its bench markers) from results"),
 }

@@ -63,7 +63,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if args.data_dir:
-            manifest = _offline_backup(Path(args.data_dir), out)
+            manifest = _offline_backup(Path(args.data_dir), out, args.master_key_file)
         else:
             from memnode.client import Client
 
@@ -84,10 +84,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _offline_backup(data_dir: Path, out: Path) -> dict[str, Any]:
+def _offline_backup(data_dir: Path, out: Path, master_key_file: Path | None = None
+                    ) -> dict[str, Any]:
     from memnode._version import __version__
     from memnode.errors import DataDirError
     from memnode.storage import backup
+    from memnode.storage.atrest import open_atrest
     from memnode.storage.chroma import ChromaStore
     from memnode.storage.eventlog import LOG_FILE, EventLog
     from memnode.storage.lock import DataDirLock
@@ -99,10 +101,11 @@ def _offline_backup(data_dir: Path, out: Path) -> dict[str, Any]:
         raise UsageError(f"{out} is not empty")
     try:
         with DataDirLock(data_dir):
-            log = EventLog.open(data_dir)
+            sealer = open_atrest(data_dir, master_key_file, os.environ, clear_ok=True)
+            log = EventLog.open(data_dir, sealer=sealer)
             try:
                 dim = int(str(log.meta("model")).split("/")[-2])
-                snapshot = backup.take_snapshot(log, ChromaStore(data_dir, dim), out)
+                snapshot = backup.take_snapshot(log, ChromaStore(data_dir, dim, sealer), out)
             finally:
                 log.close()
     except DataDirError as exc:
@@ -121,7 +124,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         manifest = backup.read_manifest(Path(args.backup))
         with _bar(int(manifest["counts"]["own_memories"]), "entry", args.quiet) as bar:
             report = backup.restore(Path(args.backup), Path(args.data_dir), force=args.force,
-                                    progress=bar.update)
+                                    progress=bar.update, master_key_file=args.master_key_file)
     except backup.BackupError as exc:
         raise UsageError(str(exc)) from None
     if report.moved_aside is not None:
@@ -284,6 +287,8 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     bp.add_argument("--tls-ca", default=None, metavar="PEM",
                     help="CA certificate of a node serving TLS [env MEMNODE_TLS_CA]")
     bp.add_argument("--quiet", action="store_true", help="no progress bar")
+    bp.add_argument("--master-key-file", type=Path, default=None, help="with --data-dir: "
+                    "the store's master key, when not in it (else $MEMNODE_MASTER_KEY)")
     rp = sub.add_parser("restore", help="verify a backup and lay out a data directory",
                         description="verify BACKUP's manifest and checksums, then lay out "
                         "--data-dir from it (Chroma rebuilt from the log)")
@@ -293,6 +298,9 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     rp.add_argument("--force", action="store_true",
                     help="move a non-empty --data-dir aside (DIR.before-restore-TIME) first")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument("--master-key-file", type=Path, default=None,
+                    help="the store's master key, when the backup holds none (else "
+                    "$MEMNODE_MASTER_KEY; a backup from before encryption gets a new one)")
 
     sp = sub.add_parser("sidecar", help="run the federation sidecar next to a node",
                         description="run the federation sidecar next to a node "

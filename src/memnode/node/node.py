@@ -51,6 +51,7 @@ from memnode.node.metrics import NodeMetrics
 from memnode.node.paging import Page
 from memnode.node.restore import RestoreState
 from memnode.storage import backup
+from memnode.storage.atrest import open_atrest
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.durable import Durable, StoreWriteError
 from memnode.storage.eventlog import EventLog
@@ -106,10 +107,12 @@ class Node:
 
     def _open(self, config: NodeConfig, embedder: Embedder | None) -> None:
         data_dir = config.data_dir
+        sealer = open_atrest(data_dir, config.master_key_file, os.environ,  # before any write
+                             encrypt=config.encrypt_at_rest)
         self.identity: Identity
         self.identity, created = load_or_create(data_dir)
         self.node_id = self.identity.node_id
-        self.log = EventLog.open(data_dir, synchronous=config.sync.upper())
+        self.log = EventLog.open(data_dir, synchronous=config.sync.upper(), sealer=sealer)
         if not created and self.log.meta("node_id") not in (None, self.node_id):
             raise DataDirError(f"{data_dir}: log belongs to another node; refusing to start")
         self.embedder = embedder or load_embedder(config.embedder)
@@ -127,7 +130,7 @@ class Node:
         self.log.set_meta("model", str(self.model))
         self.restore = RestoreState(self.log, self.metrics,
                                     without_peers=config.restore_without_peers)
-        self.store = ChromaStore(data_dir, self.model.dim)
+        self.store = ChromaStore(data_dir, self.model.dim, sealer)
         try:
             self.metakey = KeyFile(config.metadata_key_file, os.environ)
         except MetadataKeyError as exc:

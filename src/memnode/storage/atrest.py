@@ -196,6 +196,18 @@ class Sealer:
         return str(text), dict(metadata)
 
 
+def in_clear(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a store kept in clear (from before encryption at rest,
+    or made with ``encrypt=False``): one :func:`open_atrest` refuses to encrypt."""
+    path = data_dir / ATREST_FILE
+    if path.is_file():
+        try:
+            return bool(json.loads(path.read_text()).get("mode") == "clear")
+        except (OSError, ValueError, AttributeError):
+            return False  # unreadable: open_atrest says so
+    return (data_dir / "log.db").exists() or (data_dir / "chroma").exists()
+
+
 def open_atrest(data_dir: Path, master_key_file: Path | None, env: Mapping[str, str], *,
                 encrypt: bool = True, clear_ok: bool = False) -> Sealer | None:
     """The data directory's sealer, after its key check; a new store gets one (and its

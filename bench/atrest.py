@@ -39,6 +39,7 @@ from bench._common import (
     ratio,
     write_json,
 )
+from bench._remember import _request
 
 DESCRIPTION = "encryption at rest on vs off: remember throughput and recall p95, same run"
 MODES = {"on": [], "off": ["--no-encrypt-at-rest"]}
@@ -56,20 +57,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the two nodes' data go (default: a temporary directory, "
                         "removed at the end)")
-
-
-def _request(items: list[tuple[str, dict[str, Any]]]) -> Any:
-    from memnode.v1 import memnode_pb2 as pb
-
-    request = pb.RememberBatchRequest()
-    for text, meta in items:
-        item = request.items.add(text=text, privacy=pb.TEAM)
-        for key, value in meta.items():
-            if isinstance(value, str):
-                item.metadata[key].s = value
-            else:
-                item.metadata[key].i = int(value)
-    return request
 
 
 def _cpu_seconds(node: ServeProcess) -> float:

@@ -40,6 +40,7 @@ from federation.io.signeddoc import (
     load_ca_public_key,
     next_version,
     open_doc,
+    read_doc,
     replace_file,
     sign_doc,
 )
@@ -107,14 +108,8 @@ def verify(payload: bytes, ca_public_key: ec.EllipticCurvePublicKey) -> SignedLi
 def read_signed(dir: Path, ca_public_key: ec.EllipticCurvePublicKey) -> SignedList | None:
     """``dir/denied.signed`` verified, None if there is none; DenyListRejected if it is
     bad, CredentialsError if it cannot be read."""
-    path = Path(dir) / SIGNED_DENY_FILE
-    try:
-        payload = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise CredentialsError(f"cannot read the deny list {path}: {exc}") from exc
-    return verify(payload, ca_public_key)
+    payload = read_doc(Path(dir) / SIGNED_DENY_FILE, "deny list")
+    return None if payload is None else verify(payload, ca_public_key)
 
 
 def deny_in_federation(federation_dir: Path, entry: str, *,

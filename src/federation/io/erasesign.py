@@ -42,6 +42,7 @@ from federation.io.signeddoc import (
     load_ca_public_key,
     next_version,
     open_doc,
+    read_doc,
     replace_file,
     sign_doc,
 )
@@ -132,14 +133,8 @@ def verify(payload: bytes, ca_public_key: ec.EllipticCurvePublicKey) -> SignedOr
 
 
 def read_signed(dir: Path, ca_public_key: ec.EllipticCurvePublicKey) -> SignedOrders | None:
-    path = Path(dir) / SIGNED_ERASURE_FILE
-    try:
-        payload = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise CredentialsError(f"cannot read the erasure orders {path}: {exc}") from exc
-    return verify(payload, ca_public_key)
+    payload = read_doc(Path(dir) / SIGNED_ERASURE_FILE, "erasure orders")
+    return None if payload is None else verify(payload, ca_public_key)
 
 
 def erase_in_federation(federation_dir: Path, origin: str, ids: Sequence[str] = (), *,

@@ -157,3 +157,12 @@ class Newest(Generic[D]):
         return doc
 
 
+def read_doc(path: Path, what: str) -> bytes | None:
+    """A signed document's file: its bytes, None if there is none; CredentialsError if
+    it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CredentialsError(f"cannot read the {what} {path}: {exc}") from exc

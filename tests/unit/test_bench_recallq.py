@@ -69,14 +69,16 @@ def test_a_tie_at_the_kth_place_counts_as_found() -> None:
 def test_one_small_size_through_real_nodes(tmp_path: Path) -> None:
     tv = TextVectors(HashEmbedder(), root=tmp_path / "cache", hold_out_of=10_000)
     queries = tv.queries(20)
-    args = argparse.Namespace(k=K, eps=1e-4, ef_search="", variant=[])
+    args = argparse.Namespace(k=K, eps=1e-4, variant=["ef_search=50"])
     out = recallq.one_size(300, tv, queries, args, tmp_path / "work")
     assert out["load"]["replicas"]["events"] == 300
-    row = out["settings"][0]
+    row = out["default"]
     assert set(row) == {"hnsw", "node_local", "node_mesh", "raw_local", "raw_replicas"}
     for name in ("node_local", "node_mesh", "raw_local", "raw_replicas"):
         assert row[name]["recall"]["median"] == 1.0, (name, row[name])
         assert row[name]["recall"]["p5"] >= 0.9, (name, row[name])
+    [variant] = out["variants"]
+    assert variant["hnsw"]["ef_search"] == 50 and variant["raw"]["recall"]["median"] == 1.0
     assert tv.embedded == 10_000 + 20  # one cached chunk of the corpus, the queries
     again = TextVectors(HashEmbedder(), root=tmp_path / "cache", hold_out_of=10_000)
     assert np.array_equal(again.corpus(300), tv.corpus(300)) and again.embedded == 0

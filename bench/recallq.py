@@ -17,7 +17,7 @@ queries are held-out texts of the same generator. For each size N:
    collections searched and merged), and raw Chroma queries of the same collections;
    recall@k = |returned ∩ exact top-k| / k, and a tie-aware one that also counts a
    returned memory whose exact similarity equals the k-th best within ``--eps`` (the
-   corpus has near-duplicates); median, p5 and mean, and latency p50/p95;
+   corpus has near-duplicates); median, p5, min and mean, and latency p50/p95;
 4. ``--variant``: a raw collection built from the same vectors (same ids, batches of
    Chroma's maximum) with other HNSW settings, its build time, recall and latency. Each
    is created with its settings: Chroma 1.5.9 stores an ``ef_search`` changed with
@@ -105,6 +105,7 @@ def tied_recall_at_k(got: Sequence[Sequence[int]], exact: Ids, k: int,
 
 def summary(values: Sequence[float]) -> dict[str, float]:
     return {"median": round(percentile(values, 50), 4), "p5": round(percentile(values, 5), 4),
+            "min": round(min(values), 4) if values else float("nan"),
             "mean": round(float(np.mean(values)), 4) if values else float("nan")}
 
 

@@ -38,6 +38,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
               "Remember throughput with the audit trail on vs off, medians of one run"),
     "chaos": ("bench.chaos",
               "pods in netns under kill -9, partitions and loss; nothing acknowledged lost"),
+    "atrest": ("bench.atrest",
+               "encryption at rest on vs off: remember throughput and recall p95, same run"),
+    "recallq": ("bench.recallq",
+                "recall@10 of local and mesh recall vs exact search, on cached text embeddings"),
     "figures": ("bench.figures",
                 "rewrite the README figures table (between its bench markers) from results"),
 }

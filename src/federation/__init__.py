@@ -25,11 +25,13 @@ from federation.effects import (
     DeleteReplica,
     DropTombstone,
     Effect,
+    KeepErasures,
     OriginMarks,
     OwnSeqLearned,
     UpsertReplica,
 )
 from federation.engine import FederationCore
+from federation.erasure import ErasureOrder, Erasures
 from federation.errors import ConfigError, FederationError, LocalEventError, SourceError
 from federation.eventsource import EventSource, MemoryEventSource
 from federation.membership import MemberState
@@ -40,6 +42,7 @@ from federation.messages import (
     MemberHeartbeat,
     Message,
     SignedDenyList,
+    SignedErasures,
 )
 from federation.metrics import Metrics
 from federation.ready import Outgoing, PeerStatus, Ready
@@ -53,12 +56,15 @@ __all__ = [
     "Digest",
     "DropTombstone",
     "Effect",
+    "ErasureOrder",
+    "Erasures",
     "EventBatch",
     "EventRun",
     "EventSource",
     "FederationConfig",
     "FederationCore",
     "FederationError",
+    "KeepErasures",
     "LocalEventError",
     "MemberHeartbeat",
     "MemberState",
@@ -73,6 +79,7 @@ __all__ = [
     "RejectReason",
     "RestartState",
     "SignedDenyList",
+    "SignedErasures",
     "SourceError",
     "UpsertReplica",
     "VersionVector",

@@ -75,4 +75,15 @@ class OwnSeqLearned:
     learned: int
 
 
-Effect = UpsertReplica | DeleteReplica | DropTombstone | OriginMarks | OwnSeqLearned
+@dataclass(frozen=True, slots=True)
+class KeepErasures:
+    """Keep ``record``, the CA-signed erasure orders now enforced (opaque to the core:
+    the sidecar verified it), in place of the one kept before; it comes back at restart
+    in ``RestartState.erasure_record``. Follows the deletes the new orders caused, in
+    the same persist."""
+
+    record: bytes
+
+
+Effect = (UpsertReplica | DeleteReplica | DropTombstone | OriginMarks | OwnSeqLearned
+          | KeepErasures)

@@ -8,6 +8,7 @@ Shaped like etcd raft's RawNode. Inputs::
     core.local_events(events)            several at once (one rumor push)
     core.peer_discovered(node_id, addr)  discovery proposed a peer and the transport
                                          proved its identity
+    core.erase(orders, record)           CA-signed erasure orders, verified by the caller
     core.exchange_with(node_id)          start an exchange now (optional)
 
 Outputs, after any input::
@@ -42,12 +43,13 @@ them only for ids, seqs and kinds, and reads what it sends from the source.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from federation.antientropy import AntiEntropy
 from federation.config import FederationConfig
 from federation.effects import DropTombstone, Effect
+from federation.erasure import ErasureOrder
 from federation.events import Event, ModelId
 from federation.eventsource import EventSource, MemoryEventSource
 from federation.membership import Member, Membership
@@ -193,6 +195,12 @@ class FederationCore:
                 # that exchange is this interval's round: a periodic one right after it
                 # would fetch the same catch-up again from another peer
                 self.antientropy.round_started(self.now)
+
+    def erase(self, orders: Sequence[ErasureOrder], record: bytes) -> None:
+        """CA-signed erasure orders (verified by the caller; ``record``: their signed
+        form, for the node to keep): erase what they cover and refuse it from now on
+        (federation.erasure)."""
+        self._effects.extend(self.replica.erase(orders, record))
 
     def exchange_with(self, peer: str) -> None:
         """Start an anti-entropy exchange with ``peer`` now (e.g. the transport just

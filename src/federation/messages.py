@@ -110,6 +110,8 @@ class Digest:
     deny_version: int = 0
     """The version of the federation's signed deny list the sender holds (0: none).
     Stamped by the sidecar, not the core: a peer holding a newer list sends it."""
+    erasure_version: int = 0
+    """The same for the CA-signed erasure orders (federation.io.erasesign)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,18 @@ class SignedDenyList:
     payload: bytes
 
 
-Message = Digest | EventBatch | SignedDenyList
+@dataclass(frozen=True, slots=True)
+class SignedErasures:
+    """The federation's erasure orders as its CA signed them, carried verbatim like
+    :class:`SignedDenyList`; the sidecar verifies them and hands the orders to the core
+    (:mod:`federation.io.erasesign`)."""
+
+    sender: str
+    version: int
+    payload: bytes
+
+
+Message = Digest | EventBatch | SignedDenyList | SignedErasures
 
 
 def _is_int(value: object, minimum: int = 0) -> bool:
@@ -143,7 +156,7 @@ def digest_is_well_formed(digest: Digest, *, max_origins: int, max_members: int)
     if not isinstance(digest.sender, str) or not digest.sender:
         return False
     if not (_is_int(digest.incarnation) and _is_int(digest.heartbeat)
-            and _is_int(digest.deny_version)):
+            and _is_int(digest.deny_version) and _is_int(digest.erasure_version)):
         return False
     if not isinstance(digest.address, str) or not isinstance(digest.reply, bool):
         return False

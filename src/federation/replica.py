@@ -43,7 +43,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from federation.effects import DeleteReplica, DropTombstone, Effect, OriginMarks, UpsertReplica
+from federation.effects import (
+    DeleteReplica,
+    DropTombstone,
+    Effect,
+    KeepErasures,
+    OriginMarks,
+    UpsertReplica,
+)
+from federation.erasure import ErasureOrder, Erasures, purge
 from federation.errors import LocalEventError
 from federation.events import Event, EventKind, origin_of
 from federation.messages import EventRun
@@ -71,6 +79,10 @@ class RestartState:
 
     events: Sequence[Event] = ()
     marks: Sequence[OriginMarks] = ()
+    erasures: Sequence[ErasureOrder] = ()
+    """The erasure orders the node enforces (from the signed record below)."""
+    erasure_record: bytes = b""
+    """The CA-signed erasure orders the node keeps (opaque here: see KeepErasures)."""
 
 
 def _run_is_malformed(run: EventRun) -> bool:
@@ -106,6 +118,7 @@ class ReplicaState:
         self._own = self._state(node_id)
         self._vv: VersionVector | None = None
         self.restoring = restoring
+        self.erasures = Erasures()
 
     # queries -----------------------------------------------------------------------
     def _state(self, origin: str) -> OriginState:
@@ -301,6 +314,9 @@ class ReplicaState:
     ) -> None:
         memory_id = event.memory_id
         foreign = st is not self._own or self.restoring
+        if st is not self._own and self.erasures.covers(memory_id):
+            res.reject(RejectReason.ERASED)  # valid, but erased by order: skipped
+            return
         if event.kind is EventKind.FORGET:
             old = st.live.pop(memory_id, None)
             if old is not None:
@@ -354,9 +370,20 @@ class ReplicaState:
                 effects.append(self._marks(st))
         return effects
 
+    def erase(self, orders: Sequence[ErasureOrder], record: bytes) -> list[Effect]:
+        """Enforce ``orders`` from now on and erase what they cover (never our own
+        memories); ``record`` (the signed orders, opaque) is for the node to keep."""
+        effects: list[Effect] = []
+        for order in self.erasures.add(orders):
+            st = self._origins.get(order.origin)
+            if st is not None and st is not self._own:
+                effects += purge(st, order)
+        return [*effects, KeepErasures(record)]
+
     # restart -----------------------------------------------------------------------
     def restore(self, restart: RestartState) -> None:
         """Rebuild from durable state (trusted: it is our own disk). Call before use."""
+        self.erasures.add(restart.erasures)
         for mark in restart.marks:
             st = self._state(mark.origin)
             st.watermark = max(st.watermark, mark.watermark)

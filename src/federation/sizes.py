@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from federation.events import Event, MetaValue
-from federation.messages import Digest, EventBatch, EventRun, Message, SignedDenyList
+from federation.messages import (
+    Digest,
+    EventBatch,
+    EventRun,
+    Message,
+    SignedDenyList,
+    SignedErasures,
+)
 
 
 def varint_len(value: int) -> int:
@@ -141,6 +148,7 @@ def digest_size(digest: Digest) -> int:
         + _seq_map_size(digest.gc_floors)
         + _seq_map_size(digest.resync)
         + _int_field(digest.deny_version)
+        + _int_field(digest.erasure_version)
     )
     for m in digest.members:
         size += _len_field(
@@ -155,7 +163,7 @@ def digest_size(digest: Digest) -> int:
 def message_size(message: Message) -> int:
     if isinstance(message, Digest):
         return digest_size(message)
-    if isinstance(message, SignedDenyList):
+    if isinstance(message, SignedDenyList | SignedErasures):
         return (_str_field(message.sender) + _int_field(message.version)
                 + _bytes_field(message.payload))
     return batch_size(message)

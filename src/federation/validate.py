@@ -46,6 +46,9 @@ class RejectReason(enum.Enum):
     OWN_ORIGIN = "own_origin"
     """A peer sent events of *our* origin above our own log's head: we never wrote
     them (or our log was restored from an old backup). Never applied."""
+    ERASED = "erased"
+    """An event of a memory a CA-signed erasure order covers (federation.erasure): valid,
+    but never applied; skipped like a compacted seq."""
 
 
 @dataclass(frozen=True)

@@ -304,8 +304,13 @@ class Client:
         meta_to_proto(metadata, req.metadata)
         return _memory(self._call("Update", req))
 
-    def forget(self, memory_id: str) -> None:
-        self._call("Forget", pb.ForgetRequest(id=memory_id))
+    def forget(self, memory_id: str = "", *, where: Mapping[str, Any] | None = None) -> int:
+        """Forget one memory by id, or (``where``) every own memory whose metadata equals
+        it, in one durable batch (erasure by subject). Returns how many were forgotten.
+        Give one of the two: the node refuses an empty request (InvalidArgument)."""
+        req = pb.ForgetRequest(id=memory_id)
+        meta_to_proto(where or {}, req.where)
+        return int(self._call("Forget", req).forgotten)
 
     def backup(self, out_dir: str | os.PathLike[str],
                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
@@ -345,13 +350,16 @@ class Client:
         parsed: dict[str, Any] = json.loads(manifest)
         return parsed
 
-    def list(self, *, scope: str = "local", page_size: int = 500) -> Iterator[Memory]:
-        """Every memory (own ones; with scope="mesh" replicas too), paging as it goes."""
+    def list(self, *, scope: str = "local", page_size: int = 500,
+             where: Mapping[str, Any] | None = None) -> Iterator[Memory]:
+        """Every memory (own ones; with scope="mesh" replicas too), paging as it goes;
+        with ``where``, only those whose metadata equals it (as in recall)."""
         token = ""
         scope_value = pb.MESH if scope == "mesh" else pb.LOCAL
         while True:
-            page = self._call("List", pb.ListRequest(page_size=page_size, page_token=token,
-                                                     scope=scope_value))
+            req = pb.ListRequest(page_size=page_size, page_token=token, scope=scope_value)
+            meta_to_proto(where or {}, req.where)
+            page = self._call("List", req)
             for msg in page.memories:
                 yield _memory(msg)
             token = page.next_page_token

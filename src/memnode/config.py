@@ -84,6 +84,15 @@ class NodeConfig(BaseModel):
         description="File with the federation's metadata HMAC key. Else $MEMNODE_METADATA_KEY, "
         "else a development default (logged as such).",
     )
+    master_key_file: Path | None = Field(
+        None, description="File with the master key (base64 of 32 bytes) that wraps each "
+        "memory's data key. Else $MEMNODE_MASTER_KEY, else DATA_DIR/master.key (made on "
+        "first start; it guards copies of the store's files, not of the whole directory).",
+    )
+    encrypt_at_rest: bool = Field(
+        True, description="Encrypt own memories' text and metadata on disk. A store keeps "
+        "the mode it was created with; off only to measure what encryption costs.",
+    )
     max_text_bytes: int = Field(
         64 * 1024, ge=1, description="Largest memory text accepted, in UTF-8 bytes."
     )

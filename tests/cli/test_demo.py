@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import NodeProcess
+
 
 def test_demo_mesh_converges_recalls_across_nodes_and_stops(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "memnode.cli.demo", "--data-dir", str(tmp_path),
@@ -47,3 +49,21 @@ def test_the_running_demo_stops_at_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_a_demo_dir_kept_in_clear_is_moved_aside_and_the_demo_starts_afresh(
+        tmp_path: Path) -> None:
+    """A .memnode-demo/ from before encryption at rest: nodes refuse a store in clear,
+    so the demo moves it aside (never deletes it) instead of failing."""
+    demo = tmp_path / "demo"
+    old = NodeProcess(demo / "node1", extra=["--no-encrypt-at-rest"]).start()
+    with old.client() as c:
+        c.remember("a note of an older demo")
+    assert old.terminate() == 0
+    cmd = [sys.executable, "-m", "memnode.cli.demo", "--data-dir", str(demo),
+           "--embedder", "test-hash", "--exit-after-demo"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "starting afresh" in done.stdout and done.stdout.count(" remembered ") == 5
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("demo.before-encryption-")]
+    assert len(aside) == 1 and (aside[0] / "node1" / "log.db").exists()

@@ -33,7 +33,7 @@ def test_online_backup_restores_every_own_memory_and_refuses_writes(
     assert manifest["node_id"] == source.node.node_id
     assert manifest["counts"]["own_memories"] == 3
     assert manifest["version_vector"] == source.node.version_vector()
-    assert set(manifest["files"]) == {"log.db", "identity.key"}
+    assert set(manifest["files"]) == {"log.db", "identity.key", "atrest.json", "master.key"}
     source.client.remember("written after the backup")  # writes run again
 
     report = backup.restore(tmp_path / "bk", tmp_path / "restored")

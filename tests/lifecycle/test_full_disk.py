@@ -5,7 +5,6 @@ was acknowledged is lost. Needs root (mount); skipped otherwise."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,21 +14,13 @@ from test_health import NOT_SERVING, SERVING, health_of
 from memnode import NewMemory
 from memnode.errors import MemnodeError, ResourceExhausted
 
-from helpers import NodeProcess, wait_for
+from helpers import NodeProcess, tmpfs, wait_for
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "16m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def _free(path: Path) -> int:

@@ -33,8 +33,9 @@ from pathlib import Path
 import pytest
 
 from federation.events import EventKind
-from federation.io.wire import event_from_bytes
 from memnode import Client
+from memnode.storage.atrest import open_atrest
+from memnode.storage.records import event_of
 
 from helpers import converged_vectors, wait_for
 from netlab import Netlab, NetlabUnavailable, http2_frames, read_pcap, read_until, tcp_flows
@@ -103,14 +104,16 @@ def _start_node(lab: Netlab, index: int, data_dir: Path, log: Path) -> subproces
 
 
 def _own_embeddings(data_dir: Path, node_id: str) -> dict[str, bytes]:
-    """memory id -> embedding bytes of the node's own PUT events (its signed log)."""
+    """memory id -> embedding bytes of the node's own PUT events (its signed log; PUBLIC
+    ones are sealed at rest, opened with the node's master key)."""
+    sealer = open_atrest(data_dir, None, {})
     conn = sqlite3.connect(data_dir / "log.db")
     try:
         rows = conn.execute("SELECT memory_id, body FROM events WHERE origin = ? AND kind = ?",
                             (node_id, int(EventKind.PUT))).fetchall()
+        return {mid: bytes(event_of(conn, body, sealer).embedding) for mid, body in rows}
     finally:
         conn.close()
-    return {mid: bytes(event_from_bytes(body).embedding) for mid, body in rows}
 
 
 def test_no_text_or_team_metadata_on_the_wire(lab: Netlab, tmp_path: Path) -> None:

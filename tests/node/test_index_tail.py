@@ -66,7 +66,8 @@ def test_forget_of_an_indexed_memory_hides_it_before_chroma_deletes_it(
     wait_for(lambda: node.node.store.get_local(mid) is not None, "the memory in Chroma")
     node.node.indexer.pause()
     node.client.forget(mid)
-    assert node.node.store.get_local(mid) is not None, "Chroma still holds it"
+    assert node.node.store.existing_local([mid]) == {mid}, "Chroma still holds it"
+    assert node.node.store.get_local(mid) is None, "its data key is gone: it cannot be opened"
     assert mid not in [h.id for h in node.client.recall("an indexed memory about tides")]
     with pytest.raises(NotFound):
         node.client.get(mid)
@@ -75,7 +76,7 @@ def test_forget_of_an_indexed_memory_hides_it_before_chroma_deletes_it(
     lag = node.node.metrics.registry.get_sample_value("memnode_index_lag_seconds")
     assert lag is not None and lag >= 0
     node.node.indexer.resume()
-    wait_for(lambda: node.node.store.get_local(mid) is None, "Chroma to delete it")
+    wait_for(lambda: not node.node.store.existing_local([mid]), "Chroma to delete it")
 
 
 def test_replicas_in_the_tail_match_clear_or_hashed_filters(tmp_path: Path) -> None:

@@ -16,21 +16,13 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memnode.storage.audit_format import AUDIT_DIR, verify
 from memnode.storage.audit_writer import AuditHooks, AuditPolicy, AuditWriter
 
-from helpers import FakeClock, NodeHandle, wait_for
+from helpers import FakeClock, NodeHandle, tmpfs, wait_for
 
 
 @pytest.fixture
 def tiny_audit_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "node" / AUDIT_DIR
-    mount.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "node" / AUDIT_DIR, "16k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def _grow(mount: Path) -> None:

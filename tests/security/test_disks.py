@@ -2,9 +2,9 @@
 memory and no TEAM metadata value of one exists anywhere in a peer's data directory
 (every file, raw bytes: the event log and its WAL, Chroma's SQLite and index files).
 
-Positive controls: the origin's own directory does hold its own texts and TEAM values
-(so the scan reads what a store writes), and each peer does hold the PUBLIC values and
-the TEAM values' keyed hashes of the memories it replicated.
+Positive controls (so the scan reads what a store writes): each peer does hold the
+PUBLIC values and the TEAM values' keyed hashes of the memories it replicated. The
+origin's own directory holds its texts and TEAM values only encrypted (at rest).
 
 Two nodes are stopped with SIGTERM (a clean shutdown) and one with SIGKILL (the disk
 exactly as a running node leaves it: WAL files, unapplied journal).
@@ -97,9 +97,9 @@ def test_no_remote_text_or_team_value_on_a_peers_disk(tmp_path: Path, procs: lis
         files_seen += len(names)
         own = [w for w in written if w.node == n]
         remote = [w for w in written if w.node != n]
-        # positive control: the origin keeps its own texts and TEAM values
-        assert all(w.text.encode() in blob for w in own), f"node {n} lost its own texts"
-        assert all(w.team.encode() in blob for w in own if w.team)
+        # encrypted at rest: not even the origin's files hold its own texts or TEAM values
+        assert not any(w.text.encode() in blob for w in own), f"node {n}: a text in clear"
+        assert not any(w.team.encode() in blob for w in own if w.team)
         # nothing of a remote memory's text or TEAM value, not even its random part
         for w in remote:
             for value in (w.text, w.team):

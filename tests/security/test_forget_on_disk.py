@@ -72,3 +72,53 @@ def test_compact_removes_forgotten_text_and_vector_from_the_files(tmp_path: Path
     finally:
         assert after.terminate() == 0
     assert np.frombuffer(vector, "<f4").shape == (384,)
+
+
+def _wrapped_key(data: Path, memory_id: str) -> bytes:
+    import sqlite3
+
+    conn = sqlite3.connect(data / "log.db")
+    try:
+        row = conn.execute("SELECT wrapped FROM data_keys WHERE memory_id = ?",
+                           (memory_id,)).fetchone()
+    finally:
+        conn.close()
+    assert row is not None, f"{memory_id} has no data key"
+    return bytes(row[0])
+
+
+def test_forget_shreds_text_and_metadata_before_compact(node_factory) -> None:  # type: ignore[no-untyped-def]
+    """Right after a forget, with the sealed record still in Chroma's files, neither the
+    text, nor a clear metadata value, nor the memory's wrapped data key is in any file."""
+    handle = node_factory()
+    c, data = handle.client, handle.data_dir
+    text, meta = f"canary-{secrets.token_hex(8)}", f"meta-{secrets.token_hex(8)}"
+    public = f"pub-{secrets.token_hex(8)}"
+    private = c.remember(f"{text} in a private memory", {"owner": meta, "n": 7},
+                         privacy="private")
+    shared = c.remember("a public memory", {"owner": public}, privacy="public")
+    keep = c.remember("a memory that stays", {"owner": "kept"})
+    wait_for(lambda: handle.node.store.existing_local([private, shared, keep])
+             == {private, shared, keep}, "the memories in Chroma")
+    assert not _files_containing(data, text.encode()), "text must be ciphertext at rest"
+    assert not _files_containing(data, meta.encode()), "metadata must be ciphertext at rest"
+    assert not _files_containing(data, public.encode()), "its event is sealed in the log"
+    keys = [_wrapped_key(data, m) for m in (private, shared)]
+    assert all(_files_containing(data, k) for k in keys)
+    handle.node.indexer.pause()  # Chroma keeps every byte of the forgotten records
+    c.forget(private)
+    c.forget(shared)
+    assert handle.node.store.existing_local([private, shared]) == {private, shared}
+    for needle in (text.encode(), meta.encode(), public.encode(), *keys):
+        assert not _files_containing(data, needle), needle
+    assert handle.node.store.get_local(private) is None, "its ciphertext no longer opens"
+    # everything else still works: get, where (numbers too), update, list, recall
+    assert [h.id for h in c.recall("a memory", where={"owner": "kept"})] == [keep]
+    assert c.recall("private memory", where={"n": 7}) == []
+    assert c.update(keep, {"owner": "changed", "n": 7.0}).metadata == {"owner": "changed",
+                                                                        "n": 7.0}
+    handle.node.indexer.resume()
+    wait_for(lambda: not handle.node.store.existing_local([private, shared]), "the deletes")
+    assert [h.id for h in c.recall("a memory", where={"n": 7})] == [keep]
+    assert c.get(keep).text == "a memory that stays"
+    assert [m.id for m in c.list()] == [keep]

@@ -12,15 +12,59 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 from federation.io.denylist import DenyList
-from federation.messages import Digest, SignedDenyList
+from federation.messages import Digest, Message, SignedDenyList
 from federation.ports import Transport
 
 log = logging.getLogger("federation.sidecar")
 
 RESEND_SECONDS = 5.0
+
+
+class Held(Protocol):
+    """A signed document a member holds: its version and bytes (0 / None: none)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def payload(self) -> bytes | None: ...
+
+
+class DocGossip:
+    """Sends the signed document ``held`` to a peer whose digest shows an older version
+    (``theirs``), again at most every ``resend_seconds`` while it still does. Shared by
+    the deny list and the erasure orders."""
+
+    def __init__(self, held: Held | None, transport: Transport,
+                 message: Callable[[str, int, bytes], Message],
+                 theirs: Callable[[Digest], int], resend_seconds: float = RESEND_SECONDS
+                 ) -> None:
+        self.held = held
+        self.transport = transport
+        self._message = message
+        self._theirs = theirs
+        self.resend_seconds = resend_seconds
+        self._sent: dict[str, tuple[int, float]] = {}  # peer -> (version, when)
+
+    def share(self, own_id: str, peer: str, digest: Digest,
+              holds_back: Callable[[str], bool]) -> None:
+        held = self.held
+        if held is None or not digest.address or self._theirs(digest) >= held.version:
+            return
+        payload, version = held.payload, held.version
+        last = self._sent.get(peer)
+        now = time.monotonic()
+        if payload is None or (last is not None and last[0] == version
+                               and now - last[1] < self.resend_seconds):
+            return
+        if holds_back(peer):
+            return
+        self._sent[peer] = (version, now)
+        self.transport.send(peer, digest.address, self._message(own_id, version, payload))
 
 
 class DenyGossip:
@@ -31,7 +75,8 @@ class DenyGossip:
         self.resend_seconds = resend_seconds
         self.messages_denied = 0  # not sent: the peer is on the deny list
         self._seen: set[str] = set()
-        self._sent: dict[str, tuple[int, float]] = {}  # peer -> (version, when)
+        self._gossip = DocGossip(deny, transport, SignedDenyList,
+                                 lambda d: d.deny_version, resend_seconds)
 
     @property
     def version(self) -> int:
@@ -67,16 +112,4 @@ class DenyGossip:
 
     def share(self, own_id: str, peer: str, digest: Digest) -> None:
         """Send our signed list to ``peer`` if its digest shows an older one."""
-        deny = self.deny
-        if deny is None or not digest.address or digest.deny_version >= deny.version:
-            return
-        payload, version = deny.payload, deny.version
-        last = self._sent.get(peer)
-        now = time.monotonic()
-        if payload is None or (last is not None and last[0] == version
-                               and now - last[1] < self.resend_seconds):
-            return
-        if self.holds_back(peer):
-            return
-        self._sent[peer] = (version, now)
-        self.transport.send(peer, digest.address, SignedDenyList(own_id, version, payload))
+        self._gossip.share(own_id, peer, digest, self.holds_back)

@@ -27,14 +27,15 @@ import grpc
 
 from federation.errors import CredentialsError
 from federation.io.denysign import (
-    DenyListRejected,
     SignedList,
     check_entry,
     deny_in_federation,
     load_ca_public_key,
     verify,
 )
+from federation.io.filewatch import FileWatch, read_or_none
 from federation.io.pki import CA_CERT, CA_KEY, DENY_FILE, SIGNED_DENY_FILE, _io_errors
+from federation.io.signeddoc import Newest
 from federation.io.tls import auth_values
 
 log = logging.getLogger("memnode.federation.deny")
@@ -94,17 +95,16 @@ class DenyList:
         self.dir = Path(dir)
         self.path = self.dir / DENY_FILE
         self._ca = load_ca_public_key(self.dir)
-        self._check_every = check_every
-        self._clock = clock
         self._lock = threading.Lock()
         self._signed: SignedList | None = None
         self._local: frozenset[str] = frozenset()
         self._entries: frozenset[str] = frozenset()
-        self._stamps: dict[str, tuple[int, int] | None] = {}
-        self._logged: set[str] = set()
-        self.rejected = 0
-        self._reload()
-        self._checked = clock()
+        self._signed_watch = FileWatch([self.dir / SIGNED_DENY_FILE], check_every=check_every,
+                                       clock=clock)
+        self._local_watch = FileWatch([self.path], check_every=check_every, clock=clock)
+        self._newest: Newest[SignedList] = Newest(lambda p: verify(p, self._ca), "deny list",
+                                                  log)
+        self._reload(signed_file=True, local_file=True)
 
     @property
     def version(self) -> int:
@@ -121,52 +121,27 @@ class DenyList:
     def offer(self, payload: bytes, source: str) -> bool:
         """A signed list from ``source`` (a peer or a file): adopted if it verifies and
         is newer than the one in force. Never raises."""
-        try:
-            signed = verify(payload, self._ca)
-        except DenyListRejected as exc:
-            with self._lock:
-                self.rejected += 1
-                first = source not in self._logged
-                self._logged.add(source)
-            (log.warning if first else log.debug)(
-                "deny list from %s rejected: %s (logged once per source)", source, exc)
+        signed = self._newest.offer(payload, source)
+        if signed is None:
             return False
         with self._lock:
-            if signed.version <= self.version:
-                return False
             self._signed = signed
             self._entries = signed.entries | self._local
         log.info("deny list version %d from %s adopted: %d entries", signed.version,
                  source, len(signed.entries))
         return True
 
-    def _stat(self, name: str) -> tuple[int, int] | None:
-        try:
-            st = (self.dir / name).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+    @property
+    def rejected(self) -> int:
+        """Signed lists rejected (from peers or the file): bad signature, malformed."""
+        return self._newest.rejected
 
-    def _changed(self, name: str) -> bool:
-        stamp = self._stat(name)
-        if name in self._stamps and self._stamps[name] == stamp:
-            return False
-        self._stamps[name] = stamp
-        return True
-
-    def _reload(self) -> None:
-        if self._changed(SIGNED_DENY_FILE):
-            try:
-                payload = (self.dir / SIGNED_DENY_FILE).read_bytes()
-            except FileNotFoundError:
-                payload = None
-            except OSError as exc:
-                log.warning("cannot read %s: %s; keeping the list in force",
-                            self.dir / SIGNED_DENY_FILE, exc)
-                payload = None
+    def _reload(self, *, signed_file: bool, local_file: bool) -> None:
+        if signed_file:
+            payload = read_or_none(self.dir / SIGNED_DENY_FILE, log)
             if payload is not None:
                 self.offer(payload, str(self.dir / SIGNED_DENY_FILE))
-        if self._changed(DENY_FILE):
+        if local_file:
             try:
                 local = load_deny_list(self.dir)
             except CredentialsError as exc:
@@ -178,13 +153,9 @@ class DenyList:
                 self._entries = local | (signed.entries if signed else frozenset())
 
     def entries(self) -> frozenset[str]:
-        if self._clock() - self._checked >= self._check_every:
-            with self._lock:
-                due = self._clock() - self._checked >= self._check_every
-                if due:
-                    self._checked = self._clock()
-            if due:
-                self._reload()
+        signed_file, local_file = self._signed_watch.changed(), self._local_watch.changed()
+        if signed_file or local_file:
+            self._reload(signed_file=signed_file, local_file=local_file)
         return self._entries
 
     def __contains__(self, entry: object) -> bool:

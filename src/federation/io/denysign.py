@@ -7,7 +7,8 @@ An adapter (``cryptography``, files). The file is one JSON object::
 
 ``signature`` is ECDSA P-256 / SHA-256 by the CA key over :func:`canonical`: the
 format, version and sorted entries as compact, key-sorted ASCII JSON, so the bytes
-signed do not depend on how the file is laid out. ``version`` grows at every change
+signed do not depend on how the file is laid out (the signing and checking every CA-signed
+document shares: :mod:`federation.io.signeddoc`). ``version`` grows at every change
 (the issue time in ms, or the previous version + 1 if the clock is behind): a member
 holding a list adopts another only if it is newer. The file's bytes travel verbatim
 between sidecars (:class:`federation.messages.SignedDenyList`), and every receiver
@@ -20,37 +21,39 @@ for people to read.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from federation.errors import CredentialsError
 from federation.io.pki import (
-    CA_CERT,
     DENY_FILE,
     DENY_HEADER,
     SIGNED_DENY_FILE,
-    _ec_public_key,
     _io_errors,
     _load_ca,
-    _parse_cert,
-    _read,
 )
+from federation.io.signeddoc import (
+    SignedDocRejected,
+    load_ca_public_key,
+    next_version,
+    open_doc,
+    read_doc,
+    replace_file,
+    sign_doc,
+)
+from federation.io.signeddoc import canonical as _canonical
+
+__all__ = ["DenyListRejected", "SignedList", "canonical", "check_entry", "deny_in_federation",
+           "load_ca_public_key", "read_signed", "sign", "verify"]
 
 FORMAT = "memnode-deny-list/1"
-MAX_PAYLOAD_BYTES = 1 << 20
 MAX_ENTRIES = 10_000
 
 
-class DenyListRejected(CredentialsError):
+class DenyListRejected(SignedDocRejected):
     """A signed deny list that is malformed, unsigned or not signed by this CA."""
 
 
@@ -72,66 +75,41 @@ def check_entry(entry: str) -> str:
     return entry
 
 
+def _body(version: int, entries: frozenset[str] | set[str]) -> dict[str, object]:
+    return {"format": FORMAT, "version": version, "entries": sorted(entries)}
+
+
 def canonical(version: int, entries: frozenset[str] | set[str]) -> bytes:
     """The bytes the CA signs."""
-    body = {"format": FORMAT, "version": version, "entries": sorted(entries)}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _canonical(_body(version, entries))
 
 
 def sign(version: int, entries: frozenset[str], ca_key: ec.EllipticCurvePrivateKey) -> bytes:
     """The ``denied.signed`` bytes for these entries at this version."""
-    signature = ca_key.sign(canonical(version, entries), ec.ECDSA(hashes.SHA256()))
-    doc = {"format": FORMAT, "version": version, "entries": sorted(entries),
-           "signature": base64.b64encode(signature).decode()}
-    return (json.dumps(doc, indent=1) + "\n").encode()
+    return sign_doc(_body(version, entries), ca_key)
 
 
 def verify(payload: bytes, ca_public_key: ec.EllipticCurvePublicKey) -> SignedList:
     """The list ``payload`` holds, or DenyListRejected saying why not."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise DenyListRejected(f"deny list of {len(payload)} bytes: too large")
-    try:
-        doc = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise DenyListRejected(f"deny list is not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DenyListRejected(f"deny list is not in the {FORMAT} format")
-    version, raw, signature = doc.get("version"), doc.get("entries"), doc.get("signature")
-    if type(version) is not int or version < 1:
-        raise DenyListRejected("deny list without a positive integer version")
+    doc = open_doc(payload, ca_public_key, FORMAT, "deny list", DenyListRejected)
+    raw = doc.get("entries")
     if not isinstance(raw, list) or len(raw) > MAX_ENTRIES or not all(
             isinstance(e, str) for e in raw):
         raise DenyListRejected("deny list entries are not a list of strings")
-    if not isinstance(signature, str) or not signature:
-        raise DenyListRejected("deny list is not signed")
     try:
         entries = frozenset(check_entry(e) for e in raw)
     except CredentialsError as exc:
         raise DenyListRejected(f"deny list entry refused: {exc}") from None
-    try:
-        ca_public_key.verify(base64.b64decode(signature, validate=True),
-                             canonical(version, entries), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, binascii.Error):
-        raise DenyListRejected("deny list signature is not the federation CA's") from None
-    return SignedList(version, entries, payload)
-
-
-def load_ca_public_key(dir: Path) -> ec.EllipticCurvePublicKey:
-    path = Path(dir) / CA_CERT
-    return _ec_public_key(_parse_cert(_read(path, "the federation's"), path), path)
+    if canonical(doc["version"], entries) != _canonical(doc):  # signed as sorted entries
+        raise DenyListRejected("deny list entries are not in their signed form")
+    return SignedList(doc["version"], entries, payload)
 
 
 def read_signed(dir: Path, ca_public_key: ec.EllipticCurvePublicKey) -> SignedList | None:
     """``dir/denied.signed`` verified, None if there is none; DenyListRejected if it is
     bad, CredentialsError if it cannot be read."""
-    path = Path(dir) / SIGNED_DENY_FILE
-    try:
-        payload = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise CredentialsError(f"cannot read the deny list {path}: {exc}") from exc
-    return verify(payload, ca_public_key)
+    payload = read_doc(Path(dir) / SIGNED_DENY_FILE, "deny list")
+    return None if payload is None else verify(payload, ca_public_key)
 
 
 def deny_in_federation(federation_dir: Path, entry: str, *,
@@ -148,25 +126,14 @@ def deny_in_federation(federation_dir: Path, entry: str, *,
     entries = current.entries if current else load_deny_list(federation_dir)
     if current is not None and entry in entries:
         return None
-    now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    version = max(now_ms, (current.version if current else 0) + 1)
+    version = next_version(current.version if current else 0,
+                           time.time_ns() // 1_000_000 if now_ms is None else now_ms)
     entries = entries | {entry}
     payload = sign(version, entries, ca_key)
     text = (DENY_HEADER + f"# Signed by the federation CA: version {version} in "
             f"{SIGNED_DENY_FILE} (the list members enforce and gossip).\n"
             + "".join(e + "\n" for e in sorted(entries)))
     with _io_errors(federation_dir):
-        _replace(federation_dir / SIGNED_DENY_FILE, payload)
-        _replace(federation_dir / DENY_FILE, text.encode())
+        replace_file(federation_dir / SIGNED_DENY_FILE, payload)
+        replace_file(federation_dir / DENY_FILE, text.encode())
     return SignedList(version, entries, payload)
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``path`` atomically: a reader sees the old file or the new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)

@@ -26,6 +26,8 @@ key, or TEAM filters silently match nothing across nodes; compare ``fingerprint(
 Key file format: exactly 32 raw bytes, or text holding 64 hex characters or the
 base64 (standard or url-safe, padding optional) of 32 bytes, surrounding whitespace
 ignored. ``write`` produces the hex form. Error messages never include key material.
+A file may also hold several keys with ids, one of them current, for rotation without
+downtime: :mod:`federation.io.keyring`, which the node reads (this form is its key 0).
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ class MetadataKey:
             f.write(self._key.hex() + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def secret_hex(self) -> str:
+        """The key itself, in hex: only for writing a key file."""
+        return self._key.hex()
 
     # -- description --------------------------------------------------------------
 

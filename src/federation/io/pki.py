@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from federation.errors import CredentialsError
-from federation.io.files import write_private_file
+from federation.io.files import replace_file, write_private_file
 from federation.io.metakey import MetadataKey
 
 log = logging.getLogger("memnode.federation.pki")
@@ -55,6 +55,7 @@ log = logging.getLogger("memnode.federation.pki")
 CA_KEY, CA_CERT, NODE_KEY, NODE_CERT = "ca.key", "ca.crt", "node.key", "node.crt"
 METADATA_KEY, DENY_FILE, INFO_FILE = "metadata.key", "denied.txt", "federation.json"
 SIGNED_DENY_FILE = "denied.signed"
+SIGNED_ERASURE_FILE = "erasures.signed"
 BACKDATE = dt.timedelta(hours=1)  # certificates start an hour early: tolerate clock skew
 EXPIRY_WARNING = dt.timedelta(days=30)
 DEFAULT_IPS = ("127.0.0.1", "::1")
@@ -139,13 +140,16 @@ def init_federation(dir: Path, name: str = "memnode federation", days: int = 365
 
 def issue_node(federation_dir: Path, name: str, out: Path, *, dns: Sequence[str] = (),
                ips: Sequence[str] = (), days: int = 365, not_before: dt.datetime | None = None,
-               not_after: dt.datetime | None = None) -> Path:
+               not_after: dt.datetime | None = None, renew: bool = False) -> Path:
     """Issue a node certificate (CN=name, serverAuth + clientAuth) and key into ``out``,
     with copies of the CA certificate, metadata key, deny list and federation.json.
 
     SANs: ``name`` if it is a DNS name, ``localhost``, :func:`member_name`, ``dns``;
     127.0.0.1, ::1 and ``ips``. The certificate ends no later than the CA's.
-    Refuses to overwrite anything in ``out``. Returns ``out``.
+    Refuses to overwrite anything in ``out``, unless ``renew``: then ``out`` must hold
+    this federation's credentials of the same name, and only node.key and node.crt are
+    replaced (each atomically; a running node picks them up, :mod:`federation.io.
+    certreload`). Returns ``out``.
     """
     federation_dir, out = Path(federation_dir), Path(out)
     name = _check_name(name)
@@ -163,9 +167,14 @@ def issue_node(federation_dir: Path, name: str, out: Path, *, dns: Sequence[str]
                                f"starts ({start:%Y-%m-%d %H:%M} UTC); is the CA expired?")
     copies = {n: _read(federation_dir / n, "the federation's", private=n == METADATA_KEY)
               for n in (METADATA_KEY, DENY_FILE, INFO_FILE)}
-    if (federation_dir / SIGNED_DENY_FILE).exists():
-        copies[SIGNED_DENY_FILE] = _read(federation_dir / SIGNED_DENY_FILE, "the federation's")
-    _refuse_existing(out, (NODE_KEY, NODE_CERT, CA_CERT, *copies), "already holds credentials")
+    for signed in (SIGNED_DENY_FILE, SIGNED_ERASURE_FILE):
+        if (federation_dir / signed).exists():
+            copies[signed] = _read(federation_dir / signed, "the federation's")
+    if renew:
+        _check_renewable(out, name, ca_cert)
+    else:
+        _refuse_existing(out, (NODE_KEY, NODE_CERT, CA_CERT, *copies),
+                         "already holds credentials")
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
@@ -188,6 +197,11 @@ def issue_node(federation_dir: Path, name: str, out: Path, *, dns: Sequence[str]
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    if renew:
+        with _io_errors(out):
+            replace_file(out / NODE_KEY, _key_pem(key))
+            replace_file(out / NODE_CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        return out
     with _io_errors(out):
         _make_dir(out)
         write_private_file(out / NODE_KEY, _key_pem(key))
@@ -197,6 +211,17 @@ def issue_node(federation_dir: Path, name: str, out: Path, *, dns: Sequence[str]
         for file_name, data in copies.items():
             _write_public(out / file_name, data)
     return out
+
+
+def _check_renewable(out: Path, name: str, ca_cert: x509.Certificate) -> None:
+    """``issue --renew``: ``out`` holds a certificate of ``name`` from this CA."""
+    old = _parse_cert(_read(out / NODE_CERT, "the renewed node's",
+                            "issue it first, without --renew"), out / NODE_CERT)
+    if _common_name(old) != name:
+        raise CredentialsError(f"{out / NODE_CERT} is the certificate of "
+                               f"{_common_name(old)!r}, not {name!r}: renew with its name")
+    if old.issuer != ca_cert.subject:
+        raise CredentialsError(f"{out / NODE_CERT} was not issued by this federation's CA")
 
 
 def _utcnow() -> dt.datetime:

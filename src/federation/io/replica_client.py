@@ -75,10 +75,12 @@ class GrpcReplicaPort:
     def restart_state(self) -> RestartState:
         events: list[Event] = []
         marks = []
+        record = b""
         for chunk in self._stub.GetRestartState(fpb.RestartStateRequest(), timeout=None):
             events += [event_from_proto(e) for e in chunk.events]
             marks += [marks_from_proto(m) for m in chunk.marks]
-        return RestartState(events=events, marks=marks)
+            record = chunk.erasure_record or record
+        return RestartState(events=events, marks=marks, erasure_record=record)
 
     @_mapped
     def persist(self, effects: Sequence[Effect]) -> None:

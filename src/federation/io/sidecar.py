@@ -12,7 +12,8 @@ and is the only one to touch it. Everything else posts to its inbox:
 The CA-signed deny list travels beside the core, not through it: outgoing digests are
 stamped with the version this sidecar holds, a peer whose digest shows an older one is
 sent the signed list, and a list received is verified and adopted
-(:class:`~federation.io.deny_gossip.DenyGossip`).
+(:class:`~federation.io.deny_gossip.DenyGossip`). The CA-signed erasure orders travel the
+same way and are then handed to the core (:mod:`federation.io.erasure_gossip`).
 
 After each input, and at every tick, the core thread drains the core's ``Ready``:
 messages go to the transport (best effort, queued per peer), effects go to the node
@@ -39,9 +40,17 @@ from federation.events import Event
 from federation.io.deny_gossip import DenyGossip
 from federation.io.denylist import DenyList, make_authorizer
 from federation.io.discovery import StaticDiscovery, parse_discover
+from federation.io.erasesign import ErasureList
+from federation.io.erasure_gossip import ErasureGossip
 from federation.io.sidecar_config import SidecarConfig
 from federation.io.transport import GossipTransport, Security
-from federation.messages import PROTOCOL_VERSION, Digest, Message, SignedDenyList
+from federation.messages import (
+    PROTOCOL_VERSION,
+    Digest,
+    Message,
+    SignedDenyList,
+    SignedErasures,
+)
 from federation.ports import (
     Announcement,
     Discovery,
@@ -62,12 +71,16 @@ class Sidecar:
     def __init__(self, port: ReplicaPort, config: SidecarConfig, security: Security,
                  *, seed: int | None = None, deny: DenyList | None = None,
                  discovery: Sequence[Discovery] | None = None,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None,
+                 erasures: ErasureList | None = None) -> None:
+        """``erasures``: the CA-signed erasure orders; by default those of the deny
+        list's credentials directory (none without one: they need the CA)."""
         if security.insecure:
             log.warning("gossip is PLAINTEXT (--insecure): peers' traffic can be read on "
                         "the network; use a federation's certificates for anything real")
         self.port = port
         self.config = config
+        self.security = security
         self.core_config = config.core_config()
         self.core: FederationCore | None = None
         self.info: NodeInfo | None = None
@@ -93,6 +106,9 @@ class Sidecar:
         self._federation_id = security.federation_id
         self._deny = deny
         self.denials = DenyGossip(deny, self.transport)
+        if erasures is None and deny is not None:
+            erasures = ErasureList(deny.dir)
+        self.erasures = ErasureGossip(erasures, self.transport)
         self.discovery: list[Discovery] = (list(discovery) if discovery is not None
                                            else discovery_from_config(config, self.address))
         self._candidates_changed = threading.Event()
@@ -140,13 +156,14 @@ class Sidecar:
         """A fresh core from the node's durable state, with a new incarnation."""
         self._stop_watch()
         self.info = self.port.hello()
-        restart = self.port.restart_state()
+        restart = self.erasures.restored(self.port.restart_state())
         self.core = FederationCore(
             node_id=self.info.node_id, model=self.info.model, address=self.address,
             incarnation=time.time_ns() // 1_000_000, config=self.core_config,
             seed=self._seed, restart=restart, source=self.port,
             restoring=self.info.restoring,
         )
+        self.erasures.feed(self.core)  # orders newer than those the node keeps
         for node_id, address in self._known_peers.items():
             self.core.peer_discovered(node_id, address)
         own = self.core.version_vector().get(self.info.node_id, 0)
@@ -157,6 +174,10 @@ class Sidecar:
     def _on_message(self, sender: str, message: Message) -> None:
         if isinstance(message, SignedDenyList):  # verified here, never shown to the core
             self.denials.offer(message.payload, sender)
+            return
+        if isinstance(message, SignedErasures):  # verified here; the core gets the orders
+            self.erasures.offer(message.payload, sender)
+            self._inbox.put(("erasures",))
             return
         self._inbox.put(("message", sender, message))
 
@@ -225,6 +246,7 @@ class Sidecar:
                 now = time.monotonic()
                 if now >= next_tick:
                     assert self.core is not None
+                    self.erasures.feed(self.core)  # e.g. the file was copied in
                     self.core.tick()
                     self._flush()
                     self._report()
@@ -265,9 +287,12 @@ class Sidecar:
                     if message.reply:
                         self._exchange_done(sender)
                     self.denials.share(self.node_id, sender, message)
+                    self.erasures.share(self.node_id, sender, message, self.denials.holds_back)
                 core.on_message(sender, message)
             elif kind == "local":
                 local += args[0]
+            elif kind == "erasures":
+                self.erasures.feed(core)
             elif kind == "discovered":
                 node_id, address = args
                 self._known_peers[node_id] = address
@@ -294,7 +319,7 @@ class Sidecar:
                 if isinstance(message, Digest):
                     if not message.reply:
                         self._exchanges[out.to] = time.monotonic()
-                    message = self.denials.stamp(message)
+                    message = self.erasures.stamp(self.denials.stamp(message))
                 self.transport.send(out.to, out.address, message)
             if ready.effects:
                 self.port.persist(ready.effects)
@@ -311,6 +336,10 @@ class Sidecar:
     @property
     def deny_version(self) -> int:
         return self.denials.version
+
+    @property
+    def erasure_version(self) -> int:
+        return self.erasures.version
 
     def _exchange_done(self, peer: str) -> None:
         """A peer answered our digest: one anti-entropy exchange, timed end to end."""

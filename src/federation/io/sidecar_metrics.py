@@ -6,12 +6,14 @@
 | memnode_federation_events_received_total | counter | | events carried in batches received |
 | memnode_federation_events_applied_total | counter | | events that changed the replica |
 | memnode_federation_events_duplicate_total | counter | | received events already known |
-| memnode_federation_events_rejected_total | counter | reason | invalid events, by reason |
+| memnode_federation_events_rejected_total | counter | reason | refused events, by reason |
 | memnode_federation_events_buffered | gauge | | events held above a gap now |
 | memnode_federation_messages_sent_total | counter | kind | digest, digest_reply, events, rumor |
 | memnode_federation_messages_received_total | counter | kind | same kinds |
 | memnode_federation_deny_lists_rejected_total | counter | | lists not signed by our CA |
 | memnode_federation_deny_list_version | gauge | | signed deny list in force (0: none) |
+| memnode_federation_erasure_orders_rejected_total | counter | | orders not signed by our CA |
+| memnode_federation_erasure_orders_version | gauge | | signed erasure orders held (0: none) |
 | memnode_federation_messages_malformed_total | counter | | messages dropped as malformed |
 | memnode_federation_messages_denied_total | counter | | messages not sent: peer denied |
 | memnode_federation_bytes_sent_total | counter | | bytes on the wire (protobuf) |
@@ -24,6 +26,8 @@
 | memnode_federation_peer_lag_events | gauge | peer | our events the peer's last digest lacked |
 | memnode_federation_peer_lag_seconds | gauge | peer | age of our oldest event the peer lacks |
 | memnode_federation_tick_duration_seconds | gauge | | time the last core step took |
+| memnode_federation_tls_certificate_reloads_total | counter | result | cert files: ok, rejected |
+| memnode_federation_tls_certificate_expiry_timestamp_seconds | gauge | | cert in force ends |
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
+
+from federation.io.certreload import tls_metrics
 
 if TYPE_CHECKING:
     from federation.io.sidecar import Sidecar
@@ -75,6 +81,12 @@ class SidecarCollector(Collector):
         yield GaugeMetricFamily(P + "deny_list_version",
                                 "Version of the CA-signed deny list in force (0: none)",
                                 value=self._sidecar.deny_version)
+        yield counter("erasure_orders_rejected",
+                      "Signed erasure orders refused: bad or no CA signature, malformed",
+                      self._sidecar.erasures.rejected)
+        yield GaugeMetricFamily(P + "erasure_orders_version",
+                                "Version of the CA-signed erasure orders in force (0: none)",
+                                value=self._sidecar.erasure_version)
         yield counter("messages_malformed", "Messages dropped as malformed",
                       m.messages_malformed + stats.malformed)
         yield counter("bytes_sent", "Bytes sent to peers (protobuf)", stats.bytes_sent)
@@ -104,6 +116,8 @@ class SidecarCollector(Collector):
                         "Age of our oldest event a peer lacks", "peer", lag_seconds)
         yield GaugeMetricFamily(P + "tick_duration_seconds", "Time the last core step took",
                                 value=self._sidecar.last_step_seconds)
+        if self._sidecar.security.files is not None:
+            yield from tls_metrics(P + "tls", self._sidecar.security.files)
 
 
 def _labelled(kind: Callable[..., Any], name: str, doc: str, label: str,

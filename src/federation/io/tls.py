@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from federation.errors import CredentialsError
+from federation.io.certreload import ReloadingCredentials, TlsFiles
 from federation.io.pki import (
     CA_CERT,
     METADATA_KEY,
@@ -100,27 +101,37 @@ def load_node_credentials(dir: Path, *, now: dt.datetime | None = None) -> NodeC
                            federation_id(_ec_public_key(ca, dir / CA_CERT)))
 
 
-def load_security(dir: Path, *, verify_address: bool = True,
-                  now: dt.datetime | None = None) -> Security:
-    """Mutual-TLS credentials from a node directory (see :func:`load_node_credentials`).
+def load_security(dir: Path, *, verify_address: bool = True, now: dt.datetime | None = None,
+                  check_every: float = 1.0, settle: float = 0.3) -> Security:
+    """Mutual-TLS credentials from a node directory (see :func:`load_node_credentials`),
+    re-read when its node.key, node.crt or ca.crt change (:mod:`federation.io.certreload`:
+    a renewed certificate is served to new connections and presented by new channels;
+    files that fail the checks are refused, and the ones in force stay).
 
     The server requires a client certificate from the federation's CA. The channel
     presents this node's certificate and checks the server's against the CA and
     against the address dialled (its SANs), or, with ``verify_address=False``,
     against :func:`member_name` (any member, at any address).
     """
-    creds = load_node_credentials(dir, now=now)
-    server = grpc.ssl_server_credentials([(creds.key_pem, creds.cert_pem)],
-                                         root_certificates=creds.ca_pem,
-                                         require_client_auth=True)
-    channel = grpc.ssl_channel_credentials(root_certificates=creds.ca_pem,
-                                           private_key=creds.key_pem,
-                                           certificate_chain=creds.cert_pem)
-    override = "" if verify_address else member_name(creds.federation_id)
-    return Security(server=server, channel=channel, target_name_override=override,
-                    federation_id=creds.federation_id)
+    dir = Path(dir)
+    first = load_node_credentials(dir, now=now)
+    unread = [first]  # the first load is the one just made
 
+    def load() -> TlsFiles:
+        creds = unread.pop() if unread else load_node_credentials(dir)
+        if creds.federation_id != first.federation_id:
+            raise CredentialsError(f"{dir / CA_CERT} is now the CA of federation "
+                                   f"{creds.federation_id}, not {first.federation_id}: "
+                                   "changing federation takes a restart")
+        return TlsFiles(creds.key_pem, creds.cert_pem, creds.ca_pem, creds.cert)
 
+    files = ReloadingCredentials(f"gossip TLS of {dir}",
+                                 [dir / NODE_KEY, dir / NODE_CERT, dir / CA_CERT], load,
+                                 check_every=check_every, settle=settle)
+    override = "" if verify_address else member_name(first.federation_id)
+    return Security(server=files.server_credentials(require_client_auth=True),
+                    channel=files.channel_credentials(), target_name_override=override,
+                    federation_id=first.federation_id, files=files)
 
 
 def peer_names(context: grpc.ServicerContext) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 
 from federation.errors import MalformedEvent, TransportError
+from federation.io.certreload import ReloadingCredentials
 from federation.io.convert import model_from_proto, model_to_proto
 from federation.io.wire import message_from_proto, message_to_proto
 from federation.messages import Message
@@ -50,25 +51,32 @@ Authorizer = Callable[[grpc.ServicerContext, str], bool]
 
 @dataclass(frozen=True)
 class Security:
-    """Transport credentials: None on both sides means plaintext (``--insecure``)."""
+    """Transport credentials: None on both sides means plaintext (``--insecure``).
+    With ``files``, channels take the certificate in force when they open (renewed
+    without restart: :mod:`federation.io.certreload`)."""
 
     server: grpc.ServerCredentials | None = None
     channel: grpc.ChannelCredentials | None = None
     target_name_override: str = ""
     federation_id: str = "insecure"  # the CA's fingerprint: what discovery announces
+    files: ReloadingCredentials | None = None
 
     @property
     def insecure(self) -> bool:
         return self.server is None
 
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        return self.files.channel_credentials() if self.files is not None else self.channel
+
 
 def open_channel(address: str, security: Security) -> grpc.Channel:
-    if security.channel is None:
+    credentials = security.channel_credentials()
+    if credentials is None:
         return grpc.insecure_channel(address, options=OPTIONS)
     options: list[tuple[str, str | int]] = list(OPTIONS)
     if security.target_name_override:
         options.append(("grpc.ssl_target_name_override", security.target_name_override))
-    return grpc.secure_channel(address, security.channel, options=options)
+    return grpc.secure_channel(address, credentials, options=options)
 
 
 class _PeerSender:

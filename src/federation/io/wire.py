@@ -10,6 +10,7 @@ from federation.effects import (
     DeleteReplica,
     DropTombstone,
     Effect,
+    KeepErasures,
     OriginMarks,
     OwnSeqLearned,
     UpsertReplica,
@@ -24,6 +25,7 @@ from federation.messages import (
     MemberHeartbeat,
     Message,
     SignedDenyList,
+    SignedErasures,
 )
 from federation.v1 import federation_pb2 as fpb
 
@@ -136,7 +138,7 @@ def digest_to_proto(d: Digest) -> fpb.Digest:
                                      heartbeat=m.heartbeat, address=m.address)
                  for m in d.members],
         reply=d.reply, gc_floors=dict(d.gc_floors), resync=dict(d.resync),
-        deny_version=d.deny_version,
+        deny_version=d.deny_version, erasure_version=d.erasure_version,
     )
 
 
@@ -147,7 +149,7 @@ def digest_from_proto(msg: fpb.Digest) -> Digest:
         members=tuple(MemberHeartbeat(m.node_id, m.incarnation, m.heartbeat, m.address)
                       for m in msg.members),
         reply=msg.reply, gc_floors=dict(msg.gc_floors), resync=dict(msg.resync),
-        deny_version=msg.deny_version,
+        deny_version=msg.deny_version, erasure_version=msg.erasure_version,
     )
 
 
@@ -156,6 +158,9 @@ def message_to_proto(message: Message) -> fpb.GossipMessage:
         return fpb.GossipMessage(digest=digest_to_proto(message))
     if isinstance(message, SignedDenyList):
         return fpb.GossipMessage(deny_list=fpb.SignedDenyList(
+            sender=message.sender, version=message.version, payload=message.payload))
+    if isinstance(message, SignedErasures):
+        return fpb.GossipMessage(erasures=fpb.SignedDenyList(
             sender=message.sender, version=message.version, payload=message.payload))
     return fpb.GossipMessage(batch=batch_to_proto(message))
 
@@ -170,6 +175,9 @@ def message_from_proto(msg: fpb.GossipMessage) -> Message:
     if body == "deny_list":
         d = msg.deny_list
         return SignedDenyList(d.sender, d.version, d.payload)
+    if body == "erasures":
+        d = msg.erasures
+        return SignedErasures(d.sender, d.version, d.payload)
     raise MalformedEvent("gossip message with no body")
 
 
@@ -200,6 +208,8 @@ def effect_to_proto(effect: Effect) -> fpb.Effect:
     if isinstance(effect, OwnSeqLearned):
         return fpb.Effect(own_seq=fpb.OwnSeqLearned(watermark=effect.watermark,
                                                     learned=effect.learned))
+    if isinstance(effect, KeepErasures):
+        return fpb.Effect(keep_erasures=fpb.KeepErasures(record=effect.record))
     return fpb.Effect(marks=marks_to_proto(effect))
 
 
@@ -216,4 +226,6 @@ def effect_from_proto(msg: fpb.Effect) -> Effect:
         return marks_from_proto(msg.marks)
     if kind == "own_seq":
         return OwnSeqLearned(msg.own_seq.watermark, msg.own_seq.learned)
+    if kind == "keep_erasures":
+        return KeepErasures(msg.keep_erasures.record)
     raise MalformedEvent("effect with no kind")

@@ -8,6 +8,7 @@ from federation.effects import (
     DeleteReplica,
     DropTombstone,
     Effect,
+    KeepErasures,
     OriginMarks,
     OwnSeqLearned,
     UpsertReplica,
@@ -28,6 +29,7 @@ class SimStore:
         self.own: dict[str, Event] = {}  # own compacted log: memory id -> newest event
         self.own_seq = 0
         self.marks: dict[str, OriginMarks] = {}
+        self.erasure_record = b""
         self.restoring = False
         """Restored from a backup and not yet told our own seq (OwnSeqLearned): a restart
         must come back restoring, as the node's log stays marked until then."""
@@ -57,6 +59,8 @@ class SimStore:
             elif isinstance(effect, OwnSeqLearned):
                 self.own_seq = max(self.own_seq, effect.watermark)
                 self.restoring = False
+            elif isinstance(effect, KeepErasures):
+                self.erasure_record = effect.record
             else:
                 self.marks[effect.origin] = effect
 
@@ -65,7 +69,7 @@ class SimStore:
         copy = SimStore(self.node_id)
         copy.replicas, copy.tombstones = dict(self.replicas), dict(self.tombstones)
         copy.own, copy.own_seq, copy.marks = dict(self.own), self.own_seq, dict(self.marks)
-        copy.restoring = self.restoring
+        copy.restoring, copy.erasure_record = self.restoring, self.erasure_record
         return copy
 
     def restart_state(self) -> RestartState:
@@ -73,4 +77,4 @@ class SimStore:
         own = self.marks.get(self.node_id)
         marks = [m for o, m in self.marks.items() if o != self.node_id]
         marks.append(OriginMarks(self.node_id, self.own_seq, own.gc_floor if own else 0, None))
-        return RestartState(events, marks)
+        return RestartState(events, marks, erasure_record=self.erasure_record)

@@ -116,7 +116,7 @@ class MemberHeartbeat(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class Digest(_message.Message):
-    __slots__ = ("sender", "incarnation", "heartbeat", "address", "version_vector", "members", "reply", "gc_floors", "resync", "deny_version")
+    __slots__ = ("sender", "incarnation", "heartbeat", "address", "version_vector", "members", "reply", "gc_floors", "resync", "deny_version", "erasure_version")
     class VersionVectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -148,6 +148,7 @@ class Digest(_message.Message):
     GC_FLOORS_FIELD_NUMBER: _ClassVar[int]
     RESYNC_FIELD_NUMBER: _ClassVar[int]
     DENY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERASURE_VERSION_FIELD_NUMBER: _ClassVar[int]
     sender: str
     incarnation: int
     heartbeat: int
@@ -158,7 +159,8 @@ class Digest(_message.Message):
     gc_floors: _containers.ScalarMap[str, int]
     resync: _containers.ScalarMap[str, int]
     deny_version: int
-    def __init__(self, sender: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., members: _Optional[_Iterable[_Union[MemberHeartbeat, _Mapping]]] = ..., reply: _Optional[bool] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., resync: _Optional[_Mapping[str, int]] = ..., deny_version: _Optional[int] = ...) -> None: ...
+    erasure_version: int
+    def __init__(self, sender: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., members: _Optional[_Iterable[_Union[MemberHeartbeat, _Mapping]]] = ..., reply: _Optional[bool] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., resync: _Optional[_Mapping[str, int]] = ..., deny_version: _Optional[int] = ..., erasure_version: _Optional[int] = ...) -> None: ...
 
 class SignedDenyList(_message.Message):
     __slots__ = ("sender", "version", "payload")
@@ -171,14 +173,16 @@ class SignedDenyList(_message.Message):
     def __init__(self, sender: _Optional[str] = ..., version: _Optional[int] = ..., payload: _Optional[bytes] = ...) -> None: ...
 
 class GossipMessage(_message.Message):
-    __slots__ = ("digest", "batch", "deny_list")
+    __slots__ = ("digest", "batch", "deny_list", "erasures")
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     DENY_LIST_FIELD_NUMBER: _ClassVar[int]
+    ERASURES_FIELD_NUMBER: _ClassVar[int]
     digest: Digest
     batch: EventBatch
     deny_list: SignedDenyList
-    def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ..., batch: _Optional[_Union[EventBatch, _Mapping]] = ..., deny_list: _Optional[_Union[SignedDenyList, _Mapping]] = ...) -> None: ...
+    erasures: SignedDenyList
+    def __init__(self, digest: _Optional[_Union[Digest, _Mapping]] = ..., batch: _Optional[_Union[EventBatch, _Mapping]] = ..., deny_list: _Optional[_Union[SignedDenyList, _Mapping]] = ..., erasures: _Optional[_Union[SignedDenyList, _Mapping]] = ...) -> None: ...
 
 class DeliverAck(_message.Message):
     __slots__ = ("received",)
@@ -239,12 +243,14 @@ class RestartStateRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class RestartStateChunk(_message.Message):
-    __slots__ = ("events", "marks")
+    __slots__ = ("events", "marks", "erasure_record")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     MARKS_FIELD_NUMBER: _ClassVar[int]
+    ERASURE_RECORD_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[Event]
     marks: _containers.RepeatedCompositeFieldContainer[OriginMarks]
-    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., marks: _Optional[_Iterable[_Union[OriginMarks, _Mapping]]] = ...) -> None: ...
+    erasure_record: bytes
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., marks: _Optional[_Iterable[_Union[OriginMarks, _Mapping]]] = ..., erasure_record: _Optional[bytes] = ...) -> None: ...
 
 class DeleteReplica(_message.Message):
     __slots__ = ("memory_id", "forget")
@@ -265,18 +271,20 @@ class DropTombstone(_message.Message):
     def __init__(self, memory_id: _Optional[str] = ..., origin: _Optional[str] = ..., seq: _Optional[int] = ...) -> None: ...
 
 class Effect(_message.Message):
-    __slots__ = ("upsert", "delete", "drop", "marks", "own_seq")
+    __slots__ = ("upsert", "delete", "drop", "marks", "own_seq", "keep_erasures")
     UPSERT_FIELD_NUMBER: _ClassVar[int]
     DELETE_FIELD_NUMBER: _ClassVar[int]
     DROP_FIELD_NUMBER: _ClassVar[int]
     MARKS_FIELD_NUMBER: _ClassVar[int]
     OWN_SEQ_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ERASURES_FIELD_NUMBER: _ClassVar[int]
     upsert: Event
     delete: DeleteReplica
     drop: DropTombstone
     marks: OriginMarks
     own_seq: OwnSeqLearned
-    def __init__(self, upsert: _Optional[_Union[Event, _Mapping]] = ..., delete: _Optional[_Union[DeleteReplica, _Mapping]] = ..., drop: _Optional[_Union[DropTombstone, _Mapping]] = ..., marks: _Optional[_Union[OriginMarks, _Mapping]] = ..., own_seq: _Optional[_Union[OwnSeqLearned, _Mapping]] = ...) -> None: ...
+    keep_erasures: KeepErasures
+    def __init__(self, upsert: _Optional[_Union[Event, _Mapping]] = ..., delete: _Optional[_Union[DeleteReplica, _Mapping]] = ..., drop: _Optional[_Union[DropTombstone, _Mapping]] = ..., marks: _Optional[_Union[OriginMarks, _Mapping]] = ..., own_seq: _Optional[_Union[OwnSeqLearned, _Mapping]] = ..., keep_erasures: _Optional[_Union[KeepErasures, _Mapping]] = ...) -> None: ...
 
 class OwnSeqLearned(_message.Message):
     __slots__ = ("watermark", "learned")
@@ -285,6 +293,12 @@ class OwnSeqLearned(_message.Message):
     watermark: int
     learned: int
     def __init__(self, watermark: _Optional[int] = ..., learned: _Optional[int] = ...) -> None: ...
+
+class KeepErasures(_message.Message):
+    __slots__ = ("record",)
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    record: bytes
+    def __init__(self, record: _Optional[bytes] = ...) -> None: ...
 
 class PersistRequest(_message.Message):
     __slots__ = ("effects",)

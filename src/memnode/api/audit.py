@@ -65,7 +65,11 @@ def _ids(values: Any) -> dict[str, Any]:
 def what(method: str, request: Any, response: Any) -> dict[str, Any]:
     """What a call touched: ids, counts, scope; never text, query or metadata values."""
     out: dict[str, Any] = {}
-    if method in ("Get", "Update", "Forget") and hasattr(request, "id"):
+    if method == "Forget" and getattr(request, "where", None):  # erasure by subject
+        out["where_keys"] = sorted(request.where)
+        if response is not None:
+            out["count"] = response.forgotten
+    elif method in ("Get", "Update", "Forget") and hasattr(request, "id"):
         out.update(_ids([request.id]))
         if method == "Update":
             out["keys"] = sorted({*request.metadata, *request.remove_keys})
@@ -81,6 +85,8 @@ def what(method: str, request: Any, response: Any) -> dict[str, Any]:
             out.update(_ids(h.id for h in response.hits), count=len(response.hits))
     elif method == "List" and hasattr(request, "scope"):
         out["scope"] = pb.Scope.Name(request.scope).lower()
+        if request.where:
+            out["where_keys"] = sorted(request.where)
         if request.scope == pb.MESH:
             out["admin"] = "export"
         if response is not None:

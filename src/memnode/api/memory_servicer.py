@@ -146,13 +146,19 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
 
     @rpc
     def Forget(self, request: pb.ForgetRequest, context: Any) -> pb.ForgetResponse:
-        self.node.forget(request.id)
-        return pb.ForgetResponse()
+        if request.where and request.id:
+            raise InvalidArgument("forget takes an id or a where filter, not both")
+        if request.id:
+            self.node.forget(request.id)
+            return pb.ForgetResponse(forgotten=1)
+        return pb.ForgetResponse(
+            forgotten=self.node.forget_where(meta_from_proto(request.where)))
 
     @rpc
     def List(self, request: pb.ListRequest, context: Any) -> pb.ListResponse:
         page = self.node.list(request.page_size, request.page_token,
-                              mesh=request.scope == pb.MESH)
+                              mesh=request.scope == pb.MESH,
+                              where=meta_from_proto(request.where))
         own = self.node.node_id
         records: list[LocalRecord | ReplicaRecord] = [*page.local, *page.replicas]
         return pb.ListResponse(

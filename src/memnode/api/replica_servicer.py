@@ -48,7 +48,8 @@ class ReplicaServicer(fpb_grpc.ReplicaServicer):
         for start in range(0, len(events), RESTART_STATE_CHUNK):
             chunk = events[start : start + RESTART_STATE_CHUNK]
             yield fpb.RestartStateChunk(events=[event_to_proto(e) for e in chunk])
-        yield fpb.RestartStateChunk(marks=[marks_to_proto(m) for m in restart.marks])
+        yield fpb.RestartStateChunk(marks=[marks_to_proto(m) for m in restart.marks],
+                                    erasure_record=restart.erasure_record)
 
     @rpc
     def Persist(self, request: fpb.PersistRequest, context: Any) -> fpb.PersistReply:

@@ -14,11 +14,11 @@ import os
 import threading
 from collections.abc import Mapping
 from concurrent import futures
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
+from federation.io.certreload import TlsCollector
 from federation.io.convert import peer_to_proto
 from federation.io.denylist import DenyList
 from federation.io.sidecar import Sidecar
@@ -29,6 +29,7 @@ from federation.v1 import federation_pb2_grpc as fpb_grpc
 from federation.v1 import types_pb2 as tpb
 from memnode.api import reflection
 from memnode.api.audit import open_audit
+from memnode.api.client_tls import server_tls
 from memnode.api.dashboard import StatusBoard
 from memnode.api.decode import add_service
 from memnode.api.health import HealthMonitor
@@ -84,8 +85,10 @@ class NodeServer:
         bind = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         try:
             if cfg.tls_cert is not None and cfg.tls_key is not None:
+                tls = server_tls(cfg.tls_cert, cfg.tls_key)
+                node.metrics.registry.register(TlsCollector("memnode_client_tls", tls))
                 self.port = self.server.add_secure_port(
-                    bind, server_tls(cfg.tls_cert, cfg.tls_key))
+                    bind, tls.server_credentials(require_client_auth=False))
             else:
                 self.port = self.server.add_insecure_port(bind)
         except RuntimeError as exc:
@@ -180,33 +183,6 @@ def client_interceptors(node: Node) -> list[grpc.ServerInterceptor]:
         log.warning("client API on %s without TLS: tokens and memories cross the network "
                     "in clear; give --tls-cert and --tls-key", cfg.listen)
     return [TokenAuthInterceptor(TokenVerifier(store, node.now_ms), node.metrics)]
-
-
-def server_tls(cert: Path, key: Path) -> grpc.ServerCredentials:
-    """TLS credentials of the client API (server-authenticated; clients pass --tls-ca)."""
-    try:
-        cert_pem, key_pem = cert.read_bytes(), key.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot read the client API's TLS files: {exc}") from None
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import (
-        Encoding,
-        PublicFormat,
-        load_pem_private_key,
-    )
-
-    try:
-        public = x509.load_pem_x509_certificate(cert_pem).public_key()
-    except ValueError:
-        raise ValueError(f"{cert}: not a PEM certificate (--tls-cert)") from None
-    try:
-        private = load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError):
-        raise ValueError(f"{key}: not an unencrypted PEM private key (--tls-key)") from None
-    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    if private.public_key().public_bytes(*spki) != public.public_bytes(*spki):
-        raise ValueError(f"{key} is not the key of {cert} (--tls-key, --tls-cert)")
-    return grpc.ssl_server_credentials([(key_pem, cert_pem)])
 
 
 def build_security(sidecar: SidecarConfig) -> tuple[Security | None, DenyList | None]:

@@ -1,5 +1,5 @@
 """The ``memnode`` commands that run or administer a node (the CLI's client commands are
-in memnode.cli.main): serve, sidecar, compact, federation init / issue / deny. Heavy imports
+in memnode.cli.main): serve, sidecar, compact, federation init / issue / deny / erase. Heavy imports
 happen inside each command."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memnode.cli.erase import add_erase_command
+from memnode.cli.rotation import add_key_commands
 from memnode.errors import UsageError
 
 
@@ -61,7 +63,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if args.data_dir:
-            manifest = _offline_backup(Path(args.data_dir), out)
+            manifest = _offline_backup(Path(args.data_dir), out, args.master_key_file)
         else:
             from memnode.client import Client
 
@@ -82,10 +84,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _offline_backup(data_dir: Path, out: Path) -> dict[str, Any]:
+def _offline_backup(data_dir: Path, out: Path, master_key_file: Path | None = None
+                    ) -> dict[str, Any]:
     from memnode._version import __version__
     from memnode.errors import DataDirError
     from memnode.storage import backup
+    from memnode.storage.atrest import open_atrest
     from memnode.storage.chroma import ChromaStore
     from memnode.storage.eventlog import LOG_FILE, EventLog
     from memnode.storage.lock import DataDirLock
@@ -97,10 +101,11 @@ def _offline_backup(data_dir: Path, out: Path) -> dict[str, Any]:
         raise UsageError(f"{out} is not empty")
     try:
         with DataDirLock(data_dir):
-            log = EventLog.open(data_dir)
+            sealer = open_atrest(data_dir, master_key_file, os.environ, clear_ok=True)
+            log = EventLog.open(data_dir, sealer=sealer)
             try:
                 dim = int(str(log.meta("model")).split("/")[-2])
-                snapshot = backup.take_snapshot(log, ChromaStore(data_dir, dim), out)
+                snapshot = backup.take_snapshot(log, ChromaStore(data_dir, dim, sealer), out)
             finally:
                 log.close()
     except DataDirError as exc:
@@ -119,7 +124,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         manifest = backup.read_manifest(Path(args.backup))
         with _bar(int(manifest["counts"]["own_memories"]), "entry", args.quiet) as bar:
             report = backup.restore(Path(args.backup), Path(args.data_dir), force=args.force,
-                                    progress=bar.update)
+                                    progress=bar.update, master_key_file=args.master_key_file)
     except backup.BackupError as exc:
         raise UsageError(str(exc)) from None
     if report.moved_aside is not None:
@@ -182,11 +187,13 @@ def cmd_federation_issue(args: argparse.Namespace) -> int:
 
     try:
         out = issue_node(args.dir, args.name, args.out, dns=args.dns or (), ips=args.ip or (),
-                         days=args.days)
+                         days=args.days, renew=args.renew)
     except CredentialsError as exc:
         raise UsageError(str(exc)) from None
     print(f"credentials of {args.name} written to {out}")
-    print(f"start the node with --federation {out}", file=sys.stderr)
+    print(f"a node running with --federation {out} serves them to new connections within "
+          "seconds" if args.renew else f"start the node with --federation {out}",
+          file=sys.stderr)
     return 0
 
 
@@ -228,7 +235,8 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     p.set_defaults(func=cmd_mcp)
     fp = sub.add_parser("federation", help="create a federation and its members' credentials",
                         description="create a federation (CA and metadata key), issue node "
-                        "certificates for mutual TLS, and deny members")
+                        "certificates for mutual TLS, deny members and erase the memories of "
+                        "a lost origin")
     fsub = fp.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
     p = fsub.add_parser("init", help="create a federation in DIR (CA, metadata key)")
     p.set_defaults(func=cmd_federation_init)
@@ -246,11 +254,15 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
                    help="an IP address the node is reached at (repeatable; "
                    "127.0.0.1 and ::1 are always included)")
     p.add_argument("--days", type=int, default=365, help="validity of the certificate")
+    p.add_argument("--renew", action="store_true", help="replace node.key and node.crt of "
+                   "the credentials in --out (a running node picks them up)")
+    add_key_commands(fsub)
     p = fsub.add_parser("deny", help="deny a node id or certificate name: in a federation "
                         "DIR, a new CA-signed list that members gossip")
     p.set_defaults(func=cmd_federation_deny)
     p.add_argument("dir", type=Path, metavar="DIR")
     p.add_argument("node_id", metavar="NODE_ID")
+    add_erase_command(fsub)
 
     serve = sub.add_parser("serve", help="run a node", description="run a node")
     serve.set_defaults(func=cmd_serve)
@@ -275,6 +287,8 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     bp.add_argument("--tls-ca", default=None, metavar="PEM",
                     help="CA certificate of a node serving TLS [env MEMNODE_TLS_CA]")
     bp.add_argument("--quiet", action="store_true", help="no progress bar")
+    bp.add_argument("--master-key-file", type=Path, default=None, help="with --data-dir: "
+                    "the store's master key, when not in it (else $MEMNODE_MASTER_KEY)")
     rp = sub.add_parser("restore", help="verify a backup and lay out a data directory",
                         description="verify BACKUP's manifest and checksums, then lay out "
                         "--data-dir from it (Chroma rebuilt from the log)")
@@ -284,6 +298,9 @@ def add_admin_commands(sub: Any, with_serve_flags: bool) -> None:
     rp.add_argument("--force", action="store_true",
                     help="move a non-empty --data-dir aside (DIR.before-restore-TIME) first")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument("--master-key-file", type=Path, default=None,
+                    help="the store's master key, when the backup holds none (else "
+                    "$MEMNODE_MASTER_KEY; a backup from before encryption gets a new one)")
 
     sp = sub.add_parser("sidecar", help="run the federation sidecar next to a node",
                         description="run the federation sidecar next to a node "

@@ -54,6 +54,18 @@ def _credentials(data_dir: Path) -> list[Path]:
     return creds
 
 
+def _aside_if_clear(data_dir: Path) -> None:
+    """A demo directory from before encryption at rest (its stores in clear, which a
+    node refuses) is moved aside, and the demo starts afresh."""
+    from memnode.storage.atrest import in_clear
+
+    if any(in_clear(d) for d in data_dir.glob("node*")):
+        moved = data_dir.with_name(f"{data_dir.name}.before-encryption-{int(time.time())}")
+        data_dir.rename(moved)
+        print(f"{data_dir}/ was made by a memnode without encryption at rest: moved to "
+              f"{moved}/ (delete it when you like); starting afresh", flush=True)
+
+
 def _start_mesh(data_dir: Path, embedder_name: str) -> list[Any]:
     from federation.io.sidecar import Sidecar
     from federation.io.sidecar_config import SidecarConfig
@@ -95,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memnode demo: loading the {args.embedder} model and starting {NODES} nodes...",
           flush=True)
     started = time.perf_counter()
+    _aside_if_clear(args.data_dir)
     mesh = _start_mesh(args.data_dir, args.embedder)
     clients = [Client(server.address) for server, _ in mesh]
     print(f"started in {time.perf_counter() - started:.1f} s; peers speak mutual TLS with "

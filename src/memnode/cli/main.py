@@ -97,9 +97,13 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    where = _pairs(args.where, "--where")
+    if bool(args.id) == bool(where):
+        raise UsageError("forget takes a memory ID or --where K=V filters (one of the two)")
     with _client(args) as client:
-        client.forget(args.id)
-    print(f"forgot {args.id}", file=sys.stderr)
+        count = client.forget(args.id or "", where=where)
+    print(f"forgot {args.id}" if args.id else f"forgot {count} memories matching "
+          + " ".join(args.where), file=sys.stderr)
     return 0
 
 
@@ -188,8 +192,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export_lines(client: Client, scope: str) -> Iterator[str]:
-    for memory in client.list(scope=scope):
+def _export_lines(client: Client, scope: str, where: dict[str, Any]) -> Iterator[str]:
+    for memory in client.list(scope=scope, where=where):
         yield json.dumps(memory.__dict__, ensure_ascii=False)
 
 
@@ -198,7 +202,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     count = 0
     try:
         with _client(args) as client:
-            for line in _export_lines(client, args.scope):
+            for line in _export_lines(client, args.scope, _pairs(args.where, "--where")):
                 out.write(line + "\n")
                 count += 1
     finally:
@@ -261,9 +265,12 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--meta", action="append", metavar="K=V")
     p.add_argument("--remove", action="append", metavar="K")
 
-    p = client_command("forget", "forget a memory, here and on every replica")
+    p = client_command("forget", "forget a memory, or every own memory matching --where "
+                       "(erasure by subject), here and on every replica")
     p.set_defaults(func=cmd_forget)
-    p.add_argument("id")
+    p.add_argument("id", nargs="?")
+    p.add_argument("--where", action="append", metavar="K=V",
+                   help="metadata equality, as in recall (repeatable; all must match)")
 
     p = client_command("status", "the node's identity, model, counts, versions and peers")
     p.set_defaults(func=cmd_status)
@@ -280,6 +287,8 @@ def build_parser(with_serve_flags: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
     p.add_argument("--out", default="-")
     p.add_argument("--scope", choices=["local", "mesh"], default="local")
+    p.add_argument("--where", action="append", metavar="K=V",
+                   help="only memories whose metadata equals these (as in recall)")
 
     add_watch_command(client_command, _client)
     add_admin_commands(sub, with_serve_flags)

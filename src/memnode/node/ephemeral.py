@@ -9,6 +9,7 @@ import numpy as np
 
 from federation.events import origin_of
 from memnode.node.domain import Hit, LocalRecord, MetaValue, Vector, cosine_score
+from memnode.storage.tail import match_local
 
 
 class EphemeralStore:
@@ -72,13 +73,10 @@ class EphemeralStore:
             return list(self._items.values())
 
     def query(self, embedding: Vector, k: int, where: Mapping[str, MetaValue]) -> list[Hit]:
+        match = match_local(where)  # the filter of every other store
         with self._lock:
             self._expire()
-            records = [
-                r
-                for r in self._items.values()
-                if all(r.metadata.get(key) == value for key, value in where.items())
-            ]
+            records = [r for r in self._items.values() if match(r)]
         if not records:
             return []
         matrix = np.stack([r.embedding for r in records])

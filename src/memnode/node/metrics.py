@@ -26,6 +26,16 @@ process in tests and in the embedded demo).
 | memnode_audit_entries_total | counter | | entries written to the audit trail |
 | memnode_audit_write_failures_total | counter | kind | failed audit writes: disk_full, io |
 | memnode_audit_dropped_total | counter | | audit entries lost (buffer full while unwritable) |
+| memnode_metadata_key_current | gauge | fingerprint | id of the key hashing new TEAM metadata |
+| memnode_metadata_keys_held | gauge | | metadata keys held (all matched by --where) |
+| memnode_metadata_key_reloads_total | counter | result | key file versions: ok, rejected |
+| memnode_metadata_republished_total | counter | | own TEAM memories re-published (new key) |
+| memnode_metadata_republish_pending | gauge | | own memories left to re-publish (-1: due) |
+| memnode_client_tls_certificate_reloads_total | counter | result | --tls-cert files: ok, rejected |
+| memnode_client_tls_certificate_expiry_timestamp_seconds | gauge | | its cert's end |
+
+The metadata key ones: :mod:`memnode.node.rekey`; the TLS ones:
+:mod:`federation.io.certreload`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from federation.config import FederationConfig
 from federation.effects import Effect, OwnSeqLearned
 from federation.errors import MetadataKeyError
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
-from federation.io.metakey import MetadataKey
+from federation.io.keyring import KeyFile
 from federation.validate import Limits
 from memnode._version import __version__
 from memnode.config import NodeConfig
@@ -40,7 +40,7 @@ from memnode.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnode.node import commits, paging, restore, validation
+from memnode.node import commits, paging, rekey, restore, subject, validation
 from memnode.node.commits import Overlay, Staged
 from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
@@ -51,6 +51,7 @@ from memnode.node.metrics import NodeMetrics
 from memnode.node.paging import Page
 from memnode.node.restore import RestoreState
 from memnode.storage import backup
+from memnode.storage.atrest import open_atrest
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.durable import Durable, StoreWriteError
 from memnode.storage.eventlog import EventLog
@@ -106,10 +107,12 @@ class Node:
 
     def _open(self, config: NodeConfig, embedder: Embedder | None) -> None:
         data_dir = config.data_dir
+        sealer = open_atrest(data_dir, config.master_key_file, os.environ,  # before any write
+                             encrypt=config.encrypt_at_rest)
         self.identity: Identity
         self.identity, created = load_or_create(data_dir)
         self.node_id = self.identity.node_id
-        self.log = EventLog.open(data_dir, synchronous=config.sync.upper())
+        self.log = EventLog.open(data_dir, synchronous=config.sync.upper(), sealer=sealer)
         if not created and self.log.meta("node_id") not in (None, self.node_id):
             raise DataDirError(f"{data_dir}: log belongs to another node; refusing to start")
         self.embedder = embedder or load_embedder(config.embedder)
@@ -127,9 +130,9 @@ class Node:
         self.log.set_meta("model", str(self.model))
         self.restore = RestoreState(self.log, self.metrics,
                                     without_peers=config.restore_without_peers)
-        self.store = ChromaStore(data_dir, self.model.dim)
+        self.store = ChromaStore(data_dir, self.model.dim, sealer)
         try:
-            self.metakey = MetadataKey.load(config.metadata_key_file, os.environ)
+            self.metakey = KeyFile(config.metadata_key_file, os.environ)
         except MetadataKeyError as exc:
             raise InvalidArgument(str(exc)) from exc
         if self.metakey.is_development:
@@ -168,10 +171,14 @@ class Node:
                                on_recovered=lambda: commits.indexer_ok(self),
                                room=(self.data_dir, config.min_free_bytes))
         self.indexer.start()
+        self.republisher = rekey.Republisher(self)
+        self.metrics.registry.register(rekey.KeyCollector(self, self.republisher))
+        self.republisher.start()
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:
+        self.republisher.stop()
         self.indexer.stop()
         with self._write_lock:
             self.log.close()
@@ -311,6 +318,10 @@ class Node:
 
         self._commits.submit(write)
 
+    def forget_where(self, where: Mapping[str, object]) -> int:
+        """Forget every own memory whose metadata equals ``where`` (node.subject)."""
+        return subject.forget_where(self, where)
+
     def _own_record(self, memory_id: str, overlay: Overlay) -> LocalRecord:
         if memory_id in overlay:  # changed by an earlier write of the same group
             staged = overlay[memory_id]
@@ -333,7 +344,7 @@ class Node:
                where: Mapping[str, object] | None = None, embedding: bytes = b"") -> Recall:
         cfg = self.config
         k = validation.recall_k(k, cfg.max_recall_k)
-        wanted: Metadata = validation.metadata(where or {}, self.metadata_limits)
+        wanted: Metadata = subject.wanted(self, where)
         started = time.perf_counter()
         if embedding:
             vec = validation.embedding(embedding, self.model.dim)
@@ -342,15 +353,17 @@ class Node:
             vec = self.embedder.embed([query])[0]
         embedded = time.perf_counter()
         self.metrics.embed_seconds.observe(embedded - started)
-        replica_where: dict[str, list[MetaValue]] = {
-            key: self.metakey.match_values(value) for key, value in wanted.items()
-        }
+        replica_where = self._replica_where(wanted)
         hits = self.visible.query(vec, k, include_replicas=mesh, where_local=wanted,
                                   where_replica=replica_where)
         extra = self.ephemeral.query(vec, k, wanted)
         if extra:
             hits = sorted(hits + extra, key=lambda h: h.score, reverse=True)[:k]
         return Recall(hits, embedded - started, time.perf_counter() - embedded)
+
+    def _replica_where(self, wanted: Metadata) -> dict[str, list[MetaValue]]:
+        """What a replica may hold for each wanted value: clear or keyed hash."""
+        return {key: self.metakey.match_values(value) for key, value in wanted.items()}
 
     def get(self, memory_id: str) -> LocalRecord | ReplicaRecord:
         validation.memory_id(memory_id)
@@ -360,10 +373,14 @@ class Node:
             raise NotFound(f"no memory {memory_id}")
         return found
 
-    def list(self, page_size: int, token: str, *, mesh: bool = False) -> Page:
-        """Pages over ephemeral, then own persisted, then (mesh) replica memories."""
+    def list(self, page_size: int, token: str, *, mesh: bool = False,
+             where: Mapping[str, object] | None = None) -> Page:
+        """Pages over ephemeral, then own persisted, then (mesh) replica memories (those
+        whose metadata equals ``where``, matched as recall does)."""
+        wanted = subject.wanted(self, where)
         return paging.page(self.ephemeral, self.visible, page_size, token, mesh=mesh,
-                           settle=lambda: self.indexer.flush(paging.SETTLE_SECONDS))
+                           settle=lambda: self.indexer.flush(paging.SETTLE_SECONDS),
+                           where=(wanted, self._replica_where(wanted)))
 
     def backup(self, out: Path) -> dict[str, Any]:
         """An online, consistent backup into ``out`` (storage.backup); its manifest."""

@@ -8,12 +8,13 @@ write made while paging may be listed or not.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from memnode.node import validation
-from memnode.node.domain import LocalRecord, ReplicaRecord
+from memnode.node.domain import LocalRecord, MetaValue, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
+from memnode.storage.tail import match_local, match_replica
 from memnode.storage.visible import VisibleStore
 
 #: How long a new listing waits for the indexer to move the tail into Chroma.
@@ -30,8 +31,14 @@ class Page:
 
 
 def page(ephemeral: EphemeralStore, visible: VisibleStore, page_size: int, token: str, *,
-         mesh: bool = False, settle: Callable[[], object] = lambda: None) -> Page:
+         mesh: bool = False, settle: Callable[[], object] = lambda: None,
+         where: tuple[Mapping[str, MetaValue], Mapping[str, Sequence[MetaValue]]] = ({}, {}),
+         ) -> Page:
+    """``where``: only memories whose metadata equals it (own: clear values; replicas:
+    any of the values given per key), matched as recall does; a page may then hold
+    fewer than ``page_size`` memories."""
     size = min(page_size or 100, 1000)
+    own_match, replica_match = match_local(where[0]), match_replica(where[1])
     phase, offset = _parse_token(token)
     if not token:
         settle()
@@ -42,15 +49,15 @@ def page(ephemeral: EphemeralStore, visible: VisibleStore, page_size: int, token
         want = size - len(local) - len(replicas)
         if phase == "e":
             got = ephemeral.records()[offset : offset + want]
-            local += got
+            local += [r for r in got if own_match(r)]
             offset += len(got)
             exhausted = len(got) < want
         else:
             rows, offset, exhausted = visible.list_page(phase, offset, want)
             if phase in ("l", "m"):
-                local += rows  # type: ignore[arg-type]
+                local += [r for r in rows if own_match(r)]  # type: ignore[misc]
             else:
-                replicas += rows  # type: ignore[arg-type]
+                replicas += [r for r in rows if replica_match(r)]  # type: ignore[misc]
         if exhausted:  # on to the next phase
             following = phases.index(phase) + 1 if phase in phases else len(phases)
             phase = phases[following] if following < len(phases) else ""

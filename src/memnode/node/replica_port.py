@@ -6,7 +6,8 @@ the gRPC Replica servicer (memnode.api.replica_servicer) exposes the same method
 loopback or unix socket for a sidecar in its own process.
 
 - ``hello``: node id, model identity, public key.
-- ``restart_state``: the compacted log (light events) and the marks, to restart the core.
+- ``restart_state``: the compacted log (light events), the marks and the erasure orders
+  kept, to restart the core.
 - ``persist``: the core's effects, in order, in one durable log transaction; then the
   replica collection in Chroma is brought in line (journalled, replayed after a crash).
 - ``run_after`` / ``version_vector``: the log as the core's EventSource.
@@ -46,7 +47,9 @@ class ReplicaBackend:
 
     def restart_state(self) -> RestartState:
         events, marks = self.node.log.restart_state()
-        return RestartState(events=events, marks=marks)
+        return RestartState(events=events, marks=marks,
+                            erasure_record=(self.node.log.meta("erasures") or ""
+                                            ).encode("latin-1"))
 
     def persist(self, effects: Sequence[Effect]) -> None:
         self.node.persist_replication(effects)

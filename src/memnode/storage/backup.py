@@ -9,6 +9,14 @@ A backup is a directory::
                     journal rebuilds the own collection
     identity.key    the node's Ed25519 key (mode 0600): the backup IS the node's identity
     metadata.key    the federation's metadata key, when the node reads it from a file
+    atrest.json     the store's key check and wrapped index key (encryption at rest)
+    master.key      the master key, when it lives in the data directory (else restore
+                    needs --master-key-file or $MEMNODE_MASTER_KEY)
+
+Own memories' text and metadata stay sealed in the backup's journal, under data keys
+wrapped by the master key (the log's ``data_keys``). A backup made before encryption at
+rest (no atrest.json) holds them in clear: restoring it makes an encrypted store (the
+way to encrypt an old data directory).
 
 Chroma itself is not copied (its files are not safe to copy under a live writer, and
 tie the backup to a Chroma version): on restore the own collection is rebuilt from the
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -31,8 +40,10 @@ from typing import Any
 
 from federation.events import EventKind
 from memnode.errors import MemnodeError
+from memnode.storage.atrest import ATREST_FILE, open_atrest
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.eventlog import LOG_FILE, EventLog
+from memnode.storage.keywrap import MASTER_FILE
 from memnode.storage.records import record_payload
 
 FORMAT_VERSION = 1
@@ -75,7 +86,7 @@ def take_snapshot(event_log: EventLog, store: ChromaStore, out: Path,
             records = store.list_local(offset, _PAGE)
             if not records:
                 break
-            rows = [(r.id, *record_payload(r)) for r in records]
+            rows = [(r.id, *record_payload(r, event_log.sealer, dst)) for r in records]
             dst.executemany("INSERT INTO journal (op, memory_id, payload, embedding) "
                             "VALUES ('put', ?, ?, ?)", rows)
             offset += len(records)
@@ -104,6 +115,10 @@ def finish(out: Path, identity_file: Path, metadata_key_file: Path | None,
     if metadata_key_file is not None and metadata_key_file.is_file():
         shutil.copyfile(metadata_key_file, out / METADATA_KEY)
         (out / METADATA_KEY).chmod(0o600)
+    for name in (ATREST_FILE, MASTER_FILE):
+        if (identity_file.parent / name).is_file():
+            shutil.copyfile(identity_file.parent / name, out / name)
+            (out / name).chmod(0o600)
     log = EventLog.open(out)
     try:
         node_id = log.meta("node_id") or ""
@@ -197,7 +212,8 @@ class RestoreReport:
 
 
 def restore(backup: Path, data_dir: Path, *, force: bool = False,
-            progress: Callable[[int], None] | None = None) -> RestoreReport:
+            progress: Callable[[int], None] | None = None,
+            master_key_file: Path | None = None) -> RestoreReport:
     """Verify ``backup`` and lay out ``data_dir`` from it: the log (marked *restoring*:
     the node will learn its own seq from its peers before it writes), the keys, and a
     Chroma store rebuilt from the log. A non-empty ``data_dir`` is refused unless
@@ -207,6 +223,10 @@ def restore(backup: Path, data_dir: Path, *, force: bool = False,
     from memnode.storage.lock import DataDirLock
 
     manifest = verify(backup)
+    clear = ATREST_FILE not in manifest["files"] or json.loads(
+        (backup / ATREST_FILE).read_text()).get("mode") == "clear"
+    if not clear:  # the master key must open the backup before anything is laid out
+        open_atrest(backup, master_key_file, os.environ)
     started = time.perf_counter()
     moved: Path | None = None
     if data_dir.exists() and any(data_dir.iterdir()):
@@ -218,18 +238,42 @@ def restore(backup: Path, data_dir: Path, *, force: bool = False,
         data_dir.rename(moved)
     data_dir.mkdir(parents=True, exist_ok=True)
     with DataDirLock(data_dir):
+        if clear:  # made before encryption at rest: a new encrypted store
+            sealer = open_atrest(data_dir, master_key_file, os.environ)
         for name in manifest["files"]:
-            shutil.copyfile(backup / name, data_dir / name)
+            if not (clear and name == ATREST_FILE):
+                shutil.copyfile(backup / name, data_dir / name)
             if name != LOG_FILE:
                 (data_dir / name).chmod(0o600)
-        log = EventLog.open(data_dir)
+        if not clear:
+            sealer = open_atrest(data_dir, master_key_file, os.environ)
+        log = EventLog.open(data_dir, sealer=sealer)
         try:
+            if clear:
+                _seal_journal(log)
             log.set_meta(META, LEARNING)
             node_id = manifest["node_id"]
             replicas = log.journal_replicas(node_id)
             dim = int(str(manifest["model"]).split("/")[-2])
-            Durable(log, ChromaStore(data_dir, dim)).replay(progress=progress)
+            Durable(log, ChromaStore(data_dir, dim, sealer)).replay(progress=progress)
         finally:
             log.close()
     return RestoreReport(node_id, int(manifest["counts"]["own_memories"]), replicas, moved,
                          time.perf_counter() - started)
+
+
+def _seal_journal(log: EventLog) -> None:
+    """A journal written in clear (a backup from before encryption at rest) journalled
+    again, sealed, a page at a time; the clear rows are deleted (``secure_delete``)."""
+    conn = sqlite3.connect(log.path)
+    try:
+        end = conn.execute("SELECT MAX(jseq) FROM journal").fetchone()[0] or 0
+    finally:
+        conn.close()
+    while True:
+        page = [e for e in log.pending_journal(_PAGE) if e.jseq <= end]
+        if not page:
+            return
+        log.commit_local(puts=[e.record for e in page if e.record is not None],
+                         forgets=[e.memory_id for e in page if e.op == "forget"])
+        log.journal_done(page[-1].jseq)  # replicas: restore journals them all again

@@ -3,8 +3,10 @@
 Two collections, so the hot path never filters by origin (a ``where`` filter is 5x slower
 at 10k vectors and 20-35x at 100k on these machines):
 
-- ``memories``: own memories, with text (``documents``), user metadata in clear, and
-  reserved keys ``_privacy``, ``_created``, ``_updated``;
+- ``memories``: own memories, with reserved keys ``_privacy``, ``_created``, ``_updated``;
+  encrypted at rest (a sealer, :mod:`memnode.storage.atrest`): no document, text and
+  metadata sealed in ``_sealed``, each user metadata value as its keyed hash (for
+  ``where``); a store kept in clear: text in ``documents``, metadata in clear;
 - ``replicas``: other nodes' memories, with no document, shared metadata (TEAM values are
   keyed hashes) and reserved keys ``_origin``, ``_privacy``, ``_created``, ``_updated``.
 
@@ -12,9 +14,9 @@ Cosine space, explicit embeddings (``embedding_function=None``: Chroma's default
 downloads a model), telemetry off, writes batched within ``get_max_batch_size()``.
 
 What "forget" leaves on disk: Chroma deletes are soft in its files. The record leaves the
-index and every query at once, but bytes of the text, metadata and vector can remain in
-Chroma's SQLite pages and WAL and in HNSW segment files until they are overwritten or the
-collection is rewritten. See docs/STORAGE.md.
+index and every query at once, but its bytes (the sealed text and metadata, whose key
+forget destroyed; the metadata hashes; the vector) can remain in Chroma's SQLite pages
+and WAL and in HNSW segment files until ``memnode compact``. See docs/STORAGE.md.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,10 +43,13 @@ from memnode.node.domain import (
     cosine_score,
 )
 
+if TYPE_CHECKING:
+    from memnode.storage.atrest import Sealer
+
 CHROMA_DIR = "chroma"
 LOCAL = "memories"
 REPLICAS = "replicas"
-_RESERVED = ("_privacy", "_created", "_updated", "_origin")
+_RESERVED = ("_privacy", "_created", "_updated", "_origin", "_sealed")
 
 
 def _split_meta(raw: Mapping[str, Any] | None) -> tuple[Metadata, dict[str, Any]]:
@@ -84,13 +89,14 @@ class _FirstWrite:
 class ChromaStore:
     """Thread-safe as Chroma's client is; the node serialises writes."""
 
-    def __init__(self, data_dir: Path, dim: int) -> None:
+    def __init__(self, data_dir: Path, dim: int, sealer: Sealer | None = None) -> None:
         os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
         import chromadb
         from chromadb.config import Settings
 
         self.path = data_dir / CHROMA_DIR
         self.dim = dim
+        self.sealer = sealer
         try:
             self._client = chromadb.PersistentClient(
                 path=str(self.path), settings=Settings(anonymized_telemetry=False)
@@ -132,19 +138,28 @@ class ChromaStore:
         }
 
     def upsert_local(self, records: Sequence[LocalRecord]) -> None:
+        """Sealed: a record whose data key is gone (forgotten since) is skipped."""
         for start in self._batches(len(records)):
             chunk = records[start : start + self.batch_size]
+            sealed: dict[str, dict[str, Any]] = {}
+            if self.sealer is not None:
+                keys = self.sealer.keys([r.id for r in chunk])
+                chunk = [r for r in chunk if r.id in keys]
+                if not chunk:
+                    continue
+                sealed = {r.id: {**self.sealer.tokens(r.metadata), "_sealed": self.sealer.seal(
+                    keys[r.id], r.id, r.text, r.metadata)} for r in chunk}
             updated = {r.id for r in chunk if r.updated_at_ms != r.created_at_ms}
             removed = self._removed_keys(self._local, chunk, updated)
             with self._first_local.upsert():
                 self._local.upsert(
                     ids=[r.id for r in chunk],
                     embeddings=np.stack([r.embedding for r in chunk]),
-                    documents=[r.text for r in chunk],
+                    documents=None if self.sealer else [r.text for r in chunk],
                     metadatas=[
                         {
                             **removed.get(r.id, {}),
-                            **r.metadata,
+                            **sealed.get(r.id, r.metadata),
                             "_privacy": int(r.privacy),
                             "_created": r.created_at_ms,
                             "_updated": r.updated_at_ms,
@@ -208,6 +223,33 @@ class ChromaStore:
             found.update(got["ids"])
         return found
 
+    def find_local(self, where: Mapping[str, MetaValue]) -> dict[str, Privacy]:
+        """Own memories whose clear metadata equals ``where`` (the filter recall uses):
+        id -> privacy. ``where`` must not be empty."""
+        assert where, "find_local needs a filter"
+        found: dict[str, Privacy] = {}
+        offset = 0
+        while True:
+            got = self._local.get(where=self._local_where(where),
+                                  limit=self.batch_size, offset=offset, include=["metadatas"])
+            metas: list[Any] = got["metadatas"] or []
+            for mid, meta in zip(got["ids"], metas, strict=True):
+                found[mid] = Privacy(int((meta or {}).get("_privacy", Privacy.PRIVATE)))
+            if len(got["ids"]) < self.batch_size:
+                return found
+            offset += len(got["ids"])
+
+    def _open(self, ids: Sequence[str], docs: Sequence[str | None],
+              metas: Sequence[Mapping[str, Any] | None]) -> list[tuple[str, Metadata] | None]:
+        """Each record's (text, user metadata); sealed: None for one whose key is gone."""
+        if self.sealer is None:
+            return [(doc or "", _split_meta(meta)[0]) for doc, meta in zip(docs, metas,
+                                                                             strict=True)]
+        keys = self.sealer.keys(ids)
+        return [self.sealer.open(keys[mid], mid, str(meta["_sealed"]))
+                if mid in keys and meta and "_sealed" in meta else None
+                for mid, meta in zip(ids, metas, strict=True)]
+
     def get_local(self, memory_id: str) -> LocalRecord | None:
         records = self._local_records(self._local.get(ids=[memory_id], include=_INCLUDE_ALL))
         return records[0] if records else None
@@ -253,20 +295,28 @@ class ChromaStore:
             hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
 
+    def _local_where(self, where: Mapping[str, MetaValue]) -> dict[str, Any] | None:
+        """Chroma's filter for own memories: equality on each value, as stored (its keyed
+        token when the store is sealed)."""
+        return _where([{key: self.sealer.token(value) if self.sealer else value}
+                       for key, value in where.items()])
+
     def _query_local(self, query: Vector, k: int, where: Mapping[str, MetaValue]) -> list[Hit]:
         with self._first_local.turn():
             res: Any = self._local.query(
                 query_embeddings=query,
                 n_results=k,
-                where=_where([{key: value} for key, value in where.items()]),
+                where=self._local_where(where),
                 include=["documents", "metadatas", "distances"],
             )
         hits = []
-        for mid, doc, meta, dist in zip(
-            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0],
-            strict=True,
+        opened = self._open(res["ids"][0], res["documents"][0], res["metadatas"][0])
+        for mid, clear, meta, dist in zip(
+            res["ids"][0], opened, res["metadatas"][0], res["distances"][0], strict=True,
         ):
-            user, reserved = _split_meta(meta)
+            if clear is None:
+                continue
+            reserved = _split_meta(meta)[1]
             hits.append(
                 Hit(
                     id=mid,
@@ -275,8 +325,8 @@ class ChromaStore:
                     privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
                     local=True,
                     created_at_ms=int(reserved.get("_created", 0)),
-                    text=doc or "",
-                    metadata=user,
+                    text=clear[0],
+                    metadata=clear[1],
                 )
             )
         return hits
@@ -315,18 +365,21 @@ class ChromaStore:
 
     # -- conversions --------------------------------------------------------------------
 
-    @staticmethod
-    def _local_records(got: Mapping[str, Any]) -> list[LocalRecord]:
+    def _local_records(self, got: Mapping[str, Any]) -> list[LocalRecord]:
         out = []
         embeddings = got["embeddings"]
+        opened = self._open(got["ids"], got["documents"], got["metadatas"])
         for i, mid in enumerate(got["ids"]):
-            user, reserved = _split_meta(got["metadatas"][i])
+            clear = opened[i]
+            if clear is None:
+                continue
+            reserved = _split_meta(got["metadatas"][i])[1]
             out.append(
                 LocalRecord(
                     id=mid,
-                    text=got["documents"][i] or "",
+                    text=clear[0],
                     embedding=np.asarray(embeddings[i], dtype=np.float32),
-                    metadata=user,
+                    metadata=clear[1],
                     privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
                     created_at_ms=int(reserved.get("_created", 0)),
                     updated_at_ms=int(reserved.get("_updated", 0)),

@@ -123,10 +123,11 @@ class Durable:
         replica_ids = [e.memory_id for e in pending if e.op == "replica"]
         held_local = self.store.existing_local(local_ids)
         held_replicas = self.store.existing_replicas(replica_ids)
-        for entry in pending:
+        for entry in pending:  # a put whose key is gone (record None) was forgotten since
             if entry.op == "put" and entry.record is not None:
                 self.tail.add_local(entry.jseq, [entry.record], (), held_local)
-            elif entry.op == "forget":
+                held_local.add(entry.memory_id)
+            elif entry.op == "forget" and entry.memory_id in held_local:
                 self.tail.add_local(entry.jseq, (), [entry.memory_id])
         last_jseq = {e.memory_id: e.jseq for e in pending if e.op == "replica"}
         for memory_id in sorted(last_jseq, key=last_jseq.__getitem__):

@@ -14,9 +14,12 @@ per client request and synced before the client is answered:
   the FORGET tombstone of a forgotten one.
 - ``origins``: per origin, the marks of the replication core: the watermark (the
   version vector), the GC floor and the reconciliation cursor.
-- ``meta``: schema version, node id, model identity.
+- ``meta``: schema version, node id, model identity, the CA-signed erasure orders in force.
+- ``data_keys``: each own memory's data key, wrapped (encryption at rest,
+  :mod:`memnode.storage.atrest`); a forget deletes it and empties the WAL.
 
-A data directory that cannot be read is reported (DataDirError), never reset.
+A data directory that cannot be read is reported (DataDirError), never reset
+(:mod:`memnode.storage.logdb` opens the database).
 """
 
 from __future__ import annotations
@@ -26,93 +29,58 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from federation.effects import (
     DeleteReplica,
     DropTombstone,
     Effect,
+    KeepErasures,
     OriginMarks,
     OwnSeqLearned,
     UpsertReplica,
 )
 from federation.events import Event, EventKind, SharedPrivacy, local_id_of
 from federation.eventsource import bounded_run
-from federation.io.wire import event_from_bytes, event_to_bytes
 from federation.messages import EventRun
 from federation.validate import RejectReason
-from memnode.errors import DataDirError
 from memnode.node.domain import LocalRecord
-from memnode.storage.records import JournalEntry, record_from_row, record_payload
+from memnode.storage.logdb import LOG_FILE, connect
+from memnode.storage.records import (
+    JournalEntry,
+    event_body,
+    event_of,
+    journal_forget,
+    journal_put,
+    record_from_row,
+)
 
-SCHEMA_VERSION = "1"
-LOG_FILE = "log.db"
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE journal (
-    jseq INTEGER PRIMARY KEY AUTOINCREMENT,
-    op TEXT NOT NULL CHECK (op IN ('put', 'forget', 'replica')),
-    memory_id TEXT NOT NULL,
-    payload TEXT,
-    embedding BLOB
-);
-CREATE TABLE events (
-    origin TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    memory_id TEXT NOT NULL,
-    kind INTEGER NOT NULL,
-    body BLOB NOT NULL,
-    PRIMARY KEY (origin, seq)
-) WITHOUT ROWID;
-CREATE INDEX events_by_memory ON events (memory_id);
-CREATE TABLE origins (
-    origin TEXT PRIMARY KEY,
-    watermark INTEGER NOT NULL DEFAULT 0,
-    gc_floor INTEGER NOT NULL DEFAULT 0,
-    resync_from INTEGER
-) WITHOUT ROWID;
-"""
-
+if TYPE_CHECKING:
+    from memnode.storage.atrest import Sealer
 
 class EventLog:
     """Thread-safe; one writer at a time (writes take an internal lock)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, sealer: Sealer | None = None
+                 ) -> None:
         self._conn = conn
         self._lock = threading.RLock()
         self.path = path
+        self.sealer = sealer
+        if sealer is not None:
+            sealer.attach(path)
 
     @classmethod
-    def open(cls, data_dir: Path, *, synchronous: str = "FULL") -> EventLog:
+    def open(cls, data_dir: Path, *, synchronous: str = "FULL", sealer: Sealer | None = None
+             ) -> EventLog:
         path = data_dir / LOG_FILE
-        fresh = not path.exists()
-        try:
-            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={synchronous}")
-            # Deleted rows (journalled text, superseded events) are zeroed, not left in pages.
-            conn.execute("PRAGMA secure_delete=ON")
-            if fresh:
-                conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-                conn.execute(
-                    "INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
-                )
-            # restored nodes: own memories taken back from peers without their text
-            conn.execute("CREATE TABLE IF NOT EXISTS lost_texts "
-                         "(memory_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
-            check = conn.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise DataDirError(f"{path}: log is corrupt ({check}); refusing to start")
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise DataDirError(f"{path}: log is unreadable ({exc}); refusing to start") from exc
-        if row is None or row[0] != SCHEMA_VERSION:
-            raise DataDirError(f"{path}: unknown log schema {row!r}; refusing to start")
-        return cls(conn, path)
+        return cls(connect(path, synchronous), path, sealer)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self.sealer is not None:
+                self.sealer.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -121,6 +89,8 @@ class EventLog:
             try:
                 yield self._conn
                 self._conn.execute("COMMIT")
+                if self.sealer is not None and self.sealer.take_destroyed():
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no old key page
             except BaseException:
                 # also when COMMIT itself failed (a full disk): never leave it open
                 if self._conn.in_transaction:
@@ -153,15 +123,9 @@ class EventLog:
         """
         with self._tx() as c:
             for record in puts:
-                payload, blob = record_payload(record)
-                c.execute(
-                    "INSERT INTO journal (op, memory_id, payload, embedding) VALUES ('put',?,?,?)",
-                    (record.id, payload, blob),
-                )
+                journal_put(c, record, self.sealer)
             for memory_id in forgets:
-                c.execute(
-                    "INSERT INTO journal (op, memory_id) VALUES ('forget', ?)", (memory_id,)
-                )
+                journal_forget(c, memory_id, self.sealer)
             self._append_events(c, events)
             row = c.execute("SELECT MAX(jseq) FROM journal").fetchone()
         return int(row[0] or 0)
@@ -175,7 +139,7 @@ class EventLog:
                 raise ValueError(
                     f"event {event.origin}/{event.seq} does not follow {heads[event.origin]}"
                 )
-            self._put_event(c, event)
+            self._put_event(c, event, own=True)
             heads[event.origin] = event.seq
         for origin, seq in heads.items():
             c.execute(
@@ -184,13 +148,13 @@ class EventLog:
                 (origin, seq),
             )
 
-    @staticmethod
-    def _put_event(c: sqlite3.Connection, event: Event) -> None:
+    def _put_event(self, c: sqlite3.Connection, event: Event, own: bool = False) -> None:
         # Compaction: the newest event of a memory supersedes the older ones.
         c.execute("DELETE FROM events WHERE memory_id = ?", (event.memory_id,))
         c.execute(
             "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-            (event.origin, event.seq, event.memory_id, int(event.kind), event_to_bytes(event)),
+            (event.origin, event.seq, event.memory_id, int(event.kind),
+             event_body(c, event, self.sealer if own else None)),
         )
 
     def is_noop(self, effects: Sequence[Effect]) -> bool:
@@ -227,23 +191,22 @@ class EventLog:
         with self._tx() as c:
             for effect in effects:
                 if isinstance(effect, UpsertReplica) and effect.event.origin == own_origin:
-                    self._put_event(c, effect.event)
+                    self._put_event(c, effect.event, own=True)
                     record = own.get(effect.event.memory_id)
                     if record is not None:  # else a later effect here forgets it
-                        payload, blob = record_payload(record)
-                        c.execute("INSERT INTO journal (op, memory_id, payload, embedding) "
-                                  "VALUES ('put', ?, ?, ?)",
-                                  (effect.event.memory_id, payload, blob))
+                        journal_put(c, record, self.sealer)
                         to_sync.append(effect.event.memory_id)
                 elif isinstance(effect, DeleteReplica) and effect.memory_id.startswith(
                         own_origin + "/") and own_origin:
                     c.execute("DELETE FROM events WHERE memory_id = ?", (effect.memory_id,))
                     if effect.forget is not None:
                         self._put_event(c, effect.forget)
-                    c.execute("INSERT INTO journal (op, memory_id) VALUES ('forget', ?)",
-                              (effect.memory_id,))
+                    journal_forget(c, effect.memory_id, self.sealer)
                     c.execute("DELETE FROM lost_texts WHERE memory_id = ?", (effect.memory_id,))
                     to_sync.append(effect.memory_id)
+                elif isinstance(effect, KeepErasures):  # latin-1: the bytes as signed
+                    c.execute("INSERT OR REPLACE INTO meta VALUES ('erasures', ?)",
+                              (effect.record.decode("latin-1"),))
                 elif isinstance(effect, OwnSeqLearned):
                     c.execute("INSERT OR REPLACE INTO meta VALUES ('restore', ?)",
                               (f"done: own seq {effect.watermark}, peers held {effect.learned}",))
@@ -283,7 +246,7 @@ class EventLog:
             rows = c.execute("SELECT body FROM events WHERE origin = ? ORDER BY seq",
                              (origin,)).fetchall()
             for (body,) in rows:
-                event = event_from_bytes(body)
+                event = event_of(c, body, self.sealer)
                 reason = refuse(event)
                 if reason is not None:
                     c.execute("DELETE FROM events WHERE origin = ? AND seq = ?",
@@ -323,7 +286,8 @@ class EventLog:
                 (origin, after_seq, watermark, max_events + 1),
             ).fetchall()
         return bounded_run(origin, after_seq, watermark,
-                           (event_from_bytes(body) for (body,) in rows), max_events, max_bytes)
+                           (event_of(None, body, self.sealer) for (body,) in rows),
+                           max_events, max_bytes)
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the whole log (SQLite's online backup API)."""
@@ -352,11 +316,11 @@ class EventLog:
                 "SELECT jseq, op, memory_id, payload, embedding FROM journal ORDER BY jseq "
                 "LIMIT ?", (limit,)
             ).fetchall()
-        out = []
-        for jseq, op, memory_id, payload, blob in rows:
-            record = record_from_row(memory_id, payload, blob) if op == "put" else None
-            out.append(JournalEntry(jseq, op, memory_id, record))
-        return out
+            keys = None if self.sealer is None else self.sealer.keys(
+                [r[2] for r in rows if r[1] == "put"], self._conn)
+        return [JournalEntry(jseq, op, memory_id, record_from_row(
+                    memory_id, payload, blob, keys, self.sealer) if op == "put" else None)
+                for jseq, op, memory_id, payload, blob in rows]
 
     def journal_done(self, through_jseq: int) -> None:
         """Chroma holds everything journalled up to ``through_jseq``: drop those rows."""
@@ -391,7 +355,7 @@ class EventLog:
                 "SELECT body FROM events WHERE memory_id = ? ORDER BY seq DESC LIMIT 1",
                 (memory_id,),
             ).fetchone()
-        return None if row is None else event_from_bytes(row[0])
+            return None if row is None else event_of(self._conn, row[0], self.sealer)
 
     def count_events(self, *, origin: str | None = None, kind: EventKind | None = None) -> int:
         """Retained events (of ``origin``, of ``kind``, when given)."""

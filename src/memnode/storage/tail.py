@@ -328,6 +328,14 @@ class IndexTail:
             held = sum(1 for e in entries.values() if e.in_chroma)
             return self._side(collection).search(q, k, match), set(entries), held
 
+    def matching(self, collection: str, match: Match) -> tuple[list[Record], set[str]]:
+        """The unindexed records ``match`` accepts, and every id the tail decides (its
+        records and tombstones), taken at one instant."""
+        with self._cond:
+            entries = self._side(collection).entries
+            return ([copy_record(e.record) for e in entries.values()
+                     if e.record is not None and match(e.record)], set(entries))
+
     def ids(self, collection: str) -> Iterable[str]:
         with self._cond:
             return list(self._side(collection).entries)

@@ -16,6 +16,7 @@ from memnode.node.domain import (
     Hit,
     LocalRecord,
     MetaValue,
+    Privacy,
     ReplicaRecord,
     Vector,
     cosine_score,
@@ -66,6 +67,15 @@ class VisibleStore:
             assert record is None or isinstance(record, ReplicaRecord)
             return record
         return self.store.get_replica(memory_id)
+
+    def find_local(self, where: Mapping[str, MetaValue]) -> dict[str, Privacy]:
+        """Own persisted memories whose clear metadata equals ``where``, in the tail and
+        in Chroma (the tail decides the memories it holds): id -> privacy."""
+        records, decided = self.tail.matching("local", match_local(where))
+        found = {mid: p for mid, p in self.store.find_local(where).items()
+                 if mid not in decided}
+        found.update({r.id: r.privacy for r in records})
+        return found
 
     def query(self, embedding: Vector, k: int, *, include_replicas: bool,
               where_local: Mapping[str, MetaValue] | None = None,

@@ -197,24 +197,44 @@ class UpdateRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, _types_pb2.Value]] = ..., remove_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ForgetRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "where")
+    class WhereEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     ID_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    where: _containers.MessageMap[str, _types_pb2.Value]
+    def __init__(self, id: _Optional[str] = ..., where: _Optional[_Mapping[str, _types_pb2.Value]] = ...) -> None: ...
 
 class ForgetResponse(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("forgotten",)
+    FORGOTTEN_FIELD_NUMBER: _ClassVar[int]
+    forgotten: int
+    def __init__(self, forgotten: _Optional[int] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "scope")
+    __slots__ = ("page_size", "page_token", "scope", "where")
+    class WhereEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Value, _Mapping]] = ...) -> None: ...
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    WHERE_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     scope: Scope
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., scope: _Optional[_Union[Scope, str]] = ...) -> None: ...
+    where: _containers.MessageMap[str, _types_pb2.Value]
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., scope: _Optional[_Union[Scope, str]] = ..., where: _Optional[_Mapping[str, _types_pb2.Value]] = ...) -> None: ...
 
 class ListResponse(_message.Message):
     __slots__ = ("memories", "next_page_token")

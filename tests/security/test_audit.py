@@ -280,3 +280,12 @@ def test_since_takes_durations_iso_times_and_epoch_ms() -> None:
     assert parse_since("1796130000000", now) == 1_796_130_000_000
     with pytest.raises(UsageError):
         parse_since("yesterday", now)
+
+
+def test_a_watch_of_the_mesh_is_an_export_in_the_trail() -> None:
+    from memnode.api.audit import what
+    from memnode.v1 import memnode_pb2 as pb
+
+    mesh = what("Watch", pb.WatchRequest(scope=pb.MESH, from_version_vector={"a": 3}), None)
+    assert mesh == {"scope": "mesh", "from_origins": 1, "admin": "export"}
+    assert "admin" not in what("Watch", pb.WatchRequest(scope=pb.LOCAL), None)

@@ -91,6 +91,11 @@ def what(method: str, request: Any, response: Any) -> dict[str, Any]:
             out["admin"] = "export"
         if response is not None:
             out.update(_ids(m.id for m in response.memories), count=len(response.memories))
+    elif method == "Watch" and hasattr(request, "scope"):
+        out["scope"] = pb.Scope.Name(request.scope).lower()
+        out["from_origins"] = len(request.from_version_vector)
+        if request.scope == pb.MESH:
+            out["admin"] = "export"  # the live form of export --scope mesh
     elif method == "Backup":
         out["admin"] = "backup"
     return out

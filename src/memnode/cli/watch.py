@@ -1,8 +1,9 @@
 """``memnode watch``: follow the node's memory stream, one line per change.
 
 Plain lines: ``KIND ID [privacy, local|from ORIGIN] @ORIGIN:SEQ`` then the text. With
-``--json``: one object per line (kind, origin, seq and the memory's fields). On Ctrl-C
-the version vector reached is printed to stderr, ready for ``--from``.
+``--json``: one object per line (kind, origin, seq and the memory's fields). On Ctrl-C,
+when the node closes the stream, and when it fails, the version vector reached is
+printed to stderr, ready for ``--from``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from memnode.client import Client
+from memnode.errors import MemnodeError
 from memnode.watch import Change, parse_version_vector
 
 
@@ -38,6 +40,11 @@ def cmd_watch(args: argparse.Namespace, client: Client) -> int:
             print(f"resume with --from '{json.dumps(watch.version_vector)}'",
                   file=sys.stderr)
             return 130
+        except MemnodeError:  # the node went away, or refused: the CLI says which
+            if watch.version_vector:
+                print(f"resume with --from '{json.dumps(watch.version_vector)}'",
+                      file=sys.stderr)
+            raise
     print("the node closed the stream; resume with --from "
           f"'{json.dumps(watch.version_vector)}'", file=sys.stderr)
     return 0

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from federation.events import Event, EventKind, SharedPrivacy
+from federation.events import EventKind, SharedPrivacy
 from memnode.errors import NotFound
 from memnode.node.commits import Overlay, Staged
 from memnode.node.domain import Privacy
@@ -105,19 +105,18 @@ class Republisher:
         node = self.node
         with node._write_lock:  # a group signed under the old key is committed by now
             end = node.log.watermark(node.node_id)
-        latest: dict[str, Event] = {}
+        wanted: dict[str, bool] = {}  # local id -> its newest event so far qualifies
         after = 0
         while after < end:
             run = node.log.run_after(node.node_id, after, _SCAN, 1 << 30)
-            for event in run.events:
-                if event.seq <= end:
-                    latest[event.local_id] = event
+            for e in run.events:
+                if e.seq <= end:
+                    wanted[e.local_id] = (e.kind != EventKind.FORGET and bool(e.metadata)
+                                          and e.privacy == SharedPrivacy.TEAM)
             if run.through_seq <= after:
                 break
             after = run.through_seq
-        return [f"{node.node_id}/{local_id}" for local_id, e in latest.items()
-                if e.kind != EventKind.FORGET and e.privacy == SharedPrivacy.TEAM
-                and e.metadata]
+        return [f"{node.node_id}/{local_id}" for local_id, ok in wanted.items() if ok]
 
     def _publish(self, ids: list[str]) -> int:
         node = self.node

@@ -285,9 +285,10 @@ class EventLog:
                 "ORDER BY seq LIMIT ?",
                 (origin, after_seq, watermark, max_events + 1),
             ).fetchall()
-        return bounded_run(origin, after_seq, watermark,
-                           (event_of(None, body, self.sealer) for (body,) in rows),
-                           max_events, max_bytes)
+            # opened under the lock: a forget committing meanwhile would destroy the
+            # data key of a sealed own event between the read and its opening
+            events = [event_of(None, body, self.sealer) for (body,) in rows]
+        return bounded_run(origin, after_seq, watermark, events, max_events, max_bytes)
 
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the whole log (SQLite's online backup API)."""

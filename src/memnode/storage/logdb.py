@@ -53,11 +53,9 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous={synchronous}")
         # Deleted rows (journalled text, superseded events) are zeroed, not left in pages.
         conn.execute("PRAGMA secure_delete=ON")
-        if fresh:
-            conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
-            conn.execute(
-                "INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,)
-            )
+        if fresh:  # one transaction: a crash in between leaves no log without a schema row
+            conn.executescript("BEGIN;" + _SCHEMA + "INSERT INTO meta VALUES ('schema', '"
+                               + SCHEMA_VERSION + "');COMMIT;")
         # restored nodes: own memories taken back from peers without their text
         conn.execute("CREATE TABLE IF NOT EXISTS lost_texts "
                      "(memory_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)")

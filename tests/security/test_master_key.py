@@ -98,6 +98,7 @@ def test_a_clear_store_is_refused_then_encrypted_by_backup_and_restore(
     canary = f"canary-{secrets.token_hex(8)}"
     with proc.client() as c:
         mid = c.remember(f"{canary} written in clear", {"owner": "ann"}, privacy="private")
+        public = c.remember("a public note", {"tag": f"{canary}-public"}, privacy="public")
         gone = c.remember("forgotten before the backup", privacy="private")
         c.forget(gone)
     assert proc.terminate() == 0
@@ -118,5 +119,6 @@ def test_a_clear_store_is_refused_then_encrypted_by_backup_and_restore(
     with proc.client() as c:
         assert c.get(mid).text == f"{canary} written in clear"
         assert [h.id for h in c.recall("written", where={"owner": "ann"})] == [mid]
-        assert [m.id for m in c.list()] == [mid]
+        assert sorted(m.id for m in c.list()) == sorted([mid, public])
+        assert c.get(public).metadata == {"tag": f"{canary}-public"}  # its event opens
     assert proc.terminate() == 0

@@ -251,6 +251,7 @@ def restore(backup: Path, data_dir: Path, *, force: bool = False,
         try:
             if clear:
                 _seal_journal(log)
+                log.seal_own_events(str(manifest["node_id"]))
             log.set_meta(META, LEARNING)
             node_id = manifest["node_id"]
             replicas = log.journal_replicas(node_id)

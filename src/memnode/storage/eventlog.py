@@ -290,6 +290,25 @@ class EventLog:
             events = [event_of(None, body, self.sealer) for (body,) in rows]
         return bounded_run(origin, after_seq, watermark, events, max_events, max_bytes)
 
+    def seal_own_events(self, origin: str) -> int:
+        """Seal the stored own events of ``origin`` that are still in clear (a log from
+        before encryption at rest, being restored): their bodies rewritten as
+        :func:`~memnode.storage.records.event_body` stores them now, in one transaction
+        (``secure_delete`` zeroes the old pages). Returns how many changed."""
+        assert self.sealer is not None, "sealing needs the store's sealer"
+        changed = 0
+        with self._tx() as c:
+            rows = c.execute("SELECT seq, body FROM events WHERE origin = ?",
+                             (origin,)).fetchall()
+            for seq, body in rows:
+                event = event_of(c, body, self.sealer)
+                sealed = event_body(c, event, self.sealer)
+                if sealed != body:
+                    c.execute("UPDATE events SET body = ? WHERE origin = ? AND seq = ?",
+                              (sealed, origin, seq))
+                    changed += 1
+        return changed
+
     def backup_to(self, path: Path) -> None:
         """A consistent copy of the whole log (SQLite's online backup API)."""
         with self._lock:

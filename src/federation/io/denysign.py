@@ -28,6 +28,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from federation.errors import CredentialsError
+from federation.io.files import replace_file
 from federation.io.pki import (
     DENY_FILE,
     DENY_HEADER,
@@ -41,7 +42,6 @@ from federation.io.signeddoc import (
     next_version,
     open_doc,
     read_doc,
-    replace_file,
     sign_doc,
 )
 from federation.io.signeddoc import canonical as _canonical
@@ -134,6 +134,6 @@ def deny_in_federation(federation_dir: Path, entry: str, *,
             f"{SIGNED_DENY_FILE} (the list members enforce and gossip).\n"
             + "".join(e + "\n" for e in sorted(entries)))
     with _io_errors(federation_dir):
-        replace_file(federation_dir / SIGNED_DENY_FILE, payload)
-        replace_file(federation_dir / DENY_FILE, text.encode())
+        replace_file(federation_dir / SIGNED_DENY_FILE, payload, 0o644)
+        replace_file(federation_dir / DENY_FILE, text.encode(), 0o644)
     return SignedList(version, entries, payload)

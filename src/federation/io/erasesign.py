@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from federation.erasure import ErasureOrder
 from federation.errors import CredentialsError
 from federation.io.denysign import check_entry
+from federation.io.files import replace_file
 from federation.io.filewatch import FileWatch, read_or_none
 from federation.io.pki import SIGNED_ERASURE_FILE, _io_errors, _load_ca
 from federation.io.signeddoc import (
@@ -43,7 +44,6 @@ from federation.io.signeddoc import (
     next_version,
     open_doc,
     read_doc,
-    replace_file,
     sign_doc,
 )
 
@@ -153,7 +153,7 @@ def erase_in_federation(federation_dir: Path, origin: str, ids: Sequence[str] = 
     version = next_version(current.version if current else 0, now_ms)
     payload = sign(version, [*held, order], ca_key)
     with _io_errors(federation_dir):
-        replace_file(federation_dir / SIGNED_ERASURE_FILE, payload)
+        replace_file(federation_dir / SIGNED_ERASURE_FILE, payload, 0o644)
     return order, SignedOrders(version, (*held, order), payload)
 
 

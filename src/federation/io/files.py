@@ -6,6 +6,16 @@ import os
 from pathlib import Path
 
 
+def _sync_dir(path: Path) -> None:
+    """The directory entry of ``path`` made durable (a new or renamed file survives a
+    power loss with its name)."""
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_private_file(path: Path, data: bytes) -> None:
     """Write ``data`` to a new file created with mode 0600 (never readable by others)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -13,6 +23,7 @@ def write_private_file(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    _sync_dir(Path(path))
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -31,3 +42,4 @@ def replace_file(path: Path, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _sync_dir(path)

@@ -18,7 +18,6 @@ import base64
 import binascii
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -87,17 +86,6 @@ def next_version(previous: int, now_ms: int | None = None) -> int:
 def load_ca_public_key(dir: Path) -> ec.EllipticCurvePublicKey:
     path = Path(dir) / CA_CERT
     return _ec_public_key(_parse_cert(_read(path, "the federation's"), path), path)
-
-
-def replace_file(path: Path, data: bytes) -> None:
-    """Write ``path`` atomically: a reader sees the old file or the new, never half."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 class Signed(Protocol):

@@ -41,6 +41,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from federation.io.files import replace_file
 from memnode.errors import DataDirError
 from memnode.node.domain import Metadata, MetaValue
 from memnode.storage.keywrap import KeyWrapper, WrongKeyError, load_master_key
@@ -265,10 +266,4 @@ def _readable(log: Path) -> None:
 
 
 def _write(path: Path, info: dict[str, object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as f:
-        f.write(json.dumps(info, indent=2) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    replace_file(path, (json.dumps(info, indent=2) + "\n").encode())

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap,
 )
 
+from federation.io.files import write_private_file
 from memnode.errors import DataDirError
 
 ENV_VAR = "MEMNODE_MASTER_KEY"
@@ -119,9 +120,5 @@ def load_master_key(data_dir: Path, path: Path | None, env: Mapping[str, str], *
         raise DataDirError(f"{data_dir}: its store is encrypted and no master key was given "
                            f"(--master-key-file, ${ENV_VAR} or {local})")
     key = os.urandom(KEY_BYTES)
-    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(base64.b64encode(key).decode("ascii") + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    write_private_file(local, base64.b64encode(key) + b"\n")
     return MasterKey(key, f"file {local} (generated)")

@@ -17,8 +17,9 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from bench.chaos.pods import Cluster
 
@@ -39,6 +40,32 @@ class Written:
     maybe_forgotten: bool = False  # a forget that raised
 
 
+class _Owned(Protocol):
+    @property
+    def origin(self) -> int: ...
+
+
+W = TypeVar("W", bound=_Owned)
+
+
+def take_free(free: list[str], writes: Mapping[str, W], rng: random.Random,
+              origins: set[int] | None = None) -> W | None:
+    """Take a random id out of ``free`` (of one of ``origins``, if given): O(1) for the
+    load's path, a scan for a driver's, now and then. The simulated drill's ledger
+    shares it."""
+    if origins is None:
+        if not free:
+            return None
+        k = rng.randrange(len(free))
+    else:
+        mine = [k for k, m in enumerate(free) if writes[m].origin in origins]
+        if not mine:
+            return None
+        k = rng.choice(mine)
+    free[k], free[-1] = free[-1], free[k]
+    return writes[free.pop()]
+
+
 @dataclass
 class Ledger:
     tag: str
@@ -56,17 +83,7 @@ class Ledger:
     def take(self, rng: random.Random, origins: set[int] | None = None) -> Written | None:
         """A memory no other thread holds (of one of ``origins``, if given), or None."""
         with self.lock:
-            if origins is None:  # the load's path: O(1)
-                if not self._free:
-                    return None
-                k = rng.randrange(len(self._free))
-            else:  # a driver's, now and then
-                mine = [k for k, m in enumerate(self._free) if self.writes[m].origin in origins]
-                if not mine:
-                    return None
-                k = rng.choice(mine)
-            self._free[k], self._free[-1] = self._free[-1], self._free[k]
-            return self.writes[self._free.pop()]
+            return take_free(self._free, self.writes, rng, origins)
 
     def give_back(self, w: Written) -> None:
         with self.lock:

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.chaos.load import take_free
 from federation.events import Event
 from federation.sim.simulation import Simulation
 
@@ -48,17 +49,7 @@ class Ledger:
     _free: list[str] = field(default_factory=list)  # live memories, for update/forget
 
     def take(self, rng: random.Random, origins: set[int] | None = None) -> Written | None:
-        if origins is None:
-            if not self._free:
-                return None
-            k = rng.randrange(len(self._free))
-        else:
-            mine = [k for k, m in enumerate(self._free) if self.writes[m].origin in origins]
-            if not mine:
-                return None
-            k = rng.choice(mine)
-        self._free[k], self._free[-1] = self._free[-1], self._free[k]
-        return self.writes[self._free.pop()]
+        return take_free(self._free, self.writes, rng, origins)
 
     def give_back(self, w: Written) -> None:
         if not w.forgotten:

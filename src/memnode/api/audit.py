@@ -181,13 +181,13 @@ class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
         kwargs = {"request_deserializer": handler.request_deserializer,
                   "response_serializer": handler.response_serializer}
-        if handler.unary_unary is not None:
-            inner = handler.unary_unary
-
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                entry = base()
+        def once(inner: Callable[[Any, grpc.ServicerContext], Any], unary: bool
+                 ) -> Callable[[Any, grpc.ServicerContext], Any]:
+            """A call answered once (unary or client-streaming): one entry after it."""
+            def call(arg: Any, context: grpc.ServicerContext) -> Any:
+                entry, request = base(), (arg if unary else None)
                 try:
-                    response = inner(request, context)
+                    response = inner(arg, context)
                 except BaseException as exc:
                     self._record(entry, context, _failure(context, exc),
                                  method, request, None)
@@ -196,7 +196,11 @@ class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                              request, response)
                 return response
 
-            return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
+            return call
+
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(once(handler.unary_unary, True),
+                                                       **kwargs)
         if handler.unary_stream is not None:
             inner_stream = handler.unary_stream
 
@@ -232,21 +236,8 @@ class AuditInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     raise
 
             return grpc.stream_stream_rpc_method_handler(streams, **kwargs)
-        inner_unary = handler.stream_unary
-
-        def stream_unary(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            entry = base()
-            try:
-                response = inner_unary(requests, context)
-            except BaseException as exc:
-                self._record(entry, context, _failure(context, exc),
-                             method, None, None)
-                raise
-            self._record(entry, context, _code(context, grpc.StatusCode.OK), method, None,
-                         response)
-            return response
-
-        return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
+        return grpc.stream_unary_rpc_method_handler(once(handler.stream_unary, False),
+                                                    **kwargs)
 
 
 def open_audit(node: Node, interceptors: list[grpc.ServerInterceptor]

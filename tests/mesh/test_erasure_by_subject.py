@@ -31,7 +31,7 @@ def _tail(proc: NodeProcess) -> float:
 
 def test_forget_where_erases_exactly_the_subject_here_and_on_peers(
         tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
-    # a long index window: what is written after a listing stays in the index tail
+    # a long index window: what is written after a backup stays in the index tail
     origin = NodeProcess(tmp_path / "origin", mesh_args(
         "--index-batch-window-seconds", "60", "--index-batch-max", "5000",
         "--metrics-listen", "127.0.0.1:0")).start()
@@ -43,7 +43,8 @@ def test_forget_where_erases_exactly_the_subject_here_and_on_peers(
         + [NewMemory(f"bob fact {i}", {"subject": "bob", "n": i}) for i in range(5)]
         + [NewMemory("alice, privately", {"subject": "alice"}, privacy="private"),
            NewMemory("alice in public", {"subject": "alice"}, privacy="public")])
-    assert sum(1 for _ in o.list()) == 12  # a listing moves the tail into Chroma first
+    assert sum(1 for _ in o.list()) == 12
+    o.backup(tmp_path / "backup")  # a backup moves the tail into Chroma first
     assert _tail(origin) == 0
     in_tail = o.remember_batch(
         [NewMemory(f"alice later {i}", {"subject": "alice"}) for i in range(3)]

@@ -64,6 +64,8 @@ log = logging.getLogger("memnode.node")
 
 #: Bumped when the door's rules change: the log is then scanned once more at start.
 ADMISSION_VERSION = "1"
+#: How long a backup waits for the indexer to move the tail into Chroma.
+BACKUP_FLUSH_SECONDS = 5.0
 
 
 def wall_clock_ms() -> int:
@@ -155,6 +157,8 @@ class Node:
         self.metrics.track_tail(self.tail)
         with self._write_lock:
             try:
+                if self.durable.fill_listing(self.node_id):
+                    log.info("filled the listing of a log from before it")
                 rebuilt = self.durable.rebuild()
             except Exception as exc:  # e.g. a full disk: stay up, serve reads, retry
                 self.durable.defer_replay()
@@ -378,14 +382,13 @@ class Node:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories (those
         whose metadata equals ``where``, matched as recall does)."""
         wanted = subject.wanted(self, where)
-        return paging.page(self.ephemeral, self.visible, page_size, token, mesh=mesh,
-                           settle=lambda: self.indexer.flush(paging.SETTLE_SECONDS),
-                           where=(wanted, self._replica_where(wanted)))
+        return paging.page(self.ephemeral, self.visible, self.log.listing_after, page_size,
+                           token, mesh=mesh, where=(wanted, self._replica_where(wanted)))
 
     def backup(self, out: Path) -> dict[str, Any]:
         """An online, consistent backup into ``out`` (storage.backup); its manifest."""
         with self._write_lock:  # the tail in Chroma first: the manifest counts Chroma's
-            self.indexer.flush(paging.SETTLE_SECONDS)
+            self.indexer.flush(BACKUP_FLUSH_SECONDS)
             snapshot = backup.take_snapshot(self.log, self.store, out)
         log.info("backup snapshot of %d own memories took %.2f s (writes paused)",
                  snapshot.own_memories, snapshot.seconds)

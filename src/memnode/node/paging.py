@@ -1,9 +1,11 @@
 """Paging over a node's memories: ephemeral, then own persisted, then (mesh) replicas.
 
-Persisted memories are Chroma's rows (those the index tail shadows left out), then the
-tail's records. A listing first lets the indexer move the tail into Chroma (``settle``,
-at most SETTLE_SECONDS), so every memory written before it started is listed once; a
-write made while paging may be listed or not.
+Keyset paging by memory id in each phase: a page token is the phase and the last id
+given, so a memory forgotten meanwhile shifts nothing and every memory held from the
+first page to the last is listed exactly once. Persisted ids come from the log's listing
+(:mod:`memnode.storage.listing`), written with each change when it is durable; the
+records from the index tail, else Chroma. A write made while paging may be listed or
+not.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from memnode.node.ephemeral import EphemeralStore
 from memnode.storage.tail import match_local, match_replica
 from memnode.storage.visible import VisibleStore
 
-#: How long a new listing waits for the indexer to move the tail into Chroma.
-SETTLE_SECONDS = 5.0
-#: The phases in order: ephemeral, own in Chroma, own in the tail, replicas likewise.
-_PHASES = ("e", "l", "m", "r", "s")
+#: The phases in order: ephemeral, own persisted, replicas.
+_PHASES = ("e", "l", "r")
+#: Ids of the log's listing after the given one: (replicas?, last id, limit) -> ids.
+ListedIds = Callable[[bool, str, int], list[str]]
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,8 @@ class Page:
     next_token: str
 
 
-def page(ephemeral: EphemeralStore, visible: VisibleStore, page_size: int, token: str, *,
-         mesh: bool = False, settle: Callable[[], object] = lambda: None,
+def page(ephemeral: EphemeralStore, visible: VisibleStore, listed: ListedIds,
+         page_size: int, token: str, *, mesh: bool = False,
          where: tuple[Mapping[str, MetaValue], Mapping[str, Sequence[MetaValue]]] = ({}, {}),
          ) -> Page:
     """``where``: only memories whose metadata equals it (own: clear values; replicas:
@@ -39,36 +41,38 @@ def page(ephemeral: EphemeralStore, visible: VisibleStore, page_size: int, token
     fewer than ``page_size`` memories."""
     size = min(page_size or 100, 1000)
     own_match, replica_match = match_local(where[0]), match_replica(where[1])
-    phase, offset = _parse_token(token)
-    if not token:
-        settle()
-    phases = _PHASES if mesh else _PHASES[:3]
+    phase, last = _parse_token(token)
+    phases = _PHASES if mesh else _PHASES[:2]
     local: list[LocalRecord] = []
     replicas: list[ReplicaRecord] = []
     while phase and len(local) + len(replicas) < size:
         want = size - len(local) - len(replicas)
         if phase == "e":
-            got = ephemeral.records()[offset : offset + want]
-            local += [r for r in got if own_match(r)]
-            offset += len(got)
-            exhausted = len(got) < want
+            got = sorted((r for r in ephemeral.records() if r.id > last), key=lambda r: r.id)
+            ids = [r.id for r in got[:want]]
+            local += [r for r in got[:want] if own_match(r)]
         else:
-            rows, offset, exhausted = visible.list_page(phase, offset, want)
-            if phase in ("l", "m"):
-                local += [r for r in rows if own_match(r)]  # type: ignore[misc]
+            ids = listed(phase == "r", last, want)
+            if phase == "l":
+                held = visible.get_local_many(ids)
+                local += [held[i] for i in ids if i in held and own_match(held[i])]
             else:
-                replicas += [r for r in rows if replica_match(r)]  # type: ignore[misc]
-        if exhausted:  # on to the next phase
+                got_replicas = visible.get_replica_many(ids)
+                replicas += [got_replicas[i] for i in ids
+                             if i in got_replicas and replica_match(got_replicas[i])]
+        if len(ids) < want:  # exhausted: on to the next phase
             following = phases.index(phase) + 1 if phase in phases else len(phases)
             phase = phases[following] if following < len(phases) else ""
-            offset = 0
-    return Page(local, replicas, f"{phase}:{offset}" if phase else "")
+            last = ""
+        else:
+            last = ids[-1]
+    return Page(local, replicas, f"{phase}:{last}" if phase else "")
 
 
-def _parse_token(token: str) -> tuple[str, int]:
+def _parse_token(token: str) -> tuple[str, str]:
     if not token:
-        return "e", 0
-    phase, _, offset = token.partition(":")
-    if phase not in _PHASES or not offset.isdigit():
+        return "e", ""
+    phase, colon, last = token.partition(":")
+    if phase not in _PHASES or not colon:
         raise validation.InvalidArgument(f"bad page token {token!r}")
-    return phase, int(offset)
+    return phase, last

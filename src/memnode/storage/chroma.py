@@ -216,12 +216,7 @@ class ChromaStore:
         return self._existing(self._replicas, ids)
 
     def _existing(self, collection: Any, ids: Sequence[str]) -> set[str]:
-        unique = list(dict.fromkeys(ids))
-        found: set[str] = set()
-        for start in self._batches(len(unique)):
-            got = collection.get(ids=unique[start : start + self.batch_size], include=[])
-            found.update(got["ids"])
-        return found
+        return {i for got in self._get_many(collection, ids, []) for i in got["ids"]}
 
     def find_local(self, where: Mapping[str, MetaValue]) -> dict[str, Privacy]:
         """Own memories whose clear metadata equals ``where`` (the filter recall uses):
@@ -256,9 +251,17 @@ class ChromaStore:
 
     def get_local_many(self, ids: Sequence[str]) -> list[LocalRecord]:
         """The own memories of ``ids`` that Chroma holds (one call per batch)."""
+        return [r for got in self._get_many(self._local, ids, _INCLUDE_ALL)
+                for r in self._local_records(got)]
+
+    def get_replica_many(self, ids: Sequence[str]) -> list[ReplicaRecord]:
+        return [r for got in self._get_many(self._replicas, ids, _INCLUDE_REPLICA)
+                for r in self._replica_records(got)]
+
+    def _get_many(self, collection: Any, ids: Sequence[str], include: Any) -> list[Any]:
         unique = list(dict.fromkeys(ids))
-        return [r for start in self._batches(len(unique)) for r in self._local_records(
-            self._local.get(ids=unique[start: start + self.batch_size], include=_INCLUDE_ALL))]
+        return [collection.get(ids=unique[start: start + self.batch_size], include=include)
+                for start in self._batches(len(unique))]
 
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:
         records = self._replica_records(
@@ -267,12 +270,17 @@ class ChromaStore:
         return records[0] if records else None
 
     def list_local(self, offset: int, limit: int) -> list[LocalRecord]:
+        """Rows by offset: only while nothing writes (a backup's snapshot)."""
         got = self._local.get(limit=limit, offset=offset, include=_INCLUDE_ALL)
         return self._local_records(got)
 
-    def list_replicas(self, offset: int, limit: int) -> list[ReplicaRecord]:
-        got = self._replicas.get(limit=limit, offset=offset, include=_INCLUDE_REPLICA)
-        return self._replica_records(got)
+    def local_ids(self) -> set[str]:
+        ids: set[str] = set()
+        while True:
+            got = self._local.get(limit=self.batch_size, offset=len(ids), include=[])
+            ids.update(got["ids"])
+            if len(got["ids"]) < self.batch_size:
+                return ids
 
     def query(
         self,

@@ -110,6 +110,19 @@ class Durable:
         self.tail.add_replicas(jseq, [replica_record(e) for e in upserts],
                                [m for m, e in final.items() if e is None], changed)
 
+    def fill_listing(self, own_origin: str) -> bool:
+        """At start, once for a log from before the listing (memnode.storage.listing):
+        own ids from Chroma and the pending journal, in order. True if it filled."""
+        def own_ids() -> set[str]:
+            ids = self.store.local_ids()
+            for entry in self.log.pending_journal():
+                if entry.op == "put":
+                    ids.add(entry.memory_id)
+                elif entry.op == "forget":
+                    ids.discard(entry.memory_id)
+            return ids
+        return self.log.fill_listing(own_ids, own_origin)
+
     def rebuild(self) -> int:
         """At start: the journal's rows (changes Chroma may lack) back into the tail, in
         order; whether Chroma holds each memory is read once, in bulk. A journal past

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +45,7 @@ from federation.eventsource import bounded_run
 from federation.messages import EventRun
 from federation.validate import RejectReason
 from memnode.node.domain import LocalRecord
+from memnode.storage import listing
 from memnode.storage.logdb import LOG_FILE, connect
 from memnode.storage.records import (
     JournalEntry,
@@ -212,9 +213,11 @@ class EventLog:
                               (f"done: own seq {effect.watermark}, peers held {effect.learned}",))
                 elif isinstance(effect, UpsertReplica):
                     self._put_event(c, effect.event)
+                    listing.add(c, effect.event.memory_id, replica=True)
                     to_sync.append(effect.event.memory_id)
                 elif isinstance(effect, DeleteReplica):
                     c.execute("DELETE FROM events WHERE memory_id = ?", (effect.memory_id,))
+                    listing.remove(c, effect.memory_id, replica=True)
                     if effect.forget is not None:
                         self._put_event(c, effect.forget)
                     to_sync.append(effect.memory_id)
@@ -341,6 +344,19 @@ class EventLog:
         return [JournalEntry(jseq, op, memory_id, record_from_row(
                     memory_id, payload, blob, keys, self.sealer) if op == "put" else None)
                 for jseq, op, memory_id, payload, blob in rows]
+
+    def listing_after(self, replica: bool, last_id: str, limit: int) -> list[str]:
+        """Ids of own memories (or replicas) after ``last_id``, in order (List's pages)."""
+        with self._lock:
+            return listing.after(self._conn, replica, last_id, limit)
+
+    def fill_listing(self, own_ids: Callable[[], Iterable[str]], own_origin: str) -> bool:
+        """Fill the listing of a log from before it (once); True if it did."""
+        with self._tx() as c:
+            if listing.is_filled(c):
+                return False
+            listing.fill(c, own_ids(), own_origin, int(EventKind.FORGET))
+            return True
 
     def journal_done(self, through_jseq: int) -> None:
         """Chroma holds everything journalled up to ``through_jseq``: drop those rows."""

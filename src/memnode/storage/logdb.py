@@ -11,6 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from memnode.errors import DataDirError
+from memnode.storage import listing
 
 __all__ = ["LOG_FILE", "SCHEMA_VERSION", "connect"]
 
@@ -54,11 +55,13 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
         # Deleted rows (journalled text, superseded events) are zeroed, not left in pages.
         conn.execute("PRAGMA secure_delete=ON")
         if fresh:  # one transaction: a crash in between leaves no log without a schema row
-            conn.executescript("BEGIN;" + _SCHEMA + "INSERT INTO meta VALUES ('schema', '"
-                               + SCHEMA_VERSION + "');COMMIT;")
+            conn.executescript("BEGIN;" + _SCHEMA + listing.SCHEMA + ";" + listing.FILLED
+                               + ";INSERT INTO meta VALUES ('schema', '" + SCHEMA_VERSION
+                               + "');COMMIT;")
         # restored nodes: own memories taken back from peers without their text
         conn.execute("CREATE TABLE IF NOT EXISTS lost_texts "
                      "(memory_id TEXT PRIMARY KEY, seq INTEGER NOT NULL)")
+        conn.execute(listing.SCHEMA)  # a log from before it: filled at start
         conn.execute("CREATE TABLE IF NOT EXISTS data_keys "
                      "(memory_id TEXT PRIMARY KEY, wrapped BLOB NOT NULL) WITHOUT ROWID")
         check = conn.execute("PRAGMA quick_check").fetchone()[0]

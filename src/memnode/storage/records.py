@@ -19,6 +19,7 @@ from federation.events import Event, SharedPrivacy
 from federation.io.wire import event_from_bytes, event_to_bytes
 from memnode.errors import DataDirError
 from memnode.node.domain import LocalRecord, Privacy
+from memnode.storage import listing
 
 if TYPE_CHECKING:
     from memnode.storage.atrest import Sealer
@@ -53,11 +54,13 @@ def journal_put(c: sqlite3.Connection, record: LocalRecord, sealer: Sealer | Non
     payload, blob = record_payload(record, sealer, c)
     c.execute("INSERT INTO journal (op, memory_id, payload, embedding) VALUES ('put',?,?,?)",
               (record.id, payload, blob))
+    listing.add(c, record.id, replica=False)
 
 
 def journal_forget(c: sqlite3.Connection, memory_id: str, sealer: Sealer | None) -> None:
     """Journal the forget and destroy the memory's data key, in one transaction."""
     c.execute("INSERT INTO journal (op, memory_id) VALUES ('forget', ?)", (memory_id,))
+    listing.remove(c, memory_id, replica=False)
     if sealer is not None:
         sealer.destroy(c, memory_id)
 

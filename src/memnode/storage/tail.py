@@ -311,12 +311,6 @@ class IndexTail:
             gone = sum(1 for e in entries.values() if e.record is None and e.in_chroma)
             return set(entries), held, new - gone
 
-    def records(self, collection: str) -> list[Record]:
-        """Unindexed records, oldest change first (list pages them after Chroma's)."""
-        with self._cond:
-            return [copy_record(e.record) for e in self._side(collection).entries.values()
-                    if e.record is not None]
-
     def search(self, collection: str, query: Vector, k: int, match: Match
                ) -> tuple[list[tuple[float, Record]], set[str], int]:
         """The ``k`` best matching tail records, with :meth:`shadow`'s ids and held count

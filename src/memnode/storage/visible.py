@@ -7,7 +7,7 @@ tail shadows Chroma's copy (an update replaces it, a forget hides it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from memnode.node.domain import (
     cosine_score,
 )
 from memnode.storage.chroma import ChromaStore
-from memnode.storage.tail import IndexTail, match_local, match_replica
+from memnode.storage.tail import IndexTail, Record, match_local, match_replica
 
 #: Chroma is asked for at most this many extra hits to make up for shadowed ones.
 MAX_OVERFETCH = 1000
@@ -50,15 +50,22 @@ class VisibleStore:
 
     def get_local_many(self, ids: Sequence[str]) -> dict[str, LocalRecord]:
         """get_local of many ids: the tail's decisions, then one Chroma read for the rest."""
-        found: dict[str, LocalRecord] = {}
+        return self._many("local", ids, self.store.get_local_many)  # type: ignore[return-value]
+
+    def get_replica_many(self, ids: Sequence[str]) -> dict[str, ReplicaRecord]:
+        return self._many("replicas", ids, self.store.get_replica_many)  # type: ignore[return-value]
+
+    def _many(self, collection: str, ids: Sequence[str],
+              from_chroma: Callable[[Sequence[str]], Sequence[Record]]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
         rest = []
         for memory_id in ids:
-            decided, record = self.tail.get("local", memory_id)
+            decided, record = self.tail.get(collection, memory_id)
             if not decided:
                 rest.append(memory_id)
-            elif isinstance(record, LocalRecord):
+            elif record is not None:
                 found[memory_id] = record
-        found.update((r.id, r) for r in self.store.get_local_many(rest))
+        found.update((r.id, r) for r in from_chroma(rest))
         return found
 
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:
@@ -71,9 +78,10 @@ class VisibleStore:
     def find_local(self, where: Mapping[str, MetaValue]) -> dict[str, Privacy]:
         """Own persisted memories whose clear metadata equals ``where``, in the tail and
         in Chroma (the tail decides the memories it holds): id -> privacy."""
-        records, decided = self.tail.matching("local", match_local(where))
-        found = {mid: p for mid, p in self.store.find_local(where).items()
-                 if mid not in decided}
+        with self.tail.indexing:  # no row deleted under Chroma's offsets meanwhile
+            records, decided = self.tail.matching("local", match_local(where))
+            found = {mid: p for mid, p in self.store.find_local(where).items()
+                     if mid not in decided}
         found.update({r.id: r.privacy for r in records})
         return found
 
@@ -97,22 +105,6 @@ class VisibleStore:
         hits += [h for h in indexed if h.id not in shadow]
         hits.sort(key=lambda h: h.score, reverse=True)
         return hits[:k]
-
-    def list_page(self, phase: str, offset: int, want: int
-                  ) -> tuple[list[LocalRecord] | list[ReplicaRecord], int, bool]:
-        """One phase of List: ``l``/``r`` Chroma's local/replica rows (those the tail
-        shadows left out), ``m``/``s`` the tail's local/replica records. Returns the
-        records, the next offset and whether the phase is exhausted."""
-        if phase in ("m", "s"):
-            records = self.tail.records("local" if phase == "m" else "replicas")
-            page = records[offset: offset + want]
-            return page, offset + len(page), offset + len(page) >= len(records)  # type: ignore[return-value]
-        shadow = set(self.tail.ids("local" if phase == "l" else "replicas"))
-        rows: list[LocalRecord] | list[ReplicaRecord]
-        rows = (self.store.list_local(offset, want) if phase == "l"
-                else self.store.list_replicas(offset, want))
-        kept = [r for r in rows if r.id not in shadow]
-        return kept, offset + len(rows), len(rows) < want  # type: ignore[return-value]
 
 
 def _local_hit(score: float, r: LocalRecord) -> Hit:

@@ -64,8 +64,8 @@ class Proc:
             try:
                 line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s; log tail:\n"
-                                   f"{tail(self.log)}") from None
+                raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s; its "
+                                   f"threads and log tail:\n{self._stacks()}") from None
             if line is None:
                 code = self.popen.wait(10) if self.popen else None
                 raise RuntimeError(f"{self.name} exited {code} before ready; log tail:\n"
@@ -75,6 +75,20 @@ class Proc:
                 if isinstance(event, dict):
                     self.ready = event
                     return event
+
+    def _stacks(self, wait: float = 3.0) -> str:
+        """The log's tail after SIGUSR2 (the clock shim's faulthandler dumps every
+        thread's stack there), once the dump stopped growing or ``wait`` passed."""
+        pid = self.pid
+        if pid is not None:
+            size = self.log.stat().st_size
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR2)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and self.log.stat().st_size == size:
+                time.sleep(0.05)
+            time.sleep(0.2)  # the rest of the dump
+        return tail(self.log, 12000)
 
     @property
     def pid(self) -> int | None:

@@ -31,3 +31,31 @@ def test_a_step_of_the_clock_file_moves_a_running_nodes_wall_clock(
         wait_for(shifted, "the node's wall clock to step ahead")
         assert c.status().uptime_seconds < 600  # the monotonic clock did not move
     assert node.terminate() == 0
+
+
+def test_sigusr2_dumps_every_threads_stack_to_the_log(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What the drill reads of a process that prints no ready line in time."""
+    import signal
+    import subprocess
+    import sys
+
+    clock = tmp_path / "clock"
+    clock.write_text("0\n")
+    env = {**os.environ, "CHAOS_CLOCK_FILE": str(clock), "PYTHONPATH": os.pathsep.join(
+        [str(SHIM), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    log = tmp_path / "stderr"
+    code = ("import sys, threading\n"
+            "def stuck_here(): threading.Event().wait()\n"
+            "threading.Thread(target=stuck_here, daemon=True).start()\n"
+            "print('up', flush=True); sys.stdin.read()\n")
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+        proc.send_signal(signal.SIGUSR2)
+        wait_for(lambda: "stuck_here" in log.read_text(), "the stacks in the log")
+        assert proc.poll() is None, "the dump does not stop the process"
+    finally:
+        proc.kill()
+        proc.wait(10)

@@ -7,6 +7,8 @@ so writing the file makes a running process's wall clock jump. The monotonic clo
 are left alone, as a real wall-clock step leaves them. This covers what memnode reads
 through Python (created_at, TTLs, token expiry, deny-list and erasure-order times, a
 sidecar's incarnation); C code (gRPC's TLS certificate checks) keeps the real clock.
+It also makes SIGUSR2 dump every thread's stack to the process's log (the drill sends it
+to a process that prints no ready line in time).
 
 Why not libfaketime: Debian's 0.9.10 breaks Python 3.11's sleeps and timed waits
 (``time.sleep`` raises EINVAL with the monotonic clock excluded, and ``Event.wait``
@@ -15,12 +17,16 @@ hangs with it faked), and a node waits on timers everywhere.
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import time
 
 _FILE = os.environ.get("CHAOS_CLOCK_FILE", "")
 
 if _FILE:
+    # a drill process that does not get ready in time is asked where its threads are
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
     _real_time, _real_time_ns, _monotonic = time.time, time.time_ns, time.monotonic
     _offset_ns = 0
     _next_read = -1.0

@@ -68,6 +68,12 @@ class FederationConfig:
     rumor_max_hops: int = 10
     """A rumor is not forwarded beyond this many hops. About log(N)/log(fanout) hops
     reach everyone; fewer hops leave more residue for anti-entropy."""
+    push_direct_max: int = 32
+    """While a node has at most this many live peers, its new events go straight to
+    every one of them: one hop, each peer receives each event once (N - 1 messages per
+    write), nobody forwards and no anti-entropy round is waited for. Past it, rumor
+    mongering as above (``fanout`` peers who forward: about N * fanout messages, a
+    residue of exp(-fanout) for anti-entropy). 0: always rumor mongering."""
 
     # --- out-of-order buffer ----------------------------------------------------------
     max_buffered_per_origin: int = 1024

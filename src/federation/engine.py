@@ -150,7 +150,8 @@ class FederationCore:
         self.local_events((event,))
 
     def local_events(self, events: Iterable[Event]) -> None:
-        """Our own new events, in seq order, pushed at once to ``fanout`` live peers.
+        """Our own new events, in seq order, pushed at once to every live peer (or
+        ``fanout`` of them past ``push_direct_max``).
         Raises LocalEventError on the first one out of order or not ours (a caller
         bug); those before it are kept and pushed. One the mesh would refuse is
         counted in ``own_events_skipped`` and skipped (see ReplicaState.append_local)."""
@@ -168,7 +169,8 @@ class FederationCore:
                 self._push(appended)
 
     def _push(self, events: list[Event]) -> None:
-        targets = self.membership.sample_live(self.config.fanout)
+        live, c = self.membership.live_count(), self.config
+        targets = self.membership.sample_live(live if live <= c.push_direct_max else c.fanout)
         seen = seen_mask([self.node_id, *targets])
         pushes = [replace(r, rumor_seen=seen) for r in self.rumors.push(self.node_id, events)]
         for peer in targets:

@@ -80,8 +80,8 @@ def test_an_in_sync_exchange_costs_two_digests_whatever_the_number_of_memories()
     assert large[1] - small[1] <= 2 * 3 * 2  # seq varints grow by a byte per origin
 
 
-def test_push_on_write_goes_to_fanout_live_peers() -> None:
-    config = FederationConfig.local(fanout=3)
+def test_push_on_write_goes_to_fanout_live_peers_past_push_direct_max() -> None:
+    config = FederationConfig.local(fanout=3, push_direct_max=4)  # 5 live peers
     cores = _mesh(6, config, base=90)
     writer = cores[0]
     writer.local_event(Origin(90).put("hello"))
@@ -123,9 +123,23 @@ def test_rumors_stop_at_the_hop_limit_and_anti_entropy_is_not_forwarded() -> Non
     assert relay.metrics.events_applied == 2
 
 
+def test_a_write_goes_straight_to_every_peer_of_a_small_mesh_once() -> None:
+    config = FederationConfig.local(
+        anti_entropy_interval_ticks=10_000, suspect_after_ticks=20_000,
+        dead_after_ticks=30_000)
+    cores = _mesh(8, config, base=125)
+    event = Origin(125).put("news")
+    cores[0].local_event(event)
+    pump(cores)  # no ticks: no anti-entropy round can run
+    assert all(c.replica.get_live(event.memory_id) is not None for c in cores)
+    assert cores[0].metrics.rumors_pushed == 7
+    assert sum(c.metrics.rumors_forwarded for c in cores) == 0
+    assert sum(c.metrics.events_duplicate for c in cores) == 0
+
+
 def test_a_write_reaches_everyone_by_rumors_alone() -> None:
     config = FederationConfig.local(
-        fanout=3, rumor_max_hops=10, anti_entropy_interval_ticks=10_000,
+        fanout=3, rumor_max_hops=10, anti_entropy_interval_ticks=10_000, push_direct_max=0,
         suspect_after_ticks=20_000, dead_after_ticks=30_000,
     )
     cores = _mesh(8, config, base=120)

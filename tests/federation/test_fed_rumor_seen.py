@@ -33,8 +33,21 @@ def test_three_nodes_with_fanout_two_receive_each_rumor_once() -> None:
     assert sum(n.core.metrics.events_received for n in sim.nodes) == 30
 
 
+def test_up_to_push_direct_max_peers_receive_each_event_once_in_one_hop() -> None:
+    sim = Simulation(16, config=QUIET, seed=5)
+    sim.step(50)
+    before = sum(n.core.metrics.events_duplicate for n in sim.nodes)
+    for i in (0, 3, 9, 15):
+        sim.put(i)
+    report = sim.run_until_converged(max_rounds=0.05)  # rumors only: no periodic round
+    assert report.converged, report
+    assert sum(n.core.metrics.events_duplicate for n in sim.nodes) == before
+    assert sum(n.core.metrics.rumors_forwarded for n in sim.nodes) == 0
+    assert sum(n.core.metrics.events_received for n in sim.nodes) == 4 * 15
+
+
 def test_bigger_meshes_still_forward_to_peers_the_push_missed() -> None:
-    sim = Simulation(16, config=QUIET.with_(rumor_max_hops=10), seed=3)
+    sim = Simulation(16, config=QUIET.with_(rumor_max_hops=10, push_direct_max=0), seed=3)
     sim.step(50)
     sim.put(0)
     sim.step(20)  # rumors only: no periodic round in this window

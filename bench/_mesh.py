@@ -162,6 +162,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of one process's threads by who runs them, from /proc: ``chroma``
+    (Chroma's Rust runtime and SQLite workers), ``grpc`` (gRPC's C threads), ``python``
+    (every Python thread: its name is the process's)."""
+    out = {"chroma": 0.0, "grpc": 0.0, "python": 0.0}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        group = ("chroma" if comm.startswith(("tokio", "sqlx")) else
+                 "grpc" if comm.startswith(("event_engine", "grpc")) else "python")
+        out[group] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of one process in MB, from /proc (0.0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kb = next((int(line.split()[1]) for line in status.splitlines()
+               if line.startswith("VmRSS:")), 0)
+    return kb / 1024
+
+
 def scrape(url: str, timeout: float = 10.0) -> dict[str, float]:
     """A Prometheus endpoint as {"name{label=value}": value} (samples, not families)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -188,6 +216,10 @@ def federation_metrics(sample: dict[str, float]) -> dict[str, float]:
         if base == "messages_sent" and "{" in name:
             kind = name.partition("kind=")[2].rstrip("}")
             out[f"messages_sent.{kind}"] = out.get(f"messages_sent.{kind}", 0.0) + value
+        # memnode_federation_stage_cpu_seconds_total (sidecar), memnode_stage_... (node)
+        if base.endswith("stage_cpu_seconds") and "stage=" in name:
+            stage = name.partition("stage=")[2].rstrip("}").strip('"')
+            out[f"cpu.{stage}"] = out.get(f"cpu.{stage}", 0.0) + value
     return out
 
 
@@ -381,6 +413,12 @@ class Mesh:
 
     def cpu(self) -> list[float]:
         return [cpu_seconds(n.pid) for n in self.nodes]
+
+    def thread_cpu(self) -> list[dict[str, float]]:
+        return [thread_cpu(n.pid) for n in self.nodes]
+
+    def rss(self) -> list[float]:
+        return [rss_mb(n.pid) for n in self.nodes]
 
     def stop(self) -> None:
         for n in self.nodes:

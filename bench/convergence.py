@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -46,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedder", default="test-hash",
                         choices=("test-hash", "minilm-int8", "minilm"))
     parser.add_argument("--topology", choices=("star", "ring"), default="star")
+    parser.add_argument("--node-args", default="", metavar="ARGS",
+                        help="more flags for every `memnode serve` (one string)")
     parser.add_argument("--preset", choices=("local", "lan", "kubernetes"), default="local")
     parser.add_argument("--sync", choices=("full", "normal"), default=None,
                         help="the node's log sync mode (default: the node's own default)")
@@ -116,7 +119,7 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             idle0, t_idle = mesh.cpu(), time.monotonic()
             time.sleep(2.0)
             idle1, idle_s = mesh.cpu(), time.monotonic() - t_idle
-            m0, cpu0 = mesh.metrics(), mesh.cpu()
+            m0, cpu0, threads0 = mesh.metrics(), mesh.cpu(), mesh.thread_cpu()
             me0 = cpu_seconds_self()
 
             def write(k: int) -> None:
@@ -129,7 +132,8 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             records = watcher.run_writes(writes, rate, write, base, budget)
             watcher.wait_visible(records, timeout)
             time.sleep(0.3)  # let the last rumors' duplicates land before reading counters
-            m1, cpu1 = mesh.metrics(), mesh.cpu()
+            m1, cpu1, rss = mesh.metrics(), mesh.cpu(), mesh.rss()
+            threads1 = mesh.thread_cpu()
             me1 = cpu_seconds_self()
             watcher.stop()
             result = watcher.analyse(records, timeout)
@@ -151,6 +155,9 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
                 if k.startswith("messages_sent."):
                     kinds[k.split(".", 1)[1]] = kinds.get(k.split(".", 1)[1], 0) + v - a.get(k, 0)
         cpu = [round(b - a, 3) for a, b in zip(cpu0, cpu1, strict=True)]
+        stages = {k.split(".", 1)[1]: sum(b.get(k, 0.0) - a.get(k, 0.0)
+                                          for a, b in zip(m0, m1, strict=True))
+                  for k in sorted({k for m in m1 for k in m if k.startswith("cpu.")})}
         idle = [(b - a) / idle_s for a, b in zip(idle0, idle1, strict=True)]
         window = (max((r.acked for r in records if r.acked), default=0.0)
                   - watcher.started_at)
@@ -167,9 +174,14 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             "bytes_sent_total": int(sent),
             "events_sent_per_entry": round(events / n_repl, 3) if n_repl else None,
             "messages_sent_by_kind": {k: int(v) for k, v in sorted(kinds.items())},
+            "messages_per_write": round(sum(kinds.values()) / writes, 1) if writes else None,
+            "rss_mb_per_node": round(median(rss), 1) if rss else None,
+            "rss_mb_max": round(max(rss), 1) if rss else None,
             "cpu_seconds_per_node": round(median(cpu), 3) if cpu else None,
             "cpu_seconds_by_node": cpu,
             "cpu_ms_per_replicated_entry": round(sum(cpu) * 1000 / n_repl, 2) if n_repl else None,
+            "cpu_ms_per_entry_by_stage": _by_stage(stages, _delta(threads0, threads1),
+                                                   sum(cpu), n_repl),
             "idle_cpu_share_per_node": round(median(idle), 4) if idle else None,
             "harness_cpu_seconds": round(me1 - me0, 3),
             "write_window_s": round(window, 2),
@@ -177,6 +189,13 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             "replicated_at_end": replicated,
             "seconds": round(time.monotonic() - t_start, 1),
         })
+        from bench import _cpuref
+
+        result["raw_reference"] = {
+            "chroma_upsert_cpu_ms_per_vector_by_batch": _cpuref.chroma_upsert_ms_per_vector(),
+            "ed25519_verify_cpu_ms_per_event": _cpuref.verify_ms_per_event(),
+            "note": "the raw libraries in this process, right after the mesh stopped",
+        }
         p99 = result["latency_ms"]["p99"]
         if o.nodes == 3 and p99:
             result["reference"] = {
@@ -187,6 +206,42 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
                         "3-node convergence; < 1 is faster",
             }
         return result
+
+
+def _raw_line(raw: dict[str, Any]) -> str:
+    if not raw:
+        return "-"
+    ups = raw["chroma_upsert_cpu_ms_per_vector_by_batch"]
+    return (f"Chroma upsert CPU ms per vector at batch {', '.join(ups)}: "
+            f"{', '.join(str(v) for v in ups.values())}; Ed25519 verify "
+            f"{raw['ed25519_verify_cpu_ms_per_event']} ms per event")
+
+
+def _delta(before: list[dict[str, float]], after: list[dict[str, float]]
+           ) -> dict[str, float]:
+    """Thread CPU seconds by group (bench._mesh.thread_cpu), summed over the nodes."""
+    return {k: sum(b[k] - a[k] for a, b in zip(before, after, strict=True))
+            for k in after[0]} if after else {}
+
+
+def _by_stage(stages: dict[str, float], threads: dict[str, float], total: float,
+              n_repl: int) -> dict[str, float]:
+    """CPU ms per replicated entry, all nodes together: the measured stages
+    (federation.io.cpu, on Python threads), ``python_other`` (the rest of the Python
+    threads: the client API's gRPC handlers, timers, Python's collector),
+    ``chroma_threads`` (Chroma's own Rust and SQLite threads) and ``grpc_threads``
+    (gRPC's C threads: HTTP/2, polling); ``ended_threads``: the processes' CPU less
+    their threads' at the end (threads that ran and ended meanwhile; /proc keeps only
+    the living ones)."""
+    if not n_repl:
+        return {}
+    out = {k: round(v * 1000 / n_repl, 3) for k, v in stages.items()}
+    rest = threads.get("python", 0.0) - sum(stages.values())
+    out["python_other"] = round(rest * 1000 / n_repl, 3)
+    out["chroma_threads"] = round(threads.get("chroma", 0.0) * 1000 / n_repl, 3)
+    out["grpc_threads"] = round(threads.get("grpc", 0.0) * 1000 / n_repl, 3)
+    out["ended_threads"] = round((total - sum(threads.values())) * 1000 / n_repl, 3)
+    return out
 
 
 def pick_median(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -239,7 +294,13 @@ def table(r: dict[str, Any]) -> str:
         ("gossip bytes / replicated entry",
          f"{r['bytes_per_entry']} B ({r['events_sent_per_entry']} events sent per entry; "
          f"protobuf bytes, no gRPC/HTTP2/TLS framing)"),
-        ("messages sent", ", ".join(f"{k} {v}" for k, v in r["messages_sent_by_kind"].items())),
+        ("messages sent", ", ".join(f"{k} {v}" for k, v in r["messages_sent_by_kind"].items())
+         + f" ({r.get('messages_per_write')} per write, all kinds)"),
+        ("CPU ms per replicated entry by stage",
+         ", ".join(f"{k} {v}" for k, v in r.get("cpu_ms_per_entry_by_stage", {}).items())),
+        ("raw, same run", _raw_line(r.get("raw_reference", {}))),
+        ("resident memory per node", f"median {r.get('rss_mb_per_node')} MB, "
+                                     f"max {r.get('rss_mb_max')} MB (at the end)"),
         ("CPU s per node (median)",
          f"{r['cpu_seconds_per_node']} over {r['write_window_s']} s of writes "
          f"(all nodes: {r['cpu_ms_per_replicated_entry']} ms per replicated entry; idle "
@@ -267,7 +328,8 @@ def run(args: argparse.Namespace) -> int:
     quick = bool(args.quick)
     o = MeshOptions(nodes=args.nodes, hosts=args.hosts, loss=args.loss, delay_ms=args.delay,
                     tls=args.tls, embedder=args.embedder, topology=args.topology,
-                    preset=args.preset, sync=args.sync or "")
+                    preset=args.preset, sync=args.sync or "",
+                    extra=tuple(shlex.split(args.node_args)))
     writes = args.writes
     timeout = args.timeout or (30.0 if o.hosts == "netns" else 10.0)
     name = result_name(o, quick, args.rate)

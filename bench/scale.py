@@ -8,6 +8,11 @@
   shows the latency of a saturated machine and the second the protocol's; the slow
   run is repeated with the ``lan`` preset (fanout 3, 10 hops), the one meant for tens
   of nodes (``local``: fanout 2, 3 hops, for a few nodes on one host).
+- ``loopback32``: 32 nodes on loopback, ``lan`` preset, at 5 writes/s (``--slow-rate``):
+  propagation, p99 and resident memory per node.
+- ``netns25``: 25 network-namespace hosts, 100 ms one-way delay on gossip packets, ``lan``
+  preset, 20 writes/s: median and max latency and messages per write (the Gossip
+  Glomers 3d bar: median < 400 ms, max < 600 ms, < 30 messages per write).
 - ``netns``: 3 nodes on 3 network-namespace hosts with 10% loss and 50 ms one-way delay
   on gossip packets, as ``bench convergence --hosts netns --loss 10 --delay 50``. Skipped
   (with the reason in its result file) where namespaces, iptables or NetfilterQueue
@@ -32,7 +37,7 @@ from bench._mesh import MeshOptions, MeshUnavailable
 from bench.convergence import measure, pick_median, result_name, table
 
 DESCRIPTION = "convergence at 16 nodes on loopback and across netns hosts with loss + delay"
-RUNS = ("loopback16", "netns")
+RUNS = ("loopback16", "netns", "loopback32", "netns25")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +65,10 @@ def configs(only: list[str], rate: float, slow: float) -> list[tuple[MeshOptions
             out.append((MeshOptions(nodes=16, preset="lan"), slow))
     if "netns" in only:
         out.append((MeshOptions(nodes=3, hosts="netns", loss=10.0, delay_ms=50.0), rate))
+    if "loopback32" in only:
+        out.append((MeshOptions(nodes=32, preset="lan"), slow or 5.0))
+    if "netns25" in only:
+        out.append((MeshOptions(nodes=25, hosts="netns", delay_ms=100.0, preset="lan"), rate))
     return out
 
 

@@ -158,6 +158,15 @@ def test_metrics_endpoint_exports_node_and_federation_metrics(tmp_path: Path,
                  "memnode_federation_bytes_received_total",
                  "memnode_federation_peer_lag_events{peer="):
         assert name in text, name
+    # where the receiver's CPU went, by stage (federation.io.cpu)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    stages = {(s.name, s.labels["stage"]): s.value
+              for f in text_string_to_metric_families(text) for s in f.samples
+              if "stage" in s.labels}
+    for stage in ("decode", "core", "encode"):
+        assert stages.get(("memnode_federation_stage_cpu_seconds_total", stage), 0) > 0, stage
+    assert stages.get(("memnode_stage_cpu_seconds_total", "persist"), 0) > 0, stages
 
 
 def test_an_external_sidecar_node_without_the_metadata_key_refuses_to_start(

@@ -37,6 +37,7 @@ from typing import Any
 from federation.engine import FederationCore
 from federation.errors import TransportError
 from federation.events import Event
+from federation.io.cpu import StageCpu
 from federation.io.deny_gossip import DenyGossip
 from federation.io.denylist import DenyList, make_authorizer
 from federation.io.discovery import StaticDiscovery, parse_discover
@@ -95,10 +96,12 @@ class Sidecar:
         self._exchanges: dict[str, float] = {}  # peer -> when our digest left
         self.exchange_count = 0
         self.exchange_seconds_total = 0.0
+        self.cpu = StageCpu()  # core here; decode and encode in the gossip transport
         self.transport: Transport = transport or GossipTransport(
             config.gossip_listen, security=security,
             authorize=make_authorizer(deny) if deny is not None else None,
             max_queue=config.transport_queue, workers=config.transport_workers,
+            cpu=self.cpu,
         )
         host = config.gossip_listen.rpartition(":")[0]
         self.address = config.advertise or f"{host}:{self.transport.port}"
@@ -247,7 +250,8 @@ class Sidecar:
                 if now >= next_tick:
                     assert self.core is not None
                     self.erasures.feed(self.core)  # e.g. the file was copied in
-                    self.core.tick()
+                    with self.cpu.stage("core"):
+                        self.core.tick()
                     self._flush()
                     self._report()
                     next_tick = max(next_tick + tick, now)
@@ -288,7 +292,8 @@ class Sidecar:
                         self._exchange_done(sender)
                     self.denials.share(self.node_id, sender, message)
                     self.erasures.share(self.node_id, sender, message, self.denials.holds_back)
-                core.on_message(sender, message)
+                with self.cpu.stage("core"):
+                    core.on_message(sender, message)
             elif kind == "local":
                 local += args[0]
             elif kind == "erasures":
@@ -303,7 +308,8 @@ class Sidecar:
                 self._own_times[event.seq] = now_ms
             while len(self._own_times) > _LAG_TIMESTAMPS:
                 self._own_times.popitem(last=False)
-            core.local_events(local)
+            with self.cpu.stage("core"):
+                core.local_events(local)
         self._flush()
         self.last_step_seconds = time.perf_counter() - started
 

@@ -26,6 +26,7 @@
 | memnode_federation_peer_lag_events | gauge | peer | our events the peer's last digest lacked |
 | memnode_federation_peer_lag_seconds | gauge | peer | age of our oldest event the peer lacks |
 | memnode_federation_tick_duration_seconds | gauge | | time the last core step took |
+| memnode_federation_stage_cpu_seconds_total | counter | stage | CPU: decode, core, encode |
 | memnode_federation_tls_certificate_reloads_total | counter | result | cert files: ok, rejected |
 | memnode_federation_tls_certificate_expiry_timestamp_seconds | gauge | | cert in force ends |
 """
@@ -116,6 +117,9 @@ class SidecarCollector(Collector):
                         "Age of our oldest event a peer lacks", "peer", lag_seconds)
         yield GaugeMetricFamily(P + "tick_duration_seconds", "Time the last core step took",
                                 value=self._sidecar.last_step_seconds)
+        yield _labelled(CounterMetricFamily, "stage_cpu_seconds",
+                        "CPU seconds by stage: decode, core, encode", "stage",
+                        self._sidecar.cpu.seconds())
         if self._sidecar.security.files is not None:
             yield from tls_metrics(P + "tls", self._sidecar.security.files)
 

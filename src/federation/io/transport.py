@@ -27,6 +27,7 @@ import grpc
 from federation.errors import MalformedEvent, TransportError
 from federation.io.certreload import ReloadingCredentials
 from federation.io.convert import model_from_proto, model_to_proto
+from federation.io.cpu import StageCpu
 from federation.io.wire import message_from_proto, message_to_proto
 from federation.messages import Message
 from federation.ports import Hello, TransportStats
@@ -156,8 +157,10 @@ class GossipTransport:
         authorize: Authorizer | None = None,
         max_queue: int = 1024,
         workers: int = 64,
+        cpu: StageCpu | None = None,
     ) -> None:
         self.stats = TransportStats()
+        self.cpu = cpu or StageCpu()  # decode and encode
         self._security = security
         self._max_queue = max_queue
         self._senders: dict[str, _PeerSender] = {}
@@ -202,7 +205,9 @@ class GossipTransport:
                     sender.close()
                 sender = self._senders[to] = _PeerSender(to, address, self._security,
                                                          self.stats, self._max_queue)
-        sender.send(message_to_proto(message))
+        with self.cpu.stage("encode"):
+            encoded = message_to_proto(message)
+        sender.send(encoded)
 
     def forget_peer(self, peer: str) -> None:
         with self._lock:
@@ -245,9 +250,10 @@ class _GossipServicer(fpb_grpc.GossipServicer):
         received = 0
         peer = context.peer()
         for msg in request_iterator:
-            self._t.stats.bytes_received += msg.ByteSize()
             try:
-                message = message_from_proto(msg)
+                with self._t.cpu.stage("decode"):
+                    self._t.stats.bytes_received += msg.ByteSize()
+                    message = message_from_proto(msg)
             except (MalformedEvent, ValueError, TypeError) as exc:
                 self._t.log_bad_peer(peer, str(exc))
                 continue

@@ -21,6 +21,7 @@ process in tests and in the embedded demo).
 | memnode_index_lag_seconds | gauge | | age of the oldest change not yet in Chroma (0: none) |
 | memnode_index_batch_size | histogram | | changes the indexer moved into Chroma per batch |
 | memnode_index_batch_seconds | histogram | | time to index one batch into Chroma |
+| memnode_stage_cpu_seconds_total | counter | stage | CPU: ingest, write, persist, index |
 | memnode_watchers | gauge | | Watch streams open (memnode.node.watch) |
 | memnode_watch_changes_total | counter | kind | changes sent to Watch streams, by kind |
 | memnode_audit_entries_total | counter | | entries written to the audit trail |
@@ -40,10 +41,14 @@ The metadata key ones: :mod:`memnode.node.rekey`; the TLS ones:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from federation.io.cpu import StageCpu
 
 if TYPE_CHECKING:
     from memnode.storage.tail import IndexTail
@@ -139,6 +144,9 @@ class NodeMetrics:
             "memnode_audit_dropped", "Audit entries lost: the trail could not be written "
             "and its buffer was full (an audit.gap entry counts them)", registry=r)
 
+    def track_stages(self, cpu: StageCpu) -> None:
+        self.registry.register(_StageCollector(cpu))
+
     def track_tail(self, tail: IndexTail) -> None:
         for collection in ("local", "replicas"):
             self.index_tail.labels(collection=collection).set_function(
@@ -151,3 +159,15 @@ class NodeMetrics:
 
     def track_memories(self, collection: str, count: Callable[[], float]) -> None:
         self.memories.labels(collection=collection).set_function(count)
+
+
+class _StageCollector(Collector):
+    def __init__(self, cpu: StageCpu) -> None:
+        self._cpu = cpu
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("memnode_stage_cpu_seconds", "CPU seconds by stage: "
+                                     "ingest, write, persist, index", labels=["stage"])
+        for stage, seconds in sorted(self._cpu.seconds().items()):
+            family.add_metric([stage], seconds)
+        yield family

@@ -28,6 +28,7 @@ from federation.config import FederationConfig
 from federation.effects import Effect, OwnSeqLearned
 from federation.errors import MetadataKeyError
 from federation.events import Event, EventKind, ModelId, SharedPrivacy, local_id_of, origin_of, sign
+from federation.io.cpu import StageCpu
 from federation.io.keyring import KeyFile
 from federation.validate import Limits
 from memnode._version import __version__
@@ -148,13 +149,15 @@ class Node:
         self.durable = Durable(self.log, self.store, self.tail)
         self.health = WriteHealth(self.metrics, self.data_dir, config.min_free_bytes)
         self._commits = commits.CommitQueue(
-            self._write_lock, lambda group: commits.group_commit(self, group))
+            self._write_lock, lambda group: self._commit_group(group))
         self._seq = self.log.watermark(self.node_id)
         self._event_listeners: list[Callable[[list[Event]], None]] = []
         self.metrics.track_memories("local", self.visible.count_local)
         self.metrics.track_memories("replicas", self.visible.count_replicas)
         self.metrics.track_memories("ephemeral", self.ephemeral.count)
         self.metrics.track_tail(self.tail)
+        self.cpu = StageCpu()  # ingest, write, persist here; index in the indexer
+        self.metrics.track_stages(self.cpu)
         with self._write_lock:
             try:
                 if self.durable.fill_listing(self.node_id):
@@ -173,7 +176,7 @@ class Node:
                                on_batch=self.metrics.observe_index_batch,
                                on_error=lambda exc: commits.indexer_failed(self, exc),
                                on_recovered=lambda: commits.indexer_ok(self),
-                               room=(self.data_dir, config.min_free_bytes))
+                               room=(self.data_dir, config.min_free_bytes), cpu=self.cpu)
         self.indexer.start()
         self.republisher = rekey.Republisher(self)
         self.metrics.registry.register(rekey.KeyCollector(self, self.republisher))
@@ -188,6 +191,10 @@ class Node:
             self.log.close()
             self.store.close()
         self._lock.release()
+
+    def _commit_group(self, group: list[commits.Pending[object]]) -> None:
+        with self.cpu.stage("write"):
+            commits.group_commit(self, group)
 
     def persist_replication(self, effects: Sequence[Effect]) -> None:
         """The replication core's effects: durably into the log, then into the index
@@ -206,7 +213,8 @@ class Node:
                 raise FailedPrecondition("effects on this node's own memories, but it "
                                          "is not restoring")
             try:
-                self.durable.persist(effects, self.node_id, own, lost)
+                with self.cpu.stage("persist"):
+                    self.durable.persist(effects, self.node_id, own, lost)
             except StoreWriteError as exc:
                 raise self.health.failed(exc, committed=exc.committed, what=exc.what) from exc
             if not self.durable.apply_failed:
@@ -268,8 +276,9 @@ class Node:
     def remember(self, items: Sequence[RememberInput]) -> list[RememberResult]:
         """Store a batch atomically: every item is written or none is."""
         cfg = self.config
-        batch = prepare(items, cfg, self.metadata_limits, self.embedder, self.metrics,
-                        self._clock_ms(), self._new_id)
+        with self.cpu.stage("ingest"):  # validate, redact, embed
+            batch = prepare(items, cfg, self.metadata_limits, self.embedder, self.metrics,
+                            self._clock_ms(), self._new_id)
         ephemeral = [r for r in batch.records if r.privacy == Privacy.EPHEMERAL]
         persisted = [r for r in batch.records if r.privacy != Privacy.EPHEMERAL]
         def write(overlay: Overlay) -> tuple[Staged, None]:

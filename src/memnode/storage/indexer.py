@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from federation.io.cpu import StageCpu
 from memnode.node.domain import LocalRecord, ReplicaRecord
 from memnode.storage.chroma import ChromaStore
 from memnode.storage.eventlog import EventLog
@@ -76,8 +77,9 @@ class Indexer:
                  on_batch: Callable[[int, float], None] | None = None,
                  on_error: Callable[[Exception], None] | None = None,
                  on_recovered: Callable[[], None] | None = None,
-                 room: tuple[Path, int] | None = None) -> None:
+                 room: tuple[Path, int] | None = None, cpu: StageCpu | None = None) -> None:
         self.tail = tail
+        self._cpu = cpu or StageCpu()
         self._room = room  # (data dir, bytes to keep free), checked before each batch
         self.store = store
         self.log = log_
@@ -143,7 +145,7 @@ class Indexer:
         if self._room is not None:
             path, keep_free = self._room
             require_room(path, keep_free + ROOM_PER_CHANGE * len(batch))
-        with self.tail.indexing:
+        with self.tail.indexing, self._cpu.stage("index"):
             apply_batch(self.store, batch)
             self.log.journal_done(batch.through_jseq)
             self.tail.done(batch)

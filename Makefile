@@ -40,6 +40,7 @@ BENCH_STAMP := .venv/.bench-installed
 
 $(BENCH_STAMP): $(STAMP)
 	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
+	bash scripts/bench-tools.sh $(PIP)
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

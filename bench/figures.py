@@ -108,12 +108,60 @@ def mesh_rows() -> list[Row]:
                      f"{data['cpu_seconds_per_node']} s per node over "
                      f"{data['write_window_s']} s of writes",
                      "met" if rate >= 1.0 else f"**MISSED** by {1 - rate:.1%}", src))
+        if name == "convergence-16-loopback":
+            rows += _write_path_rows(label, data, src)
         if "reference" in data and name == "convergence-3-loopback":
             ref = data["reference"]
             rows.append(("3 nodes, loopback, vs the reference (converged in ~2.01 s)",
                          "faster than 2.01 s",
                          f"p99 {ref['ratio_p99']}x, max {ref['ratio_max']}x of 2.01 s",
                          at_most(lat["max"] / 1000, 2.01, "s"), src))
+    return rows
+
+
+def _write_path_rows(label: str, data: dict[str, Any], src: str) -> list[Row]:
+    """Request -> ack, and CPU per replicated entry against raw Chroma in the same run."""
+    rows: list[Row] = []
+    ack = data.get("ack_ms", {}).get("p99")
+    rows.append((f"{label}: request -> ack, p99", "<= 50 ms", f"{ack} ms",
+                 at_most(ack, 50.0, "ms"), src))
+    raw = (data.get("raw_reference") or {}).get("chroma_upsert_cpu_ms_per_vector_by_batch")
+    cpu = data.get("cpu_ms_per_replicated_entry")
+    if raw and cpu is not None:
+        limit = 1.3 * raw["100"]
+        stages = ", ".join(f"{k} {v}" for k, v in data["cpu_ms_per_entry_by_stage"].items())
+        rows.append((f"{label}: CPU per replicated entry (all nodes)",
+                     f"<= 1.3x raw Chroma upsert per vector at batch 100 ({limit:.3g} ms)",
+                     f"{cpu} ms ({cpu / raw['100']:.1f}x raw batch 100; raw batch 1 / 10 / "
+                     f"100: {raw['1']} / {raw['10']} / {raw['100']} ms); by stage: {stages}",
+                     at_most(cpu, limit, "ms"), src))
+    return rows
+
+
+def scale_rows() -> list[Row]:
+    """The 32-node and 25-host rows of ``python -m bench scale``."""
+    rows: list[Row] = []
+    data, src = load("convergence-32-loopback-r5-lan")
+    if data is not None and not _skipped(data):
+        lat, rate = data["latency_ms"], data["propagation_rate"]
+        rows.append(("32 nodes, loopback, 5 writes/s, lan preset: propagated", "100%",
+                     f"{data['propagated']}/{data['writes']} = {rate:.1%}; p50 {lat['p50']} / "
+                     f"p99 {lat['p99']} ms", "met" if rate >= 1.0
+                     else f"**MISSED** by {1 - rate:.1%}", src))
+        rss = data.get("rss_mb_max")
+        rows.append(("32 nodes: resident memory per node (test embedder)", "<= 150 MB",
+                     f"median {data.get('rss_mb_per_node')} / max {rss} MB",
+                     at_most(rss, 150.0, "MB"), src))
+    data, src = load("convergence-25-netns-loss0-delay100-lan")
+    if data is not None and not _skipped(data):
+        lat, msgs = data["latency_ms"], data.get("messages_per_write")
+        label = "25 netns hosts, 100 ms one-way delay, 20 writes/s"
+        rows.append((f"{label}: ack -> visible on every node, median", "< 400 ms",
+                     f"{lat['p50']} ms", at_most(lat["p50"], 400.0, "ms"), src))
+        rows.append((f"{label}: max", "< 600 ms", f"{lat['max']} ms",
+                     at_most(lat["max"], 600.0, "ms"), src))
+        rows.append((f"{label}: messages per write (all kinds)", "< 30", f"{msgs}",
+                     at_most(msgs, 30.0, ""), src))
     return rows
 
 
@@ -230,7 +278,8 @@ def node_rows() -> list[Row]:
             for t in data.get("targets", [])]
 
 
-SECTIONS: list[Callable[[], list[Row]]] = [mesh_rows, sim_rows, wire_rows, catchup_rows,
+SECTIONS: list[Callable[[], list[Row]]] = [mesh_rows, scale_rows, sim_rows, wire_rows,
+                                           catchup_rows,
                                            tls_rows, sbs_rows, node_rows]
 
 

@@ -24,6 +24,7 @@ Each run writes the same result file and plot as the equivalent ``bench converge
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             except MeshUnavailable as exc:
                 if o.delay_ms and "delay" in str(exc):
                     say(f"no delay here ({exc}); running with loss only")
-                    o2 = MeshOptions(nodes=o.nodes, hosts=o.hosts, loss=o.loss)
+                    o2 = dataclasses.replace(o, delay_ms=0.0)
                     r = measure(o2, n_writes, rate, work / "loss-only", timeout=timeout,
                                 log=say)
                     r["delay_unavailable"] = str(exc)

@@ -100,10 +100,11 @@ def run(args: argparse.Namespace) -> int:
             per = -(-m // 3)
             for i, c in enumerate(clients):
                 ks = range(i * per, min(m, (i + 1) * per))
+                model = c.status().model  # the vectors are declared as the node's model's
                 for lo in range(0, len(ks), 1000):
                     items = [_request(NewMemory(f"wire memory {k} {token}",
                                                 {"team": "bench", "k": str(k)}),
-                                      vecs[k].tobytes()) for k in ks[lo:lo + 1000]]
+                                      vecs[k].tobytes(), model) for k in ks[lo:lo + 1000]]
                     c._call("RememberBatch", pb.RememberBatchRequest(items=items))
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:

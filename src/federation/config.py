@@ -71,9 +71,11 @@ class FederationConfig:
     push_direct_max: int = 32
     """While a node has at most this many live peers, its new events go straight to
     every one of them: one hop, each peer receives each event once (N - 1 messages per
-    write), nobody forwards and no anti-entropy round is waited for. Past it, rumor
-    mongering as above (``fanout`` peers who forward: about N * fanout messages, a
-    residue of exp(-fanout) for anti-entropy). 0: always rumor mongering."""
+    write) and no anti-entropy round is waited for; a receiver forwards only to live
+    peers the pusher did not name (its view may hold more). Past it, rumor mongering as
+    above (``fanout`` peers who forward: about N * fanout messages, a residue of
+    exp(-fanout) for anti-entropy). 0: always rumor mongering; fanout 0 turns pushing
+    off either way."""
 
     # --- out-of-order buffer ----------------------------------------------------------
     max_buffered_per_origin: int = 1024

@@ -170,7 +170,8 @@ class FederationCore:
 
     def _push(self, events: list[Event]) -> None:
         live, c = self.membership.live_count(), self.config
-        targets = self.membership.sample_live(live if live <= c.push_direct_max else c.fanout)
+        direct = c.fanout and live <= c.push_direct_max  # fanout 0: anti-entropy only
+        targets = self.membership.sample_live(live if direct else c.fanout)
         seen = seen_mask([self.node_id, *targets])
         pushes = [replace(r, rumor_seen=seen) for r in self.rumors.push(self.node_id, events)]
         for peer in targets:

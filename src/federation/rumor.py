@@ -1,8 +1,9 @@
 """Push-on-write: rumor mongering of new events.
 
 - A new local event is pushed at once, as a batch with ``rumor_hops = 1``, to every
-  live peer while there are at most ``push_direct_max`` (each receives it once, nobody
-  forwards), else to ``fanout`` live peers.
+  live peer while there are at most ``push_direct_max`` (each receives it once; a
+  receiver forwards only to peers outside the rumor's seen mask), else to ``fanout``
+  live peers.
 - A node that receives a rumor forwards the events that were *new to it* (applied or
   buffered; duplicates never) to ``fanout`` other live peers, with ``hops + 1``,
   unless ``hops`` reached ``rumor_max_hops``.

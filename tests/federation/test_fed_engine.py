@@ -137,6 +137,12 @@ def test_a_write_goes_straight_to_every_peer_of_a_small_mesh_once() -> None:
     assert sum(c.metrics.events_duplicate for c in cores) == 0
 
 
+def test_fanout_zero_pushes_nothing_even_in_a_small_mesh() -> None:
+    cores = _mesh(4, FederationConfig.local(fanout=0), base=127)
+    cores[0].local_event(Origin(127).put("quiet"))
+    assert not [o for o in cores[0].ready().messages if isinstance(o.message, EventBatch)]
+
+
 def test_a_write_reaches_everyone_by_rumors_alone() -> None:
     config = FederationConfig.local(
         fanout=3, rumor_max_hops=10, anti_entropy_interval_ticks=10_000, push_direct_max=0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from federation.effects import UpsertReplica
@@ -18,6 +19,7 @@ from federation.events import (
     public_key_bytes,
     sign,
 )
+from memnode import InvalidArgument
 from memnode.storage.eventlog import LOG_FILE
 
 from helpers import NodeHandle, wait_for
@@ -115,9 +117,24 @@ def test_a_log_from_before_the_listing_is_filled_at_start(node_factory) -> None:
     with sqlite3.connect(data_dir / LOG_FILE) as conn:  # as a log from before it
         conn.execute("DROP TABLE listing")
         conn.execute("DELETE FROM meta WHERE key = 'listing'")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     again = node_factory("old")
     expected = sorted(own[1:] + [pending] + [e.memory_id for e in puts])
     assert sorted(_pages(again, mesh=True, size=4)) == expected
     with sqlite3.connect(data_dir / LOG_FILE) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'listing'").fetchone() == (
             "filled",)
+        # migrated: code from before the listing, which would not keep it, refuses the log
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (
+            "2",)
+
+
+def test_a_page_token_of_another_scope_or_from_offset_paging_is_refused(
+        node: NodeHandle) -> None:
+    for i in range(3):
+        node.client.remember(f"memory number {i}")
+    mesh_token = "r:"  # replicas: a local listing's scope does not reach them
+    for bad in (mesh_token, "l:5000", "m:0", "l", "x:"):
+        with pytest.raises(InvalidArgument, match="bad page token"):
+            node.node.list(10, bad)
+    assert len(node.node.list(10, mesh_token, mesh=True).replicas) == 0

@@ -65,6 +65,11 @@ def _team_hits(client: Client, k: int = 1000) -> set[str]:
     return {h.id for h in client.recall("fact", k=k, scope="mesh", where={"team": "blue"})}
 
 
+def _team_listed(client: Client) -> set[str]:
+    """The exact answer (List matches metadata without a vector search)."""
+    return {m.id for m in client.list(scope="mesh", where={"team": "blue"})}
+
+
 def test_the_metadata_key_rotates_on_a_live_mesh_while_writing(tmp_path: Path) -> None:
     fed = tmp_path / "federation"
     init_federation(fed)
@@ -140,8 +145,21 @@ def test_the_metadata_key_rotates_on_a_live_mesh_while_writing(tmp_path: Path) -
              "every write to reach every node")
     # only key 1 is held now: every replica is (once node 0's re-publication has reached
     # every node: anti-entropy may bring the last of it) hashed under it
-    wait_for(lambda: all(_team_hits(c) == ids for c in clients),
-             "every replica on every node to match the filter under key 1")
+    missing: dict[int, dict[str, object]] = {}
+
+    def all_match() -> bool:
+        missing.clear()
+        for n, c in enumerate(clients):
+            gone = ids - _team_listed(c)
+            if gone:
+                missing[n] = {m: (c.get(m).metadata, c.get(m).local) for m in sorted(gone)}
+        return not missing
+
+    try:
+        wait_for(all_match, "every replica on every node to match the filter under key 1")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; node -> memory -> (metadata, own): {missing}; key 1 "
+                             f"hashes blue as {blue[1]!r}, key 0 as {blue[0]!r}") from None
     for client in clients:
         client.close()
 

@@ -146,7 +146,7 @@ class Node:
         self.tail = IndexTail(self.model.dim, max_items=config.index_tail_max_items,
                               max_bytes=config.index_tail_max_bytes)
         self.visible = VisibleStore(self.store, self.tail)
-        self.durable = Durable(self.log, self.store, self.tail)
+        self.durable = Durable(self.log, self.store, self.tail, self.node_id)
         self.health = WriteHealth(self.metrics, self.data_dir, config.min_free_bytes)
         self._commits = commits.CommitQueue(
             self._write_lock, lambda group: self._commit_group(group))
@@ -160,8 +160,6 @@ class Node:
         self.metrics.track_stages(self.cpu)
         with self._write_lock:
             try:
-                if self.durable.fill_listing(self.node_id):
-                    log.info("filled the listing of a log from before it")
                 rebuilt = self.durable.rebuild()
             except Exception as exc:  # e.g. a full disk: stay up, serve reads, retry
                 self.durable.defer_replay()
@@ -398,7 +396,8 @@ class Node:
         """An online, consistent backup into ``out`` (storage.backup); its manifest."""
         with self._write_lock:  # the tail in Chroma first: the manifest counts Chroma's
             self.indexer.flush(BACKUP_FLUSH_SECONDS)
-            snapshot = backup.take_snapshot(self.log, self.store, out)
+            with self.tail.indexing:  # and no batch moves Chroma's rows while it pages
+                snapshot = backup.take_snapshot(self.log, self.store, out)
         log.info("backup snapshot of %d own memories took %.2f s (writes paused)",
                  snapshot.own_memories, snapshot.seconds)
         return backup.finish(out, self.data_dir / KEY_FILE, self.config.metadata_key_file,

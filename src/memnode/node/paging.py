@@ -41,8 +41,8 @@ def page(ephemeral: EphemeralStore, visible: VisibleStore, listed: ListedIds,
     fewer than ``page_size`` memories."""
     size = min(page_size or 100, 1000)
     own_match, replica_match = match_local(where[0]), match_replica(where[1])
-    phase, last = _parse_token(token)
     phases = _PHASES if mesh else _PHASES[:2]
+    phase, last = _parse_token(token, phases)
     local: list[LocalRecord] = []
     replicas: list[ReplicaRecord] = []
     while phase and len(local) + len(replicas) < size:
@@ -69,10 +69,19 @@ def page(ephemeral: EphemeralStore, visible: VisibleStore, listed: ListedIds,
     return Page(local, replicas, f"{phase}:{last}" if phase else "")
 
 
-def _parse_token(token: str) -> tuple[str, str]:
+def _parse_token(token: str, phases: tuple[str, ...]) -> tuple[str, str]:
+    """A token of this listing's scope: replica pages are refused to a local listing
+    (whose scope is what authorisation checked), and a token from before keyset paging
+    (phase and offset) is refused, not read as an id."""
     if not token:
         return "e", ""
     phase, colon, last = token.partition(":")
-    if phase not in _PHASES or not colon:
-        raise validation.InvalidArgument(f"bad page token {token!r}")
+    try:
+        if phase not in phases or not colon:
+            raise ValueError(phase)
+        if last:
+            validation.memory_id(last)
+    except (ValueError, validation.InvalidArgument):
+        raise validation.InvalidArgument(f"bad page token {token!r} for this listing "
+                                         "(start again without one)") from None
     return phase, last

@@ -56,9 +56,10 @@ class StoreWriteError(Exception):
 
 
 class Durable:
-    def __init__(self, log: EventLog, store: ChromaStore, tail: IndexTail | None = None
-                 ) -> None:
+    def __init__(self, log: EventLog, store: ChromaStore, tail: IndexTail | None = None,
+                 own_origin: str = "") -> None:
         self.log = log
+        self.own_origin = own_origin  # the node's: its rebuild fills an old log's listing
         self.store = store
         self.tail = tail or IndexTail(store.dim, max_items=1, max_bytes=1)
         self._apply_failed = False
@@ -110,9 +111,9 @@ class Durable:
         self.tail.add_replicas(jseq, [replica_record(e) for e in upserts],
                                [m for m, e in final.items() if e is None], changed)
 
-    def fill_listing(self, own_origin: str) -> bool:
-        """At start, once for a log from before the listing (memnode.storage.listing):
-        own ids from Chroma and the pending journal, in order. True if it filled."""
+    def fill_listing(self) -> bool:
+        """Once for a log from before the listing (memnode.storage.listing): own ids from
+        Chroma and the pending journal, in order. True if it filled."""
         def own_ids() -> set[str]:
             ids = self.store.local_ids()
             for entry in self.log.pending_journal():
@@ -121,12 +122,15 @@ class Durable:
                 elif entry.op == "forget":
                     ids.discard(entry.memory_id)
             return ids
-        return self.log.fill_listing(own_ids, own_origin)
+        return self.log.fill_listing(own_ids, self.own_origin)
 
     def rebuild(self) -> int:
-        """At start: the journal's rows (changes Chroma may lack) back into the tail, in
+        """At start (and again after it failed): the listing of a log from before it
+        filled, then the journal's rows (changes Chroma may lack) back into the tail, in
         order; whether Chroma holds each memory is read once, in bulk. A journal past
         half the tail's bound is replayed into Chroma instead."""
+        if self.own_origin and self.fill_listing():
+            log.info("filled the listing of a log from before it")
         pending = self.log.pending_journal(self.tail.max_items // 2 + 1)
         if len(pending) > self.tail.max_items // 2:
             return self.replay()

@@ -17,6 +17,8 @@ per client request and synced before the client is answered:
 - ``meta``: schema version, node id, model identity, the CA-signed erasure orders in force.
 - ``data_keys``: each own memory's data key, wrapped (encryption at rest,
   :mod:`memnode.storage.atrest`); a forget deletes it and empties the WAL.
+- ``listing``: the id of every persisted memory, own and replicas apart, written with
+  the change that adds or removes it (List pages over it: :mod:`memnode.storage.listing`).
 
 A data directory that cannot be read is reported (DataDirError), never reset
 (:mod:`memnode.storage.logdb` opens the database).

@@ -15,7 +15,11 @@ from memnode.storage import listing
 
 __all__ = ["LOG_FILE", "SCHEMA_VERSION", "connect"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Schema versions this code opens, and what opening one of them does first. 1 -> 2: the
+#: listing table (memnode.storage.listing), filled at the next start; a log at 2 is refused
+#: by code from before it, which would not keep the listing.
+_MIGRATES = {"1": "UPDATE meta SET value = '2' WHERE key = 'schema'"}
 LOG_FILE = "log.db"
 
 _SCHEMA = """
@@ -70,6 +74,9 @@ def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise DataDirError(f"{path}: log is unreadable ({exc}); refusing to start") from exc
+    if row is not None and row[0] in _MIGRATES:
+        conn.execute(_MIGRATES[row[0]])
+        row = (SCHEMA_VERSION,)
     if row is None or row[0] != SCHEMA_VERSION:
         raise DataDirError(f"{path}: unknown log schema {row!r}; refusing to start")
     return conn

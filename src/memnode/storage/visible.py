@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from federation.events import origin_of
+from memnode.errors import Unavailable
 from memnode.node.domain import (
     Hit,
     LocalRecord,
@@ -26,6 +27,8 @@ from memnode.storage.tail import IndexTail, Record, match_local, match_replica
 
 #: Chroma is asked for at most this many extra hits to make up for shadowed ones.
 MAX_OVERFETCH = 1000
+#: How long a filter over own memories waits for an index batch in progress.
+FIND_WAIT_SECONDS = 30.0
 
 
 class VisibleStore:
@@ -78,10 +81,16 @@ class VisibleStore:
     def find_local(self, where: Mapping[str, MetaValue]) -> dict[str, Privacy]:
         """Own persisted memories whose clear metadata equals ``where``, in the tail and
         in Chroma (the tail decides the memories it holds): id -> privacy."""
-        with self.tail.indexing:  # no row deleted under Chroma's offsets meanwhile
+        # no batch may delete rows under Chroma's offsets meanwhile; a stuck one refuses
+        if not self.tail.indexing.acquire(timeout=FIND_WAIT_SECONDS):
+            raise Unavailable(f"the indexer has held Chroma for {FIND_WAIT_SECONDS:g} s; "
+                              "try again")
+        try:
             records, decided = self.tail.matching("local", match_local(where))
             found = {mid: p for mid, p in self.store.find_local(where).items()
                      if mid not in decided}
+        finally:
+            self.tail.indexing.release()
         found.update({r.id: r.privacy for r in records})
         return found
 

@@ -59,3 +59,32 @@ def test_sigusr2_dumps_every_threads_stack_to_the_log(tmp_path: Path, monkeypatc
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def test_grpc_keeps_the_real_clock_as_its_c_core_does(tmp_path: Path) -> None:
+    """gRPC's Server.start polls its C core with deadline=time.time(): a shifted clock
+    made a node restarted on a host stepped 5 min ahead hang there for 5 min."""
+    import subprocess
+    import sys
+
+    clock = tmp_path / "clock"
+    clock.write_text("7200\n")
+    env = {**os.environ, "CHAOS_CLOCK_FILE": str(clock), "PYTHONPATH": os.pathsep.join(
+        [str(SHIM), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    code = ("import time, grpc\n"
+            "from concurrent import futures\n"
+            "ours = time.time() - time.monotonic()\n"
+            "theirs = {}\n"
+            "exec('import time\\nt = time.time() - time.monotonic()', "
+            "{'__name__': 'grpc._probe'}, theirs)\n"
+            "server = grpc.server(futures.ThreadPoolExecutor(1))\n"
+            "server.add_insecure_port('127.0.0.1:0')\n"
+            "started = time.monotonic(); server.start()\n"
+            "print(round(ours - theirs['t']), round(time.monotonic() - started, 1))\n"
+            "server.stop(0)\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    shift, start_seconds = done.stdout.split()
+    assert int(shift) == 7200  # our code sees the step, gRPC's does not
+    assert float(start_seconds) < 10  # not the 2 h a shifted deadline would wait

@@ -6,7 +6,9 @@ wall clock plus the offset in seconds that file holds, re-read at most every 0.1
 so writing the file makes a running process's wall clock jump. The monotonic clocks
 are left alone, as a real wall-clock step leaves them. This covers what memnode reads
 through Python (created_at, TTLs, token expiry, deny-list and erasure-order times, a
-sidecar's incarnation); C code (gRPC's TLS certificate checks) keeps the real clock.
+sidecar's incarnation); C code (gRPC's TLS certificate checks) keeps the real clock,
+and so does gRPC's Python layer: it hands ``time.time()`` deadlines to its C core, so a
+shifted one would make it wait out the step (a real step moves both alike).
 It also makes SIGUSR2 dump every thread's stack to the process's log (the drill sends it
 to a process that prints no ready line in time).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import signal
+import sys
 import time
 
 _FILE = os.environ.get("CHAOS_CLOCK_FILE", "")
@@ -43,11 +46,18 @@ if _FILE:
                 pass
         return _offset_ns
 
+    def _shifted() -> bool:
+        """Whether the caller of time.time sees the step: not gRPC, whose C core keeps
+        the real clock (its Server.start polls a queue with ``deadline=time.time()``,
+        which a forward step turned into a wait of the step's length)."""
+        caller = sys._getframe(2)  # _shifted <- _time <- the caller (or Cython's caller)
+        return not str(caller.f_globals.get("__name__", "")).startswith("grpc")
+
     def _time() -> float:
-        return _real_time() + _offset() / 1e9
+        return _real_time() + (_offset() / 1e9 if _shifted() else 0.0)
 
     def _time_ns() -> int:
-        return _real_time_ns() + _offset()
+        return _real_time_ns() + (_offset() if _shifted() else 0)
 
     time.time = _time
     time.time_ns = _time_ns

@@ -353,11 +353,13 @@ class EventLog:
             return listing.after(self._conn, replica, last_id, limit)
 
     def fill_listing(self, own_ids: Callable[[], Iterable[str]], own_origin: str) -> bool:
-        """Fill the listing of a log from before it (once); True if it did."""
-        with self._tx() as c:
-            if listing.is_filled(c):
+        """Fill the listing of a log from before it (once); True if it did. A filled
+        log (every start but the first) costs one read, no write transaction."""
+        with self._lock:
+            if listing.is_filled(self._conn):
                 return False
-            listing.fill(c, own_ids(), own_origin, int(EventKind.FORGET))
+            with self._tx() as c:
+                listing.fill(c, own_ids(), own_origin, int(EventKind.FORGET))
             return True
 
     def journal_done(self, through_jseq: int) -> None:

@@ -28,6 +28,7 @@ from federation.errors import MalformedEvent, TransportError
 from federation.io.certreload import ReloadingCredentials
 from federation.io.convert import model_from_proto, model_to_proto
 from federation.io.cpu import StageCpu
+from federation.io.streamwire import HEADER, StreamReader, StreamWriter
 from federation.io.wire import message_from_proto, message_to_proto
 from federation.messages import Message
 from federation.ports import Hello, TransportStats
@@ -108,10 +109,11 @@ class _PeerSender:
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(self._CLOSE)
 
-    def _messages(self, first: fpb.GossipMessage) -> Iterator[fpb.GossipMessage]:
+    def _messages(self, first: fpb.GossipMessage, stream: StreamWriter
+                  ) -> Iterator[fpb.GossipMessage]:
         item: Any = first
         while item is not self._CLOSE:
-            size = item.ByteSize()
+            size = stream.write(item).ByteSize()
             self._stats.bytes_sent += size
             self._stats.by_peer_bytes_sent[self.peer] = \
                 self._stats.by_peer_bytes_sent.get(self.peer, 0) + size
@@ -126,8 +128,13 @@ class _PeerSender:
             if first is self._CLOSE:
                 return
             channel = open_channel(self.address, self._security)
+            stream = StreamWriter()
             try:
-                fpb_grpc.GossipStub(channel).Deliver(self._messages(first))
+                call = fpb_grpc.GossipStub(channel).Deliver.future(self._messages(first, stream))
+                # a receiver that reads shortened messages says so before it reads any
+                # (an older one sends its metadata only with its reply, at the end)
+                stream.shorten = HEADER in (call.initial_metadata() or ())
+                call.result()
                 backoff = 0.05
             except grpc.RpcError as exc:
                 self._stats.stream_errors += 1
@@ -249,11 +256,13 @@ class _GossipServicer(fpb_grpc.GossipServicer):
                 ) -> fpb.DeliverAck:
         received = 0
         peer = context.peer()
+        context.send_initial_metadata((HEADER,))
+        stream = StreamReader()
         for msg in request_iterator:
             try:
                 with self._t.cpu.stage("decode"):
                     self._t.stats.bytes_received += msg.ByteSize()
-                    message = message_from_proto(msg)
+                    message = message_from_proto(stream.read(msg))
             except (MalformedEvent, ValueError, TypeError) as exc:
                 self._t.log_bad_peer(peer, str(exc))
                 continue

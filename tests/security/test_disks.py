@@ -72,6 +72,12 @@ def _dir_bytes(data_dir: Path) -> tuple[bytes, list[str]]:
     return blob, [str(p.relative_to(data_dir)) for p in files]
 
 
+def _holding(data_dir: Path, values: list[str]) -> list[str]:
+    """The files under ``data_dir`` holding any of ``values`` (for a failure's message)."""
+    return [str(p.relative_to(data_dir)) for p in sorted(data_dir.rglob("*"))
+            if p.is_file() and any(v.encode() in p.read_bytes() for v in values)]
+
+
 def test_no_remote_text_or_team_value_on_a_peers_disk(tmp_path: Path, procs: list) -> None:  # type: ignore[type-arg]
     t0 = time.monotonic()
     procs += start_mesh(tmp_path, 3)
@@ -98,7 +104,9 @@ def test_no_remote_text_or_team_value_on_a_peers_disk(tmp_path: Path, procs: lis
         own = [w for w in written if w.node == n]
         remote = [w for w in written if w.node != n]
         # encrypted at rest: not even the origin's files hold its own texts or TEAM values
-        assert not any(w.text.encode() in blob for w in own), f"node {n}: a text in clear"
+        clear = [w.text for w in own if w.text.encode() in blob]
+        assert not clear, (f"node {n}: {len(clear)} texts in clear, in "
+                           f"{_holding(proc.data_dir, clear[:1])}")
         assert not any(w.team.encode() in blob for w in own if w.team)
         # nothing of a remote memory's text or TEAM value, not even its random part
         for w in remote:

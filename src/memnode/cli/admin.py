@@ -143,13 +143,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from memnode.api.server import serve
+    from memnode.cli.heapscrub import reexec_scrubbed
     from memnode.config import NodeConfig, config_from_args
 
     try:
         preset = NodeConfig.preset(args.preset)
         config = config_from_args(NodeConfig, args, "MEMNODE_", preset=preset)
         sidecar = _sidecar_config(args)
+        reexec_scrubbed()  # configuration errors first, then once more scrubbed
+        from memnode.api.server import serve
+
         return serve(config, sidecar)
     except ValueError as exc:  # bad configuration or credentials (CredentialsError)
         raise UsageError(str(exc)) from None

@@ -166,6 +166,11 @@ class Transport(Protocol):
         """Queue ``message`` for peer ``to`` at ``address``."""
         ...
 
+    def connect(self, to: str, address: str) -> None:
+        """Open the connection to peer ``to`` ahead of its first message (a push to a
+        peer just seen alive then waits for no handshake)."""
+        ...
+
     def identify(self, address: str, me: Hello, timeout: float) -> Hello:
         """Ask who listens at ``address``. Raises ``TransportError`` when unreachable or
         refused."""

@@ -4,6 +4,7 @@ authorizer, undecodable input, and a peer that cannot be reached."""
 from __future__ import annotations
 
 import queue
+import socket
 from collections.abc import Iterator
 
 import grpc
@@ -77,3 +78,17 @@ def test_a_denied_sender_and_undecodable_input_are_refused_and_counted(pair) -> 
         denied.stop()
         channel.close()
     assert inbox.empty()
+
+
+def test_connect_opens_the_connection_before_any_message(pair) -> None:  # type: ignore[no-untyped-def]
+    """A peer just seen alive gets its connection at once: the first push to it then
+    waits for no TCP and HTTP/2 handshake (round trips on a slow link)."""
+    a, _, _ = pair
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(10)
+        a.connect(node_id(504), f"127.0.0.1:{listener.getsockname()[1]}")
+        accepted, _ = listener.accept()  # no message was sent
+        accepted.close()
+    assert a.stats.bytes_sent == 0

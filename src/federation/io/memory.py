@@ -118,6 +118,9 @@ class MemoryTransport:
             raise TransportError(f"identify {address}: unreachable")
         return identity()
 
+    def connect(self, to: str, address: str) -> None:
+        """Nothing to open in memory."""
+
     def forget_peer(self, peer: str) -> None:
         with self._lock:
             self.peers.discard(peer)

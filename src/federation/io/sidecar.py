@@ -355,11 +355,14 @@ class Sidecar:
             self.exchange_seconds_total += time.monotonic() - started
 
     def _report(self) -> None:
-        """Every tick: the node learns its peers' state (for ``memnode status``), and
-        the transport forgets the peers the core has reaped (their streams and sender
-        threads go with them)."""
+        """Every tick: the node learns its peers' state (for ``memnode status``), the
+        transport connects ahead to alive peers, and forgets the peers the core has
+        reaped (their streams and sender threads go with them)."""
         peers = self.peers()
         current = {p.node_id for p in peers}
+        for peer in peers:  # a connection opened ahead: a first push waits for no handshake
+            if peer.state == "alive":
+                self.transport.connect(peer.node_id, peer.address)
         for gone in self._members - current:
             self.transport.forget_peer(gone)
             self._known_peers.pop(gone, None)

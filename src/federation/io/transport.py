@@ -94,6 +94,9 @@ class _PeerSender:
         self._stats = stats
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._closed = threading.Event()
+        # the first stream's channel starts connecting now, not at the first message
+        self._opened: grpc.Channel | None = open_channel(address, security)
+        grpc.channel_ready_future(self._opened)
         self._thread = threading.Thread(target=self._run, name=f"gossip-to-{peer[:8]}",
                                         daemon=True)
         self._thread.start()
@@ -106,6 +109,8 @@ class _PeerSender:
 
     def close(self) -> None:
         self._closed.set()
+        if self._opened is not None:  # never used: no stream closes it
+            self._opened.close()
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(self._CLOSE)
 
@@ -127,7 +132,8 @@ class _PeerSender:
             first = self._queue.get()
             if first is self._CLOSE:
                 return
-            channel = open_channel(self.address, self._security)
+            channel, self._opened = self._opened or open_channel(self.address,
+                                                                 self._security), None
             stream = StreamWriter()
             try:
                 call = fpb_grpc.GossipStub(channel).Deliver.future(self._messages(first, stream))
@@ -205,6 +211,16 @@ class GossipTransport:
     def send(self, to: str, address: str, message: Message) -> None:
         if not address:
             return
+        sender = self._sender(to, address)
+        with self.cpu.stage("encode"):
+            encoded = message_to_proto(message)
+        sender.send(encoded)
+
+    def connect(self, to: str, address: str) -> None:
+        if address:
+            self._sender(to, address)
+
+    def _sender(self, to: str, address: str) -> _PeerSender:
         with self._lock:
             sender = self._senders.get(to)
             if sender is None or sender.address != address:
@@ -212,9 +228,7 @@ class GossipTransport:
                     sender.close()
                 sender = self._senders[to] = _PeerSender(to, address, self._security,
                                                          self.stats, self._max_queue)
-        with self.cpu.stage("encode"):
-            encoded = message_to_proto(message)
-        sender.send(encoded)
+            return sender
 
     def forget_peer(self, peer: str) -> None:
         with self._lock:

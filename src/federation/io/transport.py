@@ -81,6 +81,10 @@ def open_channel(address: str, security: Security) -> grpc.Channel:
     return grpc.secure_channel(address, credentials, options=options)
 
 
+def _ignore(_: grpc.ChannelConnectivity) -> None:
+    """A connectivity callback that wants nothing (subscribing is what connects)."""
+
+
 class _PeerSender:
     """One peer's outbound stream, fed from a bounded queue by a thread of its own."""
 
@@ -95,8 +99,10 @@ class _PeerSender:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._closed = threading.Event()
         # the first stream's channel starts connecting now, not at the first message
+        # (gRPC's connectivity poller for it stops within 0.2 s; the connecting goes on)
         self._opened: grpc.Channel | None = open_channel(address, security)
-        grpc.channel_ready_future(self._opened)
+        self._opened.subscribe(_ignore, try_to_connect=True)
+        self._opened.unsubscribe(_ignore)
         self._thread = threading.Thread(target=self._run, name=f"gossip-to-{peer[:8]}",
                                         daemon=True)
         self._thread.start()

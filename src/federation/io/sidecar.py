@@ -7,7 +7,8 @@ and is the only one to touch it. Everything else posts to its inbox:
 - the node's event watch posts this node's own new events (push-on-write);
 - discovery (static peers, zeroconf, DNS: :class:`~federation.ports.Discovery` adapters)
   proposes addresses; one identify loop per address asks who is there (over mTLS when
-  on) and posts the peers it has identified. Discovery never admits a peer itself.
+  on: :mod:`federation.io.candidates`) and the sidecar admits the peers it may.
+  Discovery never admits a peer itself.
 
 The CA-signed deny list travels beside the core, not through it: outgoing digests are
 stamped with the version this sidecar holds, a peer whose digest shows an older one is
@@ -24,7 +25,6 @@ restart state with a new incarnation, so it can crash and restart freely.
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import random
@@ -35,12 +35,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from federation.engine import FederationCore
-from federation.errors import TransportError
 from federation.events import Event
+from federation.io.candidates import Candidates, discovery_from_config
 from federation.io.cpu import StageCpu
 from federation.io.deny_gossip import DenyGossip
 from federation.io.denylist import DenyList, make_authorizer
-from federation.io.discovery import StaticDiscovery, parse_discover
 from federation.io.erasesign import ErasureList
 from federation.io.erasure_gossip import ErasureGossip
 from federation.io.sidecar_config import SidecarConfig
@@ -112,11 +111,9 @@ class Sidecar:
         if erasures is None and deny is not None:
             erasures = ErasureList(deny.dir)
         self.erasures = ErasureGossip(erasures, self.transport)
-        self.discovery: list[Discovery] = (list(discovery) if discovery is not None
-                                           else discovery_from_config(config, self.address))
-        self._candidates_changed = threading.Event()
-        self._identifying: dict[str, threading.Event] = {}  # address -> stops its loop
-        self._found_by: dict[str, str] = {}  # address -> how it was found
+        self.candidates = Candidates(
+            discovery if discovery is not None else discovery_from_config(config, self.address),
+            self.transport, config.identify_interval_seconds, self._identified, self._spawn)
         self._node_found_by: dict[str, str] = {}  # node id -> how it was found
         self._members: set[str] = set()  # the core's peers at the last tick
 
@@ -127,19 +124,14 @@ class Sidecar:
         self.transport.start(self._on_message, self._identity)
         self._spawn(self._run, "sidecar-core")
         me = Announcement(self.node_id, self.address, self._federation_id, PROTOCOL_VERSION)
-        for found in self.discovery:
-            found.start(me, self._candidates_changed.set)
-        self._spawn(self._follow_candidates, "discovery")
+        self.candidates.start(me, lambda: Hello(self.node_id, self.address))
         log.info("sidecar of %s gossiping on %s (discovery: %s)", self.node_id, self.address,
-                 ", ".join(d.name for d in self.discovery) or "none: peers must find us")
+                 ", ".join(d.name for d in self.candidates.discovery)
+                 or "none: peers must find us")
 
     def stop(self) -> None:
         self._stop.set()
-        self._candidates_changed.set()
-        for found in self.discovery:
-            found.stop()
-        for stop in self._identifying.values():
-            stop.set()
+        self.candidates.stop()
         self._inbox.put(("stop",))
         self._stop_watch()
         for thread in self._threads:
@@ -189,53 +181,20 @@ class Sidecar:
         assert info is not None
         return Hello(info.node_id, self.address, info.model)
 
-    def _follow_candidates(self) -> None:
-        """Keep one identify loop per address that some discovery proposes; stop the
-        loops of addresses no longer proposed. Wakes on a change, or every few seconds."""
-        while not self._stop.is_set():
-            self._candidates_changed.clear()
-            wanted: dict[str, str] = {}
-            for found in self.discovery:
-                try:
-                    for address in found.candidates():
-                        wanted.setdefault(address, found.name)
-                except Exception:  # an adapter's bug must not stop discovery
-                    log.exception("discovery %s failed to list candidates", found.name)
-            for address in [a for a in self._identifying if a not in wanted]:
-                self._identifying.pop(address).set()
-            for address, name in wanted.items():
-                self._found_by[address] = name
-                if address not in self._identifying:
-                    stop = threading.Event()
-                    self._identifying[address] = stop
-                    self._spawn(functools.partial(self._identify, address, stop),
-                                f"identify-{address}")
-            self._candidates_changed.wait(5.0)
-
-    def _identify(self, address: str, stop: threading.Event) -> None:
-        """Ask a proposed peer who it is, until it answers; then again now and then."""
-        delay = 0.05
-        me = Hello(self.node_id, self.address)
-        while not self._stop.is_set() and not stop.is_set():
-            try:
-                reply = self.transport.identify(address, me, timeout=5.0)
-            except TransportError as exc:
-                log.debug("peer %s not reachable yet: %s", address, exc)
-                stop.wait(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            delay = 0.05
-            info = self.info
-            if self.denials.lists(reply.node_id):
-                pass  # denied: never admitted, whatever discovery proposes
-            elif info is not None and reply.node_id != info.node_id:
-                if reply.model != info.model:
-                    log.warning("peer %s at %s runs model %s, not ours %s: ignored",
-                                reply.node_id, address, reply.model, info.model)
-                else:
-                    self._node_found_by[reply.node_id] = self._found_by.get(address, "")
-                    self._inbox.put(("discovered", reply.node_id, reply.address or address))
-            stop.wait(self.config.identify_interval_seconds)
+    def _identified(self, reply: Hello, address: str, found_by: str) -> None:
+        """A proposed address answered who it is: admitted unless denied, ourselves, or
+        running another model."""
+        info = self.info
+        if self.denials.lists(reply.node_id):
+            return  # denied: never admitted, whatever discovery proposes
+        if info is None or reply.node_id == info.node_id:
+            return
+        if reply.model != info.model:
+            log.warning("peer %s at %s runs model %s, not ours %s: ignored",
+                        reply.node_id, address, reply.model, info.model)
+            return
+        self._node_found_by[reply.node_id] = found_by
+        self._inbox.put(("discovered", reply.node_id, reply.address or address))
 
     # -- the core thread --------------------------------------------------------------------
 
@@ -407,12 +366,3 @@ class Sidecar:
     def transport_stats(self) -> TransportStats:
         return self.transport.stats
 
-
-def discovery_from_config(config: SidecarConfig, own_address: str) -> list[Discovery]:
-    """The adapters ``--peer`` and ``--discover`` ask for (DNS at our gossip port unless
-    the spec names one)."""
-    port = int(own_address.rpartition(":")[2])
-    found: list[Discovery] = [StaticDiscovery(config.peer)] if config.peer else []
-    found += [parse_discover(spec, port, dns_interval_seconds=config.dns_interval_seconds)
-              for spec in config.discover]
-    return found

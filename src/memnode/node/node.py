@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +41,16 @@ from memnode.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnode.node import commits, paging, rekey, restore, subject, validation
+from memnode.node import commits, reads, rekey, restore, subject, validation
 from memnode.node.commits import Overlay, Staged
-from memnode.node.domain import Hit, LocalRecord, Metadata, MetaValue, Privacy, ReplicaRecord
+from memnode.node.domain import LocalRecord, Privacy, ReplicaRecord
 from memnode.node.ephemeral import EphemeralStore
 from memnode.node.health import WriteHealth
 from memnode.node.identity import KEY_FILE, Identity, load_or_create
 from memnode.node.ingest import RememberInput, RememberResult, prepare
 from memnode.node.metrics import NodeMetrics
 from memnode.node.paging import Page
+from memnode.node.reads import Recall
 from memnode.node.restore import RestoreState
 from memnode.storage import backup
 from memnode.storage.atrest import open_atrest
@@ -71,13 +72,6 @@ BACKUP_FLUSH_SECONDS = 5.0
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class Recall:
-    hits: list[Hit]
-    embed_seconds: float
-    search_seconds: float
 
 
 class Node:
@@ -349,48 +343,20 @@ class Node:
             )
         raise NotFound(f"no memory {memory_id}")
 
-    # -- reads --------------------------------------------------------------------------
+    # -- reads (memnode.node.reads) -----------------------------------------------------
 
     def recall(self, query: str, k: int = 10, *, mesh: bool = False,
                where: Mapping[str, object] | None = None, embedding: bytes = b"") -> Recall:
-        cfg = self.config
-        k = validation.recall_k(k, cfg.max_recall_k)
-        wanted: Metadata = subject.wanted(self, where)
-        started = time.perf_counter()
-        if embedding:
-            vec = validation.embedding(embedding, self.model.dim)
-        else:
-            validation.decode_text(query.encode(), cfg.max_text_bytes, what="query")
-            vec = self.embedder.embed([query])[0]
-        embedded = time.perf_counter()
-        self.metrics.embed_seconds.observe(embedded - started)
-        replica_where = self._replica_where(wanted)
-        hits = self.visible.query(vec, k, include_replicas=mesh, where_local=wanted,
-                                  where_replica=replica_where)
-        extra = self.ephemeral.query(vec, k, wanted)
-        if extra:
-            hits = sorted(hits + extra, key=lambda h: h.score, reverse=True)[:k]
-        return Recall(hits, embedded - started, time.perf_counter() - embedded)
-
-    def _replica_where(self, wanted: Metadata) -> dict[str, list[MetaValue]]:
-        """What a replica may hold for each wanted value: clear or keyed hash."""
-        return {key: self.metakey.match_values(value) for key, value in wanted.items()}
+        return reads.recall(self, query, k, mesh=mesh, where=where, embedding=embedding)
 
     def get(self, memory_id: str) -> LocalRecord | ReplicaRecord:
-        validation.memory_id(memory_id)
-        found = (self.ephemeral.get(memory_id) or self.visible.get_local(memory_id)
-                 or self.visible.get_replica(memory_id))
-        if found is None:
-            raise NotFound(f"no memory {memory_id}")
-        return found
+        return reads.get(self, memory_id)
 
     def list(self, page_size: int, token: str, *, mesh: bool = False,
              where: Mapping[str, object] | None = None) -> Page:
         """Pages over ephemeral, then own persisted, then (mesh) replica memories (those
         whose metadata equals ``where``, matched as recall does)."""
-        wanted = subject.wanted(self, where)
-        return paging.page(self.ephemeral, self.visible, self.log.listing_after, page_size,
-                           token, mesh=mesh, where=(wanted, self._replica_where(wanted)))
+        return reads.page(self, page_size, token, mesh=mesh, where=where)
 
     def backup(self, out: Path) -> dict[str, Any]:
         """An online, consistent backup into ``out`` (storage.backup); its manifest."""

@@ -80,10 +80,11 @@ def insert(addr: str, vecs: Any, token: str) -> float:
 
     started = time.perf_counter()
     with Client(addr, timeout=300) as client:
+        model = client.status().model  # the vectors are declared as the node's model's
         for lo in range(0, len(vecs), INSERT_BATCH):
             items = [_request(NewMemory(f"catch-up memory {k} {token}",
                                         {"team": "bench", "k": str(k)}),
-                              vecs[k].tobytes())
+                              vecs[k].tobytes(), model)
                      for k in range(lo, min(lo + INSERT_BATCH, len(vecs)))]
             client._call("RememberBatch", pb.RememberBatchRequest(items=items))
     return time.perf_counter() - started

@@ -16,7 +16,11 @@ events (the rest at the next exchange).
 Runs already sent to a peer are remembered for ``inflight_timeout_ticks``: a digest
 from that peer that crossed them on the wire is answered from where they end, not
 again from its watermark (the receiver buffers the later runs until the earlier
-ones arrive). After the timeout, everything above its watermark is sent again.
+ones arrive). After the timeout, everything above its watermark is sent again. Rumors
+pushed or forwarded to a peer count the same (:meth:`AntiEntropy.pushed`), but each
+keeps the tick it was sent at: the chain of pushes a digest is answered past starts at
+its watermark, has no gap, and stops at the first push older than the timeout (maybe
+lost: sent again from there), so a steady stream of new pushes never hides a lost one.
 
 Exchanges start every ``anti_entropy_interval_ticks`` (first one at a random offset
 so nodes do not synchronise), and at once when a peer joins or rejoins.
@@ -25,6 +29,7 @@ so nodes do not synchronise), and at once when a peer joins or rejoins.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Mapping
 
 from federation.config import FederationConfig
@@ -33,6 +38,10 @@ from federation.eventsource import EventSource
 from federation.messages import Digest, EventBatch, EventRun
 from federation.sizes import BATCH_OVERHEAD, RUN_OVERHEAD, run_size
 
+#: Rumor runs remembered per peer and origin; past it the oldest is forgotten (then not
+#: skipped: sent again, never lost).
+MAX_PUSHES_KEPT = 256
+
 
 class AntiEntropy:
     def __init__(self, config: FederationConfig, rng: random.Random, source: EventSource) -> None:
@@ -40,6 +49,8 @@ class AntiEntropy:
         self._source = source
         self._next_round = rng.randint(1, config.anti_entropy_interval_ticks)
         self._inflight: dict[str, dict[str, tuple[int, int]]] = {}
+        # peer -> origin -> (after_seq, through_seq, tick) of the rumor runs sent to it
+        self._pushed: dict[str, dict[str, deque[tuple[int, int, int]]]] = {}
         self.source_errors = 0
 
     # schedule ----------------------------------------------------------------------
@@ -52,6 +63,31 @@ class AntiEntropy:
     def forget_peer(self, peer: str) -> None:
         """Drop in-flight state of a peer (reaped, or restarted and lost its inbox)."""
         self._inflight.pop(peer, None)
+        self._pushed.pop(peer, None)
+
+    def pushed(self, peer: str, batch: EventBatch, now: int) -> None:
+        """A rumor was sent to ``peer``: a digest that crosses it on the wire is not
+        answered with its runs again while they are fresh."""
+        sent = self._pushed.setdefault(peer, {})
+        for run in batch.runs:
+            kept = sent.get(run.origin)
+            if kept is None:
+                kept = sent[run.origin] = deque(maxlen=MAX_PUSHES_KEPT)
+            kept.append((run.after_seq, run.through_seq, now))
+
+    def _past_pushes(self, peer: str, origin: str, theirs: int, start: int, now: int) -> int:
+        """``start`` moved past the fresh rumors sent to ``peer`` that continue it with
+        no gap (those its digest's watermark ``theirs`` covers are forgotten)."""
+        kept = self._pushed.get(peer, {}).get(origin)
+        if not kept:
+            return start
+        while kept and kept[0][1] <= theirs:
+            kept.popleft()
+        for after, through, tick in kept:
+            if after > start or now - tick >= self._config.inflight_timeout_ticks:
+                break  # a gap, or a push that may be lost: send from here
+            start = max(start, through)
+        return start
 
     # deltas ------------------------------------------------------------------------
     def _start(
@@ -75,6 +111,7 @@ class AntiEntropy:
                     del sent[origin]
                 elif through > start:
                     start = through
+        start = self._past_pushes(peer, origin, theirs, start, now)
         return start if start < ours else None
 
     def batches_for(

@@ -273,6 +273,8 @@ class FederationCore:
         self.metrics.sent(kind, message_size(message))
         if isinstance(message, EventBatch):
             self.metrics.events_sent += message.event_count
+            if message.rumor_hops:  # a digest crossing it is answered from where it ends
+                self.antientropy.pushed(to, message, self.now)
 
     def _digest(self, reply: bool) -> Digest:
         ms = self.membership

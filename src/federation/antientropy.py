@@ -23,7 +23,11 @@ its watermark, has no gap, and stops at the first push older than the timeout (m
 lost: sent again from there), so a steady stream of new pushes never hides a lost one.
 
 Exchanges start every ``anti_entropy_interval_ticks`` (first one at a random offset
-so nodes do not synchronise), and at once when a peer joins or rejoins.
+so nodes do not synchronise), and at once when a peer joins or rejoins. A round goes to
+a random live peer, except while one is streaming us a catch-up (its last batch, within
+``inflight_timeout_ticks``, brought news and vouched for more than we hold): then to that
+peer, which goes on from where its runs ended, rather than to another that would send the
+same events. A batch we reject brings no news: a peer sending bad runs is not pulled from.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class AntiEntropy:
         self._inflight: dict[str, dict[str, tuple[int, int]]] = {}
         # peer -> origin -> (after_seq, through_seq, tick) of the rumor runs sent to it
         self._pushed: dict[str, dict[str, deque[tuple[int, int, int]]]] = {}
+        self._pulling: tuple[str, int] | None = None  # (peer streaming us, its last batch)
         self.source_errors = 0
 
     # schedule ----------------------------------------------------------------------
@@ -60,10 +65,31 @@ class AntiEntropy:
     def round_started(self, now: int) -> None:
         self._next_round = now + self._config.anti_entropy_interval_ticks
 
+    def streamed(self, peer: str, behind: bool, now: int) -> None:
+        """An anti-entropy batch from ``peer`` was applied; ``behind``: it vouched for
+        more than we hold (the rest comes at our next exchange with it)."""
+        if behind:
+            self._pulling = (peer, now)
+        elif self._pulling is not None and self._pulling[0] == peer:
+            self._pulling = None
+
+    def pulling(self, now: int, live: list[str]) -> list[str]:
+        """The peer this round should go to, as a list: the live one streaming us a
+        catch-up, if its last batch is fresh; else none (a random peer, then)."""
+        if self._pulling is None:
+            return []
+        peer, tick = self._pulling
+        if now - tick >= self._config.inflight_timeout_ticks or peer not in live:
+            self._pulling = None
+            return []
+        return [peer]
+
     def forget_peer(self, peer: str) -> None:
         """Drop in-flight state of a peer (reaped, or restarted and lost its inbox)."""
         self._inflight.pop(peer, None)
         self._pushed.pop(peer, None)
+        if self._pulling is not None and self._pulling[0] == peer:
+            self._pulling = None
 
     def pushed(self, peer: str, batch: EventBatch, now: int) -> None:
         """A rumor was sent to ``peer``: a digest that crosses it on the wire is not

@@ -128,7 +128,8 @@ class FederationCore:
         if self.antientropy.round_due(now):
             self.antientropy.round_started(now)
             self.metrics.anti_entropy_rounds += 1
-            peers = self.membership.sample_live(self.config.anti_entropy_peers)
+            peers = (self.antientropy.pulling(now, self.membership.live_ids())
+                     or self.membership.sample_live(self.config.anti_entropy_peers))
             if self.replica.restoring:  # ask the origins the restore waits for
                 asks = self.config.restore_asks_per_round
                 peers += self._restore.to_ask(self.membership.live_ids(), asks, peers)
@@ -375,6 +376,10 @@ class FederationCore:
         for run in batch.runs:
             self.replica.apply_run(run, result, sender_watermark=batch.watermarks.get(run.origin))
         self._absorb(result)
+        if not batch.rumor_hops:  # pull the rest from it if it brought news and has more
+            held = self.replica.version_vector()
+            self.antientropy.streamed(peer, bool(result.fresh) and any(
+                wm > held.get(o, 0) for o, wm in batch.watermarks.items()), self.now)
         self._check_restored()
         if result.resyncs_started:
             self._start_exchange(peer)  # reconcile with the peer that told us, now

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from federation.config import FederationConfig
 from federation.engine import FederationCore
-from federation.messages import Digest, EventBatch, Message
+from federation.messages import Digest, EventBatch, EventRun, Message
 
 from fedkit import Origin, core, pump
 
@@ -108,3 +108,42 @@ def test_pushes_after_a_stale_one_do_not_move_the_start() -> None:
         b.on_message(a.node_id, m)
     pump([a, b])
     assert b.replica.version_vector()[a.node_id] == 3
+
+
+def _round_targets(c: FederationCore, rounds: int) -> list[str]:
+    """Whom ``c``'s next anti-entropy rounds send their digests to."""
+    targets = []
+    for _ in range(rounds * CONFIG.anti_entropy_interval_ticks):
+        c.tick()
+        rd = c.ready()
+        c.advance()
+        targets += [o.to for o in rd.messages if isinstance(o.message, Digest)
+                    and not o.message.reply]
+        if len(targets) >= rounds:
+            return targets
+    return targets
+
+
+def test_a_catch_up_is_pulled_from_the_peer_that_streams_it() -> None:
+    config = FederationConfig.local(anti_entropy_interval_ticks=2, suspect_after_ticks=20_000,
+                                    dead_after_ticks=30_000, inflight_timeout_ticks=20)
+    b = core(152, config)
+    a, c = Origin(151), Origin(153)
+    for peer in (a, c):
+        b.peer_discovered(peer.node_id, f"addr-{peer.n}")
+    b.ready()
+    b.advance()
+    events = [a.put(f"m{i}") for i in range(300)]
+    part = EventBatch(a.node_id, (EventRun(a.node_id, 0, 100, tuple(events[:100])),), 0,
+                      {a.node_id: 300})
+    b.on_message(a.node_id, part)  # a's first batch of a catch-up: 200 more to come
+    assert set(_round_targets(b, 5)) == {a.node_id}  # not c, who would send them again
+    rest = EventBatch(a.node_id, (EventRun(a.node_id, 100, 300, tuple(events[100:])),), 0,
+                      {a.node_id: 300})
+    b.on_message(a.node_id, rest)
+    assert b.replica.version_vector()[a.node_id] == 300
+    assert set(_round_targets(b, 40)) == {a.node_id, c.node_id}  # random again
+    again = EventBatch(c.node_id, (EventRun(a.node_id, 0, 100, tuple(events[:100])),), 0,
+                       {a.node_id: 400})
+    b.on_message(c.node_id, again)  # nothing new: not a reason to pull from c
+    assert set(_round_targets(b, 40)) == {a.node_id, c.node_id}

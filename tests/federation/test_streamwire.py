@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import random
 import time
 from collections.abc import Iterator
 from concurrent import futures
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -60,12 +62,13 @@ def test_a_shortened_stream_reads_back_exactly_what_was_sent() -> None:
                for r in m.runs for e in r.events)
     # the first digest and the first push say everything; what follows leaves out the
     # sender, address, run origin, key and model: 22 + 34 + model + 22 bytes per push
-    assert short[0] == full[0]
+    assert short[0] == full[0] + 2  # all of it, marked a delta (from nothing)
     assert short[1] == full[1] - 22 - 22  # the digest said the sender; the run's origin
     model_bytes = 2 + model_to_proto(MODEL).ByteSize()
     for i in (2, 3):  # (and maybe a byte of a length prefix)
         assert full[i] - short[i] in (22 + 22 + 34 + model_bytes + d for d in (0, 1, 2))
-    assert full[-1] - short[-1] == 22 + 2 + len("10.0.0.1:7000")
+    # and the second digest its sender, address, and the vector entry that did not change
+    assert full[-1] - short[-1] == 22 + 2 + len("10.0.0.1:7000") + 2 + 2 + 20 + 2 - 2
 
 
 def test_a_writer_not_told_to_shorten_sends_whole_messages() -> None:
@@ -174,3 +177,59 @@ def test_a_broken_stream_starts_afresh(sender: GossipTransport) -> None:
         assert second.stats.malformed == 0
     finally:
         second.stop()
+
+
+def _digests(seed: int, n: int) -> list[Digest]:
+    """A stream's digests over time: vectors that grow (an origin now and then gone),
+    floors, members whose heartbeats move and whose address or incarnation may change."""
+    rng = random.Random(seed)
+    me = node_id(1)
+    origins = [node_id(i) for i in range(1, 12)]
+    vector = {o: rng.randint(1, 50) for o in origins[:6]}
+    floors: dict[str, int] = {}
+    members = {node_id(i): [1_700_000_000_000 + i, 1, f"10.0.0.{i}:7000"] for i in range(2, 9)}
+    out = []
+    for k in range(n):
+        for o in rng.sample(origins, 3):
+            vector[o] = vector.get(o, 0) + rng.randint(0, 3) or 1
+        if rng.random() < 0.2 and len(vector) > 2:
+            vector.pop(rng.choice(sorted(vector)))
+        if rng.random() < 0.3:
+            floors[rng.choice(sorted(vector))] = rng.randint(1, 9)
+        if rng.random() < 0.2 and floors:
+            floors.pop(rng.choice(sorted(floors)))
+        for m in members.values():
+            m[1] += 1
+        if rng.random() < 0.2:
+            m = members[rng.choice(sorted(members))]
+            m[0] += 1  # restarted
+            m[2] = f"10.0.1.{rng.randint(1, 200)}:7000"
+        shown = rng.sample(sorted(members), 4)  # a digest names some members, round-robin
+        out.append(Digest(sender=me, incarnation=1_700_000_000_001, heartbeat=k + 1,
+                          address="10.0.0.1:7000", version_vector=dict(vector),
+                          members=tuple(MemberHeartbeat(i, members[i][0], members[i][1],
+                                                        members[i][2]) for i in shown),
+                          reply=bool(k % 2), gc_floors=dict(floors)))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_delta_digests_read_back_whole(seed: int) -> None:
+    writer, reader = StreamWriter(), StreamReader()
+    sent = _digests(seed, 60)
+    for k, digest in enumerate(sent):
+        writer.shorten = k >= 3  # the receiver's header arrives after a few digests
+        wire = fpb.GossipMessage.FromString(writer.write(message_to_proto(digest))
+                                            .SerializeToString())
+        assert wire.digest.delta == (k >= 3)
+        assert message_from_proto(reader.read(wire)) == digest, k
+
+
+def test_an_unchanged_digest_costs_a_few_bytes() -> None:
+    writer = StreamWriter()
+    writer.shorten = True
+    digest = _digests(0, 1)[0]
+    whole = writer.write(message_to_proto(digest)).ByteSize()
+    again = writer.write(message_to_proto(replace(digest, heartbeat=digest.heartbeat + 1)))
+    assert again.ByteSize() < whole / 3, (again.ByteSize(), whole)
+    assert not again.digest.version_vector and all(not m.address for m in again.digest.members)

@@ -9,7 +9,12 @@ dimension, fingerprint). A stream whose receiver understands it says each once:
 - an event's ``public_key`` and ``model`` are left out once the stream has carried them
   for its origin (a model only on PUT and UPDATE: a FORGET has none);
 - a run's ``origin`` is left out when it is the batch's sender (a push of one's own
-  writes).
+  writes);
+- a digest is a delta (``Digest.delta``): its version vector and GC floors carry only
+  the entries that changed since the stream's previous digest (0: gone, which a vector
+  or a floor means anyway), and a member heartbeat leaves out an incarnation and
+  address the stream said for that member (incarnations are a start's wall-clock ms,
+  never 0: an entry with neither is one the stream said).
 
 The receiver (:class:`StreamReader`) learns the same from every message it reads,
 whether shortened or not, and fills in what was left out before the message is decoded.
@@ -23,6 +28,8 @@ reconnect starts afresh. Saved per replicated entry, measured: see README "Scale
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from federation.errors import MalformedEvent
 from federation.v1 import federation_pb2 as fpb
@@ -55,6 +62,7 @@ class StreamWriter:
         self._address = ""
         self._keys: dict[str, bytes] = {}
         self._models: dict[str, tpb.ModelIdentity] = {}
+        self._digests = _Said()
 
     def write(self, msg: fpb.GossipMessage) -> fpb.GossipMessage:
         body = _body(msg)
@@ -69,6 +77,7 @@ class StreamWriter:
             if shorten and body.address == self._address:
                 body.ClearField("address")
             self._address = body.address or self._address
+            self._digests.write(body, shorten)
             return msg
         for run in body.runs:
             origin = run.origin
@@ -99,6 +108,7 @@ class StreamReader:
         self._address = ""
         self._keys: dict[str, bytes] = {}
         self._models: dict[str, tpb.ModelIdentity] = {}
+        self._digests = _Said()
 
     def read(self, msg: fpb.GossipMessage) -> fpb.GossipMessage:
         body = _body(msg)
@@ -116,6 +126,7 @@ class StreamReader:
                 self._address = body.address
             else:
                 body.address = self._address
+            self._digests.read(body)
             return msg
         for run in body.runs:
             if not run.origin:
@@ -134,3 +145,69 @@ class StreamReader:
                 elif origin in self._models:
                     event.model.CopyFrom(self._models[origin])
         return msg
+
+
+class _Said:
+    """What one stream's digests said last: the version vector, the GC floors, and each
+    member's (incarnation, address). The writer's and the reader's copies stay equal:
+    both record every digest, whole or delta."""
+
+    def __init__(self) -> None:
+        self.vector: dict[str, int] = {}
+        self.floors: dict[str, int] = {}
+        self.members: dict[str, tuple[int, str]] = {}
+
+    def write(self, d: fpb.Digest, shorten: bool) -> None:
+        vector, floors = dict(d.version_vector), dict(d.gc_floors)
+        if shorten:
+            d.delta = True
+            _changes(d.version_vector, self.vector, vector)
+            _changes(d.gc_floors, self.floors, floors)
+        for m in d.members:
+            said = self.members.get(m.node_id)
+            if m.address:
+                self.members[m.node_id] = (m.incarnation, m.address)
+                if shorten and said == (m.incarnation, m.address):
+                    m.ClearField("incarnation")
+                    m.ClearField("address")
+        self.vector, self.floors = vector, floors
+
+    def read(self, d: fpb.Digest) -> None:
+        if d.delta:
+            self.vector = _applied(self.vector, d.version_vector)
+            self.floors = _applied(self.floors, d.gc_floors)
+            d.ClearField("version_vector")
+            d.version_vector.update(self.vector)
+            d.ClearField("gc_floors")
+            d.gc_floors.update(self.floors)
+            d.ClearField("delta")
+            for m in d.members:
+                said = self.members.get(m.node_id)
+                if said is not None and not m.address and not m.incarnation:
+                    m.incarnation, m.address = said
+        else:
+            self.vector, self.floors = dict(d.version_vector), dict(d.gc_floors)
+        for m in d.members:
+            if m.address:
+                self.members[m.node_id] = (m.incarnation, m.address)
+
+
+def _changes(field: Any, said: dict[str, int], now: dict[str, int]) -> None:
+    """Leave in the map ``field`` (holding ``now``) only what differs from ``said``;
+    what ``said`` had and ``now`` lacks, as 0."""
+    for key, value in now.items():
+        if said.get(key) == value:
+            del field[key]
+    for key in said:
+        if key not in now:
+            field[key] = 0
+
+
+def _applied(state: dict[str, int], changes: Any) -> dict[str, int]:
+    out = dict(state)
+    for key, value in changes.items():
+        if value:
+            out[key] = value
+        else:
+            out.pop(key, None)
+    return out

@@ -116,7 +116,7 @@ class MemberHeartbeat(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ...) -> None: ...
 
 class Digest(_message.Message):
-    __slots__ = ("sender", "incarnation", "heartbeat", "address", "version_vector", "members", "reply", "gc_floors", "resync", "deny_version", "erasure_version")
+    __slots__ = ("sender", "incarnation", "heartbeat", "address", "version_vector", "members", "reply", "gc_floors", "resync", "deny_version", "erasure_version", "delta")
     class VersionVectorEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +149,7 @@ class Digest(_message.Message):
     RESYNC_FIELD_NUMBER: _ClassVar[int]
     DENY_VERSION_FIELD_NUMBER: _ClassVar[int]
     ERASURE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
     sender: str
     incarnation: int
     heartbeat: int
@@ -160,7 +161,8 @@ class Digest(_message.Message):
     resync: _containers.ScalarMap[str, int]
     deny_version: int
     erasure_version: int
-    def __init__(self, sender: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., members: _Optional[_Iterable[_Union[MemberHeartbeat, _Mapping]]] = ..., reply: _Optional[bool] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., resync: _Optional[_Mapping[str, int]] = ..., deny_version: _Optional[int] = ..., erasure_version: _Optional[int] = ...) -> None: ...
+    delta: bool
+    def __init__(self, sender: _Optional[str] = ..., incarnation: _Optional[int] = ..., heartbeat: _Optional[int] = ..., address: _Optional[str] = ..., version_vector: _Optional[_Mapping[str, int]] = ..., members: _Optional[_Iterable[_Union[MemberHeartbeat, _Mapping]]] = ..., reply: _Optional[bool] = ..., gc_floors: _Optional[_Mapping[str, int]] = ..., resync: _Optional[_Mapping[str, int]] = ..., deny_version: _Optional[int] = ..., erasure_version: _Optional[int] = ..., delta: _Optional[bool] = ...) -> None: ...
 
 class SignedDenyList(_message.Message):
     __slots__ = ("sender", "version", "payload")

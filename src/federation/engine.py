@@ -292,6 +292,8 @@ class FederationCore:
         )
 
     def _start_exchange(self, peer: str) -> None:
+        if not self.antientropy.ask(peer, self.now):  # its answer is still arriving
+            return
         self.metrics.exchanges_started += 1
         self._send(peer, self._digest(False), "digest")
 
@@ -309,6 +311,7 @@ class FederationCore:
             self.metrics.messages_malformed += 1
             return
         self.metrics.received("digest_reply" if digest.reply else "digest", digest_size(digest))
+        again = digest.reply and self.antientropy.answered(peer)  # an exchange refused meanwhile
         now = self.now
         before = self.membership.get(peer)
         old_incarnation = before.incarnation if before is not None else None
@@ -333,7 +336,7 @@ class FederationCore:
         for origin, floor in digest.gc_floors.items():
             self.replica.learn_floor(origin, floor, result)
         self._absorb(result)
-        resync_now = result.resyncs_started > 0 and digest.reply
+        resync_now = digest.reply and (result.resyncs_started > 0 or again)
         batches = self.antientropy.batches_for(
             self.node_id,
             peer,
@@ -348,7 +351,7 @@ class FederationCore:
         if not digest.reply:
             self._send(peer, self._digest(True), "digest_reply")  # carries our cursors
         elif resync_now:
-            self._start_exchange(peer)  # reconcile with the peer that told us, now
+            self._start_exchange(peer)  # reconcile, or the exchange refused meanwhile, now
 
     def _on_batch(self, peer: str, batch: EventBatch) -> None:
         c = self.config
@@ -382,7 +385,7 @@ class FederationCore:
                 wm > held.get(o, 0) for o, wm in batch.watermarks.items()), self.now)
         self._check_restored()
         if result.resyncs_started:
-            self._start_exchange(peer)  # reconcile with the peer that told us, now
+            self._start_exchange(peer)  # reconcile, or the exchange refused meanwhile, now
         forwards = self.rumors.forward(self.node_id, batch, result.fresh)
         if forwards:
             reached = seen_by(self.membership.live_ids(), batch.rumor_seen)

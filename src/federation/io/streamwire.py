@@ -52,17 +52,24 @@ def _body(msg: fpb.GossipMessage) -> fpb.EventBatch | fpb.Digest | None:
     return None
 
 
-class StreamWriter:
-    """One outbound stream's memory of what it has said; shortens messages in place
-    once :attr:`shorten` is set (the receiver's :data:`HEADER` arrived)."""
+class _Stream:
+    """What one stream has carried so far: the same on both ends."""
 
     def __init__(self) -> None:
-        self.shorten = False
         self._sender = ""
         self._address = ""
         self._keys: dict[str, bytes] = {}
         self._models: dict[str, tpb.ModelIdentity] = {}
         self._digests = _Said()
+
+
+class StreamWriter(_Stream):
+    """One outbound stream's memory of what it has said; shortens messages in place
+    once :attr:`shorten` is set (the receiver's :data:`HEADER` arrived)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shorten = False
 
     def write(self, msg: fpb.GossipMessage) -> fpb.GossipMessage:
         body = _body(msg)
@@ -99,16 +106,9 @@ class StreamWriter:
         return msg
 
 
-class StreamReader:
+class StreamReader(_Stream):
     """One inbound stream's memory of what it has been told; fills shortened messages
     in place (MalformedEvent when a message leaves out what the stream never said)."""
-
-    def __init__(self) -> None:
-        self._sender = ""
-        self._address = ""
-        self._keys: dict[str, bytes] = {}
-        self._models: dict[str, tpb.ModelIdentity] = {}
-        self._digests = _Said()
 
     def read(self, msg: fpb.GossipMessage) -> fpb.GossipMessage:
         body = _body(msg)

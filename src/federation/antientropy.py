@@ -25,9 +25,11 @@ lost: sent again from there), so a steady stream of new pushes never hides a los
 Exchanges start every ``anti_entropy_interval_ticks`` (first one at a random offset
 so nodes do not synchronise), and at once when a peer joins or rejoins. A round goes to
 a random live peer, except while one is streaming us a catch-up (its last batch, within
-``inflight_timeout_ticks``, brought news and vouched for more than we hold): then to that
-peer, which goes on from where its runs ended, rather than to another that would send the
-same events. A batch we reject brings no news: a peer sending bad runs is not pulled from.
+``inflight_timeout_ticks``, brought news and stopped short of what it vouches for, a
+batch or exchange limit: there is more): then to that peer, which goes on from where its
+runs ended, rather than to another that would send the same events. An answer that ran
+to the sender's watermark is not a catch-up, however busy the mesh, and a batch we reject
+brings no news: a peer sending bad runs is not pulled from.
 One exchange at a time per peer: no digest goes to a peer whose answer to our last one
 (its batches, then its reply digest, in order on one stream) has not arrived, for up to
 ``inflight_timeout_ticks``. A receiver still applying a large answer would otherwise
@@ -92,8 +94,8 @@ class AntiEntropy:
         return again
 
     def streamed(self, peer: str, behind: bool, now: int) -> None:
-        """An anti-entropy batch from ``peer`` was applied; ``behind``: it vouched for
-        more than we hold (the rest comes at our next exchange with it)."""
+        """An anti-entropy batch from ``peer`` was applied; ``behind``: it brought news
+        and stopped short of what it vouches for (the rest comes at our next exchange)."""
         if behind:
             self._pulling = (peer, now)
         elif self._pulling is not None and self._pulling[0] == peer:

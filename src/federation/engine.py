@@ -379,10 +379,9 @@ class FederationCore:
         for run in batch.runs:
             self.replica.apply_run(run, result, sender_watermark=batch.watermarks.get(run.origin))
         self._absorb(result)
-        if not batch.rumor_hops:  # pull the rest from it if it brought news and has more
-            held = self.replica.version_vector()
+        if not batch.rumor_hops:  # pull the rest from it: news, and an answer cut short
             self.antientropy.streamed(peer, bool(result.fresh) and any(
-                wm > held.get(o, 0) for o, wm in batch.watermarks.items()), self.now)
+                r.through_seq < batch.watermarks.get(r.origin, 0) for r in batch.runs), self.now)
         self._check_restored()
         if result.resyncs_started:
             self._start_exchange(peer)  # reconcile, or the exchange refused meanwhile, now

@@ -30,11 +30,6 @@ batch or exchange limit: there is more): then to that peer, which goes on from w
 runs ended, rather than to another that would send the same events. An answer that ran
 to the sender's watermark is not a catch-up, however busy the mesh, and a batch we reject
 brings no news: a peer sending bad runs is not pulled from.
-One exchange at a time per peer: no digest goes to a peer whose answer to our last one
-(its batches, then its reply digest, in order on one stream) has not arrived, for up to
-``inflight_timeout_ticks``. A receiver still applying a large answer would otherwise
-ask again from a watermark the answer is about to pass, and get part of it twice. An
-exchange refused meanwhile starts as soon as the answer is in.
 """
 
 from __future__ import annotations
@@ -63,8 +58,6 @@ class AntiEntropy:
         # peer -> origin -> (after_seq, through_seq, tick) of the rumor runs sent to it
         self._pushed: dict[str, dict[str, deque[tuple[int, int, int]]]] = {}
         self._pulling: tuple[str, int] | None = None  # (peer streaming us, its last batch)
-        self._asked: dict[str, int] = {}  # peer -> tick of our digest it has not answered
-        self._again: set[str] = set()  # peers an exchange was refused with meanwhile
         self.source_errors = 0
 
     # schedule ----------------------------------------------------------------------
@@ -73,25 +66,6 @@ class AntiEntropy:
 
     def round_started(self, now: int) -> None:
         self._next_round = now + self._config.anti_entropy_interval_ticks
-
-    def ask(self, peer: str, now: int) -> bool:
-        """May an exchange with ``peer`` start now (recorded if so)? Not while its
-        answer to the last one is due."""
-        asked = self._asked.get(peer)
-        if asked is not None and now - asked < self._config.inflight_timeout_ticks:
-            self._again.add(peer)
-            return False
-        self._asked[peer] = now
-        self._again.discard(peer)
-        return True
-
-    def answered(self, peer: str) -> bool:
-        """``peer``'s reply digest arrived: all of its answer is in. Whether an
-        exchange with it was refused meanwhile (to start now)."""
-        self._asked.pop(peer, None)
-        again = peer in self._again
-        self._again.discard(peer)
-        return again
 
     def streamed(self, peer: str, behind: bool, now: int) -> None:
         """An anti-entropy batch from ``peer`` was applied; ``behind``: it brought news
@@ -116,8 +90,6 @@ class AntiEntropy:
         """Drop in-flight state of a peer (reaped, or restarted and lost its inbox)."""
         self._inflight.pop(peer, None)
         self._pushed.pop(peer, None)
-        self._asked.pop(peer, None)
-        self._again.discard(peer)
         if self._pulling is not None and self._pulling[0] == peer:
             self._pulling = None
 

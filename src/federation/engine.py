@@ -292,8 +292,6 @@ class FederationCore:
         )
 
     def _start_exchange(self, peer: str) -> None:
-        if not self.antientropy.ask(peer, self.now):  # its answer is still arriving
-            return
         self.metrics.exchanges_started += 1
         self._send(peer, self._digest(False), "digest")
 
@@ -311,7 +309,6 @@ class FederationCore:
             self.metrics.messages_malformed += 1
             return
         self.metrics.received("digest_reply" if digest.reply else "digest", digest_size(digest))
-        again = digest.reply and self.antientropy.answered(peer)  # an exchange refused meanwhile
         now = self.now
         before = self.membership.get(peer)
         old_incarnation = before.incarnation if before is not None else None
@@ -336,7 +333,7 @@ class FederationCore:
         for origin, floor in digest.gc_floors.items():
             self.replica.learn_floor(origin, floor, result)
         self._absorb(result)
-        resync_now = digest.reply and (result.resyncs_started > 0 or again)
+        resync_now = result.resyncs_started > 0 and digest.reply
         batches = self.antientropy.batches_for(
             self.node_id,
             peer,
@@ -351,7 +348,7 @@ class FederationCore:
         if not digest.reply:
             self._send(peer, self._digest(True), "digest_reply")  # carries our cursors
         elif resync_now:
-            self._start_exchange(peer)  # reconcile, or the exchange refused meanwhile, now
+            self._start_exchange(peer)  # reconcile with the peer that told us, now
 
     def _on_batch(self, peer: str, batch: EventBatch) -> None:
         c = self.config
@@ -384,7 +381,7 @@ class FederationCore:
                 r.through_seq < batch.watermarks.get(r.origin, 0) for r in batch.runs), self.now)
         self._check_restored()
         if result.resyncs_started:
-            self._start_exchange(peer)  # reconcile, or the exchange refused meanwhile, now
+            self._start_exchange(peer)  # reconcile with the peer that told us, now
         forwards = self.rumors.forward(self.node_id, batch, result.fresh)
         if forwards:
             reached = seen_by(self.membership.live_ids(), batch.rumor_seen)

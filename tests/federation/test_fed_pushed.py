@@ -110,29 +110,18 @@ def test_pushes_after_a_stale_one_do_not_move_the_start() -> None:
     assert b.replica.version_vector()[a.node_id] == 3
 
 
-def _next_round_target(c: FederationCore, config: FederationConfig) -> str:
-    """Whom ``c``'s next anti-entropy round sends its digest to."""
-    for _ in range(config.anti_entropy_interval_ticks):
+def _round_targets(c: FederationCore, rounds: int) -> list[str]:
+    """Whom ``c``'s next anti-entropy rounds send their digests to."""
+    targets = []
+    for _ in range(rounds * CONFIG.anti_entropy_interval_ticks):
         c.tick()
         rd = c.ready()
         c.advance()
-        for o in rd.messages:
-            if isinstance(o.message, Digest) and not o.message.reply:
-                return o.to
-    raise AssertionError("no round")
-
-
-def _answer(b: FederationCore, origin: Origin, events: list, lo: int, hi: int,
-            total: int, sender: str) -> None:
-    """``sender``'s answer to b's digest: the runs (lo, hi] of ``origin``, vouched up to
-    ``total``, then its reply digest."""
-    b.on_message(sender, EventBatch(sender, (EventRun(origin.node_id, lo, hi,
-                                                      tuple(events[lo:hi])),), 0,
-                                    {origin.node_id: total}))
-    b.on_message(sender, Digest(sender=sender, incarnation=1, heartbeat=1, address="x",
-                                version_vector={origin.node_id: total}, reply=True))
-    b.ready()
-    b.advance()
+        targets += [o.to for o in rd.messages if isinstance(o.message, Digest)
+                    and not o.message.reply]
+        if len(targets) >= rounds:
+            return targets
+    return targets
 
 
 def test_a_catch_up_is_pulled_from_the_peer_that_streams_it() -> None:
@@ -144,35 +133,22 @@ def test_a_catch_up_is_pulled_from_the_peer_that_streams_it() -> None:
         b.peer_discovered(peer.node_id, f"addr-{peer.n}")
     b.ready()
     b.advance()
-    events = [a.put(f"m{i}") for i in range(900)]
-    for part in range(8):  # a streams 100 at a time, 900 in all: b keeps asking a
-        _answer(b, a, events, 100 * part, 100 * part + 100, 900, a.node_id)
-        assert _next_round_target(b, config) == a.node_id, part  # not c (1/2 each)
-    _answer(b, a, events, 800, 900, 900, a.node_id)
-    assert b.replica.version_vector()[a.node_id] == 900
-    targets = []  # caught up: rounds go to random peers again
-    for _ in range(config.inflight_timeout_ticks):
-        b.tick()
-        rd = b.ready()
-        b.advance()
-        targets += [o.to for o in rd.messages if isinstance(o.message, Digest)]
-    assert c.node_id in targets
-
-
-def test_one_exchange_at_a_time_with_a_peer() -> None:
-    """No second digest to a peer whose answer to the first has not arrived (a
-    receiver still applying a large answer would get part of it twice)."""
-    a, b, origin = _pair()
-    b.exchange_with(a.node_id)
-    assert [m for m in _out(b) if isinstance(m, Digest)]
-    b.exchange_with(a.node_id)
-    assert not [m for m in _out(b) if isinstance(m, Digest)]  # the answer is due
-    _ticks([b], CONFIG.inflight_timeout_ticks)
-    b.exchange_with(a.node_id)
-    assert [m for m in _out(b) if isinstance(m, Digest)]  # it may be lost: ask again
-    b.on_message(a.node_id, Digest(sender=a.node_id, incarnation=1, heartbeat=9,
-                                   address="addr-a", version_vector={}, reply=True))
-    b.ready()
-    b.advance()
-    b.exchange_with(a.node_id)
-    assert [m for m in _out(b) if isinstance(m, Digest)]  # answered: a new one may start
+    events = [a.put(f"m{i}") for i in range(300)]
+    part = EventBatch(a.node_id, (EventRun(a.node_id, 0, 100, tuple(events[:100])),), 0,
+                      {a.node_id: 300})
+    b.on_message(a.node_id, part)  # a's first batch of a catch-up: 200 more to come
+    assert set(_round_targets(b, 5)) == {a.node_id}  # not c, who would send them again
+    rest = EventBatch(a.node_id, (EventRun(a.node_id, 100, 300, tuple(events[100:])),), 0,
+                      {a.node_id: 300})
+    b.on_message(a.node_id, rest)
+    assert b.replica.version_vector()[a.node_id] == 300
+    assert set(_round_targets(b, 40)) == {a.node_id, c.node_id}  # random again
+    again = EventBatch(c.node_id, (EventRun(a.node_id, 0, 100, tuple(events[:100])),), 0,
+                       {a.node_id: 400})
+    b.on_message(c.node_id, again)  # nothing new: not a reason to pull from c
+    assert set(_round_targets(b, 40)) == {a.node_id, c.node_id}
+    newer = [a.put(f"n{i}") for i in range(3)]
+    behind = EventBatch(c.node_id, (EventRun(a.node_id, 300, 303, tuple(newer)),), 0,
+                        {a.node_id: 303})
+    b.on_message(c.node_id, behind)  # news, but all c has: not a catch-up
+    assert set(_round_targets(b, 40)) == {a.node_id, c.node_id}

@@ -13,14 +13,14 @@ in seq order and packed into batches bounded by ``max_batch_events`` and
 ``max_batch_bytes``; one digest is answered with at most ``max_events_per_exchange``
 events (the rest at the next exchange).
 
-Runs already sent to a peer are remembered for ``inflight_timeout_ticks``: a digest
+Runs already sent to a peer, by an exchange or as rumors pushed or forwarded
+(:meth:`AntiEntropy.sent`), are remembered for ``inflight_timeout_ticks``: a digest
 from that peer that crossed them on the wire is answered from where they end, not
 again from its watermark (the receiver buffers the later runs until the earlier
-ones arrive). After the timeout, everything above its watermark is sent again. Rumors
-pushed or forwarded to a peer count the same (:meth:`AntiEntropy.pushed`), but each
-keeps the tick it was sent at: the chain of pushes a digest is answered past starts at
-its watermark, has no gap, and stops at the first push older than the timeout (maybe
-lost: sent again from there), so a steady stream of new pushes never hides a lost one.
+ones arrive). Each run keeps the tick it was sent at: the chain of runs a digest is
+answered past starts at its watermark, has no gap, and stops at the first run older
+than the timeout (maybe lost: sent again from there), so a steady stream of newer runs
+never hides a lost one.
 
 Exchanges start every ``anti_entropy_interval_ticks`` (first one at a random offset
 so nodes do not synchronise), and at once when a peer joins or rejoins. A round goes to
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from federation.config import FederationConfig
 from federation.errors import SourceError
@@ -44,9 +44,9 @@ from federation.eventsource import EventSource
 from federation.messages import Digest, EventBatch, EventRun
 from federation.sizes import BATCH_OVERHEAD, RUN_OVERHEAD, run_size
 
-#: Rumor runs remembered per peer and origin; past it the oldest is forgotten (then not
+#: Runs remembered per peer and origin; past it the oldest is forgotten (then not
 #: skipped: sent again, never lost).
-MAX_PUSHES_KEPT = 256
+MAX_RUNS_KEPT = 256
 
 
 class AntiEntropy:
@@ -54,9 +54,8 @@ class AntiEntropy:
         self._config = config
         self._source = source
         self._next_round = rng.randint(1, config.anti_entropy_interval_ticks)
-        self._inflight: dict[str, dict[str, tuple[int, int]]] = {}
-        # peer -> origin -> (after_seq, through_seq, tick) of the rumor runs sent to it
-        self._pushed: dict[str, dict[str, deque[tuple[int, int, int]]]] = {}
+        # peer -> origin -> (after_seq, through_seq, tick) of the runs sent to it
+        self._sent: dict[str, dict[str, deque[tuple[int, int, int]]]] = {}
         self._pulling: tuple[str, int] | None = None  # (peer streaming us, its last batch)
         self.source_errors = 0
 
@@ -88,25 +87,25 @@ class AntiEntropy:
 
     def forget_peer(self, peer: str) -> None:
         """Drop in-flight state of a peer (reaped, or restarted and lost its inbox)."""
-        self._inflight.pop(peer, None)
-        self._pushed.pop(peer, None)
+        self._sent.pop(peer, None)
         if self._pulling is not None and self._pulling[0] == peer:
             self._pulling = None
 
-    def pushed(self, peer: str, batch: EventBatch, now: int) -> None:
-        """A rumor was sent to ``peer``: a digest that crosses it on the wire is not
-        answered with its runs again while they are fresh."""
-        sent = self._pushed.setdefault(peer, {})
-        for run in batch.runs:
+    def sent(self, peer: str, runs: Iterable[EventRun], now: int) -> None:
+        """``runs`` were sent to ``peer``: a digest that crosses them on the wire is not
+        answered with them again while they are fresh."""
+        sent = self._sent.setdefault(peer, {})
+        for run in runs:
             kept = sent.get(run.origin)
             if kept is None:
-                kept = sent[run.origin] = deque(maxlen=MAX_PUSHES_KEPT)
+                kept = sent[run.origin] = deque(maxlen=MAX_RUNS_KEPT)
             kept.append((run.after_seq, run.through_seq, now))
 
-    def _past_pushes(self, peer: str, origin: str, theirs: int, start: int, now: int) -> int:
-        """``start`` moved past the fresh rumors sent to ``peer`` that continue it with
-        no gap (those its digest's watermark ``theirs`` covers are forgotten)."""
-        kept = self._pushed.get(peer, {}).get(origin)
+    def _past_sent(self, peer: str, origin: str, theirs: int, now: int) -> int:
+        """``theirs`` (the peer's watermark) moved past the fresh runs sent to ``peer``
+        that continue it with no gap (those it covers are forgotten)."""
+        start = theirs
+        kept = self._sent.get(peer, {}).get(origin)
         if not kept:
             return start
         while kept and kept[0][1] <= theirs:
@@ -129,17 +128,7 @@ class AntiEntropy:
             return cursor if cursor < ours else None
         if ours <= theirs:
             return None
-        start = theirs
-        sent = self._inflight.get(peer)
-        if sent is not None:
-            mark = sent.get(origin)
-            if mark is not None:
-                through, tick = mark
-                if through <= theirs or now - tick >= self._config.inflight_timeout_ticks:
-                    del sent[origin]
-                elif through > start:
-                    start = through
-        start = self._past_pushes(peer, origin, theirs, start, now)
+        start = self._past_sent(peer, origin, theirs, now)
         return start if start < ours else None
 
     def batches_for(
@@ -186,7 +175,6 @@ class AntiEntropy:
                 )
             runs, count, size = [], 0, BATCH_OVERHEAD
 
-        sent = self._inflight.setdefault(peer, {})
         for origin, start in wants:
             position = start
             wm = ours[origin]
@@ -214,6 +202,6 @@ class AntiEntropy:
                 total += len(run.events)
                 position = run.through_seq
                 if origin not in digest.resync:
-                    sent[origin] = (position, now)
+                    self.sent(peer, (run,), now)
         flush()
         return batches

@@ -275,7 +275,7 @@ class FederationCore:
         if isinstance(message, EventBatch):
             self.metrics.events_sent += message.event_count
             if message.rumor_hops:  # a digest crossing it is answered from where it ends
-                self.antientropy.pushed(to, message, self.now)
+                self.antientropy.sent(to, message.runs, self.now)
 
     def _digest(self, reply: bool) -> Digest:
         ms = self.membership

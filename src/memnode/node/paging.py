@@ -76,12 +76,12 @@ def _parse_token(token: str, phases: tuple[str, ...]) -> tuple[str, str]:
     if not token:
         return "e", ""
     phase, colon, last = token.partition(":")
-    try:
-        if phase not in phases or not colon:
-            raise ValueError(phase)
-        if last:
-            validation.memory_id(last)
-    except (ValueError, validation.InvalidArgument):
-        raise validation.InvalidArgument(f"bad page token {token!r} for this listing "
-                                         "(start again without one)") from None
-    return phase, last
+    if phase in phases and colon:
+        try:
+            if last:
+                validation.memory_id(last)
+            return phase, last
+        except validation.InvalidArgument:
+            pass
+    raise validation.InvalidArgument(f"bad page token {token!r} for this listing "
+                                     "(start again without one)")

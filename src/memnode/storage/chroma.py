@@ -30,18 +30,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from federation.events import origin_of
 from memnode.errors import DataDirError
 from memnode.node.domain import (
     Hit,
     LocalRecord,
-    Metadata,
     MetaValue,
     Privacy,
     ReplicaRecord,
     Vector,
-    cosine_score,
 )
+from memnode.storage import chroma_rows as rows
 
 if TYPE_CHECKING:
     from memnode.storage.atrest import Sealer
@@ -49,17 +47,6 @@ if TYPE_CHECKING:
 CHROMA_DIR = "chroma"
 LOCAL = "memories"
 REPLICAS = "replicas"
-_RESERVED = ("_privacy", "_created", "_updated", "_origin", "_sealed")
-
-
-def _split_meta(raw: Mapping[str, Any] | None) -> tuple[Metadata, dict[str, Any]]:
-    user: Metadata = {}
-    reserved: dict[str, Any] = {}
-    for key, value in (raw or {}).items():
-        (reserved if key in _RESERVED else user)[key] = value
-    return user, reserved
-
-
 def _where(clauses: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not clauses:
         return None
@@ -133,7 +120,7 @@ class ChromaStore:
         got = collection.get(ids=[r.id for r in changed], include=["metadatas"])
         wanted = {r.id: r.metadata for r in changed}
         return {
-            mid: {k: None for k in (old or {}) if k not in _RESERVED and k not in wanted[mid]}
+            mid: {k: None for k in (old or {}) if k not in rows.RESERVED and k not in wanted[mid]}
             for mid, old in zip(got["ids"], got["metadatas"], strict=True)
         }
 
@@ -234,29 +221,19 @@ class ChromaStore:
                 return found
             offset += len(got["ids"])
 
-    def _open(self, ids: Sequence[str], docs: Sequence[str | None],
-              metas: Sequence[Mapping[str, Any] | None]) -> list[tuple[str, Metadata] | None]:
-        """Each record's (text, user metadata); sealed: None for one whose key is gone."""
-        if self.sealer is None:
-            return [(doc or "", _split_meta(meta)[0]) for doc, meta in zip(docs, metas,
-                                                                             strict=True)]
-        keys = self.sealer.keys(ids)
-        return [self.sealer.open(keys[mid], mid, str(meta["_sealed"]))
-                if mid in keys and meta and "_sealed" in meta else None
-                for mid, meta in zip(ids, metas, strict=True)]
-
     def get_local(self, memory_id: str) -> LocalRecord | None:
-        records = self._local_records(self._local.get(ids=[memory_id], include=_INCLUDE_ALL))
+        got = self._local.get(ids=[memory_id], include=_INCLUDE_ALL)
+        records = rows.local_records(self.sealer, got)
         return records[0] if records else None
 
     def get_local_many(self, ids: Sequence[str]) -> list[LocalRecord]:
         """The own memories of ``ids`` that Chroma holds (one call per batch)."""
         return [r for got in self._get_many(self._local, ids, _INCLUDE_ALL)
-                for r in self._local_records(got)]
+                for r in rows.local_records(self.sealer, got)]
 
     def get_replica_many(self, ids: Sequence[str]) -> list[ReplicaRecord]:
         return [r for got in self._get_many(self._replicas, ids, _INCLUDE_REPLICA)
-                for r in self._replica_records(got)]
+                for r in rows.replica_records(got)]
 
     def _get_many(self, collection: Any, ids: Sequence[str], include: Any) -> list[Any]:
         unique = list(dict.fromkeys(ids))
@@ -264,7 +241,7 @@ class ChromaStore:
                 for start in self._batches(len(unique))]
 
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:
-        records = self._replica_records(
+        records = rows.replica_records(
             self._replicas.get(ids=[memory_id], include=_INCLUDE_REPLICA)
         )
         return records[0] if records else None
@@ -272,7 +249,7 @@ class ChromaStore:
     def list_local(self, offset: int, limit: int) -> list[LocalRecord]:
         """Rows by offset: only while nothing writes (a backup's snapshot)."""
         got = self._local.get(limit=limit, offset=offset, include=_INCLUDE_ALL)
-        return self._local_records(got)
+        return rows.local_records(self.sealer, got)
 
     def local_ids(self) -> set[str]:
         ids: set[str] = set()
@@ -317,27 +294,7 @@ class ChromaStore:
                 where=self._local_where(where),
                 include=["documents", "metadatas", "distances"],
             )
-        hits = []
-        opened = self._open(res["ids"][0], res["documents"][0], res["metadatas"][0])
-        for mid, clear, meta, dist in zip(
-            res["ids"][0], opened, res["metadatas"][0], res["distances"][0], strict=True,
-        ):
-            if clear is None:
-                continue
-            reserved = _split_meta(meta)[1]
-            hits.append(
-                Hit(
-                    id=mid,
-                    origin=origin_of(mid),
-                    score=cosine_score(1.0 - float(dist)),
-                    privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
-                    local=True,
-                    created_at_ms=int(reserved.get("_created", 0)),
-                    text=clear[0],
-                    metadata=clear[1],
-                )
-            )
-        return hits
+        return rows.local_hits(self.sealer, res)
 
     def _query_replicas(
         self, query: Vector, k: int, where: Mapping[str, Sequence[MetaValue]]
@@ -353,66 +310,7 @@ class ChromaStore:
                 where=_where(clauses),
                 include=["metadatas", "distances"],
             )
-        hits = []
-        for mid, meta, dist in zip(
-            res["ids"][0], res["metadatas"][0], res["distances"][0], strict=True
-        ):
-            user, reserved = _split_meta(meta)
-            hits.append(
-                Hit(
-                    id=mid,
-                    origin=str(reserved.get("_origin", origin_of(mid))),
-                    score=cosine_score(1.0 - float(dist)),
-                    privacy=Privacy(reserved.get("_privacy", Privacy.TEAM)),
-                    local=False,
-                    created_at_ms=int(reserved.get("_created", 0)),
-                    metadata=user,
-                )
-            )
-        return hits
-
-    # -- conversions --------------------------------------------------------------------
-
-    def _local_records(self, got: Mapping[str, Any]) -> list[LocalRecord]:
-        out = []
-        embeddings = got["embeddings"]
-        opened = self._open(got["ids"], got["documents"], got["metadatas"])
-        for i, mid in enumerate(got["ids"]):
-            clear = opened[i]
-            if clear is None:
-                continue
-            reserved = _split_meta(got["metadatas"][i])[1]
-            out.append(
-                LocalRecord(
-                    id=mid,
-                    text=clear[0],
-                    embedding=np.asarray(embeddings[i], dtype=np.float32),
-                    metadata=clear[1],
-                    privacy=Privacy(reserved.get("_privacy", Privacy.PRIVATE)),
-                    created_at_ms=int(reserved.get("_created", 0)),
-                    updated_at_ms=int(reserved.get("_updated", 0)),
-                )
-            )
-        return out
-
-    @staticmethod
-    def _replica_records(got: Mapping[str, Any]) -> list[ReplicaRecord]:
-        out = []
-        embeddings = got["embeddings"]
-        for i, mid in enumerate(got["ids"]):
-            user, reserved = _split_meta(got["metadatas"][i])
-            out.append(
-                ReplicaRecord(
-                    id=mid,
-                    origin=str(reserved.get("_origin", "")),
-                    embedding=np.asarray(embeddings[i], dtype=np.float32),
-                    metadata=user,
-                    privacy=Privacy(reserved.get("_privacy", Privacy.TEAM)),
-                    created_at_ms=int(reserved.get("_created", 0)),
-                    updated_at_ms=int(reserved.get("_updated", 0)),
-                )
-            )
-        return out
+        return rows.replica_hits(res)
 
 
 _INCLUDE_ALL: Any = ["embeddings", "documents", "metadatas"]

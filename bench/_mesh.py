@@ -153,41 +153,72 @@ class LogProbe:
             self._conn = None
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc (0.0 if it is gone)."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a node and its Chroma process), from /proc."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return out
+
+
+def _cpu(stat: Path) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        fields = stat.read_text().rpartition(")")[2].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its descendants, from /proc (0.0 if gone)."""
+    return sum(_cpu(Path(f"/proc/{p}/stat")) for p in process_tree(pid))
+
+
 def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds of one process's threads by who runs them, from /proc: ``chroma``
-    (Chroma's Rust runtime and SQLite workers), ``grpc`` (gRPC's C threads), ``python``
-    (every Python thread: its name is the process's)."""
-    out = {"chroma": 0.0, "grpc": 0.0, "python": 0.0}
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            comm = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        group = ("chroma" if comm.startswith(("tokio", "sqlx")) else
-                 "grpc" if comm.startswith(("event_engine", "grpc")) else "python")
-        out[group] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU seconds of a node's threads by who runs them, from /proc: ``chroma``
+    (Chroma's Rust runtime and SQLite workers in the node's own process),
+    ``chroma_process`` (every thread of the node's child processes: Chroma, when it runs
+    apart), ``grpc`` (gRPC's C threads), ``python`` (every Python thread: its name is
+    the process's)."""
+    out = {"chroma": 0.0, "chroma_process": 0.0, "grpc": 0.0, "python": 0.0}
+    for p in process_tree(pid):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                comm = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            group = ("chroma_process" if p != pid else
+                     "chroma" if comm.startswith(("tokio", "sqlx")) else
+                     "grpc" if comm.startswith(("event_engine", "grpc")) else "python")
+            out[group] += _cpu(task / "stat")
     return out
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of one process in MB, from /proc (0.0 if it is gone)."""
+def _status_kb(pid: int, path: str, key: str) -> int:
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        text = Path(f"/proc/{pid}/{path}").read_text()
     except OSError:
-        return 0.0
-    kb = next((int(line.split()[1]) for line in status.splitlines()
-               if line.startswith("VmRSS:")), 0)
-    return kb / 1024
+        return 0
+    return next((int(line.split()[1]) for line in text.splitlines()
+                 if line.startswith(key)), 0)
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants in MB, from /proc (pages shared
+    between them counted in each)."""
+    return sum(_status_kb(p, "status", "VmRSS:") for p in process_tree(pid)) / 1024
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size of a process and its descendants in MB: shared pages
+    divided among the processes that map them."""
+    return sum(_status_kb(p, "smaps_rollup", "Pss:") for p in process_tree(pid)) / 1024
 
 
 def scrape(url: str, timeout: float = 10.0) -> dict[str, float]:
@@ -419,6 +450,9 @@ class Mesh:
 
     def rss(self) -> list[float]:
         return [rss_mb(n.pid) for n in self.nodes]
+
+    def pss(self) -> list[float]:
+        return [pss_mb(n.pid) for n in self.nodes]
 
     def stop(self) -> None:
         for n in self.nodes:

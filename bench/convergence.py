@@ -132,7 +132,7 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             records = watcher.run_writes(writes, rate, write, base, budget)
             watcher.wait_visible(records, timeout)
             time.sleep(0.3)  # let the last rumors' duplicates land before reading counters
-            m1, cpu1, rss = mesh.metrics(), mesh.cpu(), mesh.rss()
+            m1, cpu1, rss, pss = mesh.metrics(), mesh.cpu(), mesh.rss(), mesh.pss()
             threads1 = mesh.thread_cpu()
             me1 = cpu_seconds_self()
             watcher.stop()
@@ -177,6 +177,7 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             "messages_per_write": round(sum(kinds.values()) / writes, 1) if writes else None,
             "rss_mb_per_node": round(median(rss), 1) if rss else None,
             "rss_mb_max": round(max(rss), 1) if rss else None,
+            "pss_mb_per_node": round(median(pss), 1) if pss else None,
             "cpu_seconds_per_node": round(median(cpu), 3) if cpu else None,
             "cpu_seconds_by_node": cpu,
             "cpu_ms_per_replicated_entry": round(sum(cpu) * 1000 / n_repl, 2) if n_repl else None,
@@ -229,9 +230,11 @@ def _by_stage(stages: dict[str, float], threads: dict[str, float], total: float,
     """CPU ms per replicated entry, all nodes together: the measured stages
     (federation.io.cpu, on Python threads), ``python_other`` (the rest of the Python
     threads: the client API's gRPC handlers, timers, Python's collector),
-    ``chroma_threads`` (Chroma's own Rust and SQLite threads) and ``grpc_threads``
-    (gRPC's C threads: HTTP/2, polling); ``unattributed``: the processes' CPU less the
-    sum of their threads' as /proc reports them (no thread churn explains it: a node
+    ``chroma_threads`` (Chroma's own Rust and SQLite threads in the node's process),
+    ``chroma_process`` (all of the node's Chroma process, when it runs apart) and
+    ``grpc_threads`` (gRPC's C threads: HTTP/2, polling); ``unattributed``: the
+    processes' CPU less the sum of their threads' as /proc reports them (no thread churn
+    explains it: a node
     under writes started 3 threads in 5 s and ended none, by strace; it is the gap
     between the kernel's whole-process and per-thread accounting)."""
     if not n_repl:
@@ -240,6 +243,7 @@ def _by_stage(stages: dict[str, float], threads: dict[str, float], total: float,
     rest = threads.get("python", 0.0) - sum(stages.values())
     out["python_other"] = round(rest * 1000 / n_repl, 3)
     out["chroma_threads"] = round(threads.get("chroma", 0.0) * 1000 / n_repl, 3)
+    out["chroma_process"] = round(threads.get("chroma_process", 0.0) * 1000 / n_repl, 3)
     out["grpc_threads"] = round(threads.get("grpc", 0.0) * 1000 / n_repl, 3)
     out["unattributed"] = round((total - sum(threads.values())) * 1000 / n_repl, 3)
     return out
@@ -301,7 +305,9 @@ def table(r: dict[str, Any]) -> str:
          ", ".join(f"{k} {v}" for k, v in r.get("cpu_ms_per_entry_by_stage", {}).items())),
         ("raw, same run", _raw_line(r.get("raw_reference", {}))),
         ("resident memory per node", f"median {r.get('rss_mb_per_node')} MB, "
-                                     f"max {r.get('rss_mb_max')} MB (at the end)"),
+                                     f"max {r.get('rss_mb_max')} MB (at the end; the node "
+                                     f"and its Chroma process); PSS median "
+                                     f"{r.get('pss_mb_per_node')} MB"),
         ("CPU s per node (median)",
          f"{r['cpu_seconds_per_node']} over {r['write_window_s']} s of writes "
          f"(all nodes: {r['cpu_ms_per_replicated_entry']} ms per replicated entry; idle "

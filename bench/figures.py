@@ -150,7 +150,8 @@ def scale_rows() -> list[Row]:
                      else f"**MISSED** by {1 - rate:.1%}", src))
         rss = data.get("rss_mb_max")
         rows.append(("32 nodes: resident memory per node (test embedder)", "<= 150 MB",
-                     f"median {data.get('rss_mb_per_node')} / max {rss} MB",
+                     f"median {data.get('rss_mb_per_node')} / max {rss} MB (node and its "
+                     f"Chroma process; PSS median {data.get('pss_mb_per_node')} MB)",
                      at_most(rss, 150.0, "MB"), src))
     data, src = load("convergence-25-netns-loss0-delay100-lan")
     if data is not None and not _skipped(data):

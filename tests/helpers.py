@@ -64,7 +64,7 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
     embedded sidecar on a free loopback port: mutual TLS with the credentials in
     ``federation``, else plaintext."""
     cfg = NodeConfig(data_dir=data_dir, listen="127.0.0.1:0", embedder="test-hash",
-                     sync="normal", **config)
+                     sync="normal", **{"chroma": "inline", **config})
     if federation is not None:
         cfg = with_federation_key(cfg, SidecarConfig(federation=federation))
     kwargs: dict[str, Any] = {"embedder": embedder}

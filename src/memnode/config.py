@@ -114,6 +114,12 @@ class NodeConfig(BaseModel):
         description="SQLite synchronous mode of the log. full: an acknowledged write "
         "survives power loss; normal: survives a process crash only, faster.",
     )
+    chroma: Literal["process", "inline"] = Field(
+        "process", description="Where Chroma runs. process: a child process of the "
+        "node's own (Chroma's writes hold Python's lock for their whole duration; in "
+        "the node's process they stall every request for as long as an index batch "
+        "takes); inline: in the node's process (about 50 MB less memory).",
+    )
     index_batch_max: int = Field(
         500, ge=1, le=5000, description="Most changes the indexer moves from the tail "
         "into Chroma in one batch (Chroma's per-call cost falls with batch size: 7 ms "

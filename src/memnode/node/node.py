@@ -127,7 +127,8 @@ class Node:
         self.log.set_meta("model", str(self.model))
         self.restore = RestoreState(self.log, self.metrics,
                                     without_peers=config.restore_without_peers)
-        self.store = ChromaStore(data_dir, self.model.dim, sealer)
+        self.store = ChromaStore(data_dir, self.model.dim, sealer,
+                                 process=config.chroma == "process")
         try:
             self.metakey = KeyFile(config.metadata_key_file, os.environ)
         except MetadataKeyError as exc:

@@ -10,8 +10,10 @@ at 10k vectors and 20-35x at 100k on these machines):
 - ``replicas``: other nodes' memories, with no document, shared metadata (TEAM values are
   keyed hashes) and reserved keys ``_origin``, ``_privacy``, ``_created``, ``_updated``.
 
-Cosine space, explicit embeddings (``embedding_function=None``: Chroma's default one
-downloads a model), telemetry off, writes batched within ``get_max_batch_size()``.
+Cosine space, explicit embeddings, telemetry off (:mod:`memnode.storage.chroma_calls`,
+which also runs Chroma in a process of its own for the node), writes batched within
+``get_max_batch_size()``. This module shapes what Chroma stores and reads it back; it
+seals own memories before they reach Chroma.
 
 What "forget" leaves on disk: Chroma deletes are soft in its files. The record leaves the
 index and every query at once, but its bytes (the sealed text and metadata, whose key
@@ -21,7 +23,6 @@ and WAL and in HNSW segment files until ``memnode compact``. See docs/STORAGE.md
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
@@ -40,13 +41,20 @@ from memnode.node.domain import (
     Vector,
 )
 from memnode.storage import chroma_rows as rows
+from memnode.storage.chroma_calls import (
+    LOCAL,
+    REPLICAS,
+    ChromaCalls,
+    ChromaError,
+    ChromaProcess,
+    InlineChroma,
+)
 
 if TYPE_CHECKING:
     from memnode.storage.atrest import Sealer
 
 CHROMA_DIR = "chroma"
-LOCAL = "memories"
-REPLICAS = "replicas"
+__all__ = ["CHROMA_DIR", "LOCAL", "REPLICAS", "ChromaError", "ChromaStore"]
 def _where(clauses: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not clauses:
         return None
@@ -74,50 +82,43 @@ class _FirstWrite:
 
 
 class ChromaStore:
-    """Thread-safe as Chroma's client is; the node serialises writes."""
+    """Thread-safe as Chroma's client is; the node serialises writes. ``process``: Chroma
+    runs in a child process of its own (:mod:`memnode.storage.chroma_calls`: its writes
+    hold the GIL), else in this one (offline tools and tests)."""
 
-    def __init__(self, data_dir: Path, dim: int, sealer: Sealer | None = None) -> None:
-        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-        import chromadb
-        from chromadb.config import Settings
-
+    def __init__(self, data_dir: Path, dim: int, sealer: Sealer | None = None, *,
+                 process: bool = False) -> None:
         self.path = data_dir / CHROMA_DIR
         self.dim = dim
         self.sealer = sealer
         try:
-            self._client = chromadb.PersistentClient(
-                path=str(self.path), settings=Settings(anonymized_telemetry=False)
-            )
-            config: Any = {"hnsw": {"space": "cosine"}}
-            self._local = self._client.get_or_create_collection(
-                LOCAL, embedding_function=None, configuration=config
-            )
-            self._replicas = self._client.get_or_create_collection(
-                REPLICAS, embedding_function=None, configuration=config
-            )
-            self.batch_size = int(self._client.get_max_batch_size())
-            self._first_local = _FirstWrite(self._local.count() > 0)
-            self._first_replicas = _FirstWrite(self._replicas.count() > 0)
-        except Exception as exc:  # Chroma raises many types for a damaged directory
-            raise DataDirError(f"{self.path}: Chroma store unreadable ({exc})") from exc
+            self._db: ChromaCalls = ChromaProcess(self.path) if process else InlineChroma(
+                self.path)
+        except ChromaError as exc:
+            raise DataDirError(str(exc)) from exc
+        self.batch_size = self._db.batch_size
+        counts = self._db.counts()
+        self._first_local = _FirstWrite(counts[LOCAL] > 0)
+        self._first_replicas = _FirstWrite(counts[REPLICAS] > 0)
 
     # -- writes -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Release Chroma's files and threads (its system stops with its last client)."""
-        self._client.close()  # type: ignore[attr-defined]  # on Client, not ClientAPI
+        """Release Chroma's files and threads (or end its process)."""
+        self._db.close()
 
     def _batches(self, n: int) -> range:
         return range(0, n, self.batch_size)
 
-    def _removed_keys(self, collection: Any, records: Sequence[LocalRecord | ReplicaRecord],
+    def _removed_keys(self, collection: str, records: Sequence[LocalRecord | ReplicaRecord],
                       changed_ids: Collection[str]) -> dict[str, dict[str, None]]:
         """Chroma's upsert merges metadata: keys a changed record dropped must be set to None.
         Only records changed after creation can have dropped keys, so new ones cost no read."""
         changed = [r for r in records if r.id in changed_ids]
         if not changed:
             return {}
-        got = collection.get(ids=[r.id for r in changed], include=["metadatas"])
+        got = self._db.call(collection, "get", ids=[r.id for r in changed],
+                            include=["metadatas"])
         wanted = {r.id: r.metadata for r in changed}
         return {
             mid: {k: None for k in (old or {}) if k not in rows.RESERVED and k not in wanted[mid]}
@@ -137,10 +138,10 @@ class ChromaStore:
                 sealed = {r.id: {**self.sealer.tokens(r.metadata), "_sealed": self.sealer.seal(
                     keys[r.id], r.id, r.text, r.metadata)} for r in chunk}
             updated = {r.id for r in chunk if r.updated_at_ms != r.created_at_ms}
-            removed = self._removed_keys(self._local, chunk, updated)
+            removed = self._removed_keys(LOCAL, chunk, updated)
             with self._first_local.upsert():
-                self._local.upsert(
-                    ids=[r.id for r in chunk],
+                self._db.call(
+                    LOCAL, "upsert", ids=[r.id for r in chunk],
                     embeddings=np.stack([r.embedding for r in chunk]),
                     documents=None if self.sealer else [r.text for r in chunk],
                     metadatas=[
@@ -160,10 +161,10 @@ class ChromaStore:
         """``changed_ids``: replicas that existed before (their dropped keys are removed)."""
         for start in self._batches(len(records)):
             chunk = records[start : start + self.batch_size]
-            removed = self._removed_keys(self._replicas, chunk, changed_ids)
+            removed = self._removed_keys(REPLICAS, chunk, changed_ids)
             with self._first_replicas.upsert():
-                self._replicas.upsert(
-                    ids=[r.id for r in chunk],
+                self._db.call(
+                    REPLICAS, "upsert", ids=[r.id for r in chunk],
                     embeddings=np.stack([r.embedding for r in chunk]),
                     metadatas=[
                         {
@@ -181,28 +182,29 @@ class ChromaStore:
     def delete_local(self, ids: Sequence[str]) -> None:
         for start in self._batches(len(ids)):
             with self._first_local.turn():
-                self._local.delete(ids=list(ids[start : start + self.batch_size]))
+                self._db.call(LOCAL, "delete", ids=list(ids[start : start + self.batch_size]))
 
     def delete_replicas(self, ids: Sequence[str]) -> None:
         for start in self._batches(len(ids)):
             with self._first_replicas.turn():
-                self._replicas.delete(ids=list(ids[start : start + self.batch_size]))
+                self._db.call(REPLICAS, "delete",
+                              ids=list(ids[start : start + self.batch_size]))
 
     # -- reads --------------------------------------------------------------------------
 
     def count_local(self) -> int:
-        return int(self._local.count())
+        return int(self._db.call(LOCAL, "count"))
 
     def count_replicas(self) -> int:
-        return int(self._replicas.count())
+        return int(self._db.call(REPLICAS, "count"))
 
     def existing_local(self, ids: Sequence[str]) -> set[str]:
-        return self._existing(self._local, ids)
+        return self._existing(LOCAL, ids)
 
     def existing_replicas(self, ids: Sequence[str]) -> set[str]:
-        return self._existing(self._replicas, ids)
+        return self._existing(REPLICAS, ids)
 
-    def _existing(self, collection: Any, ids: Sequence[str]) -> set[str]:
+    def _existing(self, collection: str, ids: Sequence[str]) -> set[str]:
         return {i for got in self._get_many(collection, ids, []) for i in got["ids"]}
 
     def find_local(self, where: Mapping[str, MetaValue]) -> dict[str, Privacy]:
@@ -212,8 +214,8 @@ class ChromaStore:
         found: dict[str, Privacy] = {}
         offset = 0
         while True:
-            got = self._local.get(where=self._local_where(where),
-                                  limit=self.batch_size, offset=offset, include=["metadatas"])
+            got = self._db.call(LOCAL, "get", where=self._local_where(where),
+                                limit=self.batch_size, offset=offset, include=["metadatas"])
             metas: list[Any] = got["metadatas"] or []
             for mid, meta in zip(got["ids"], metas, strict=True):
                 found[mid] = Privacy(int((meta or {}).get("_privacy", Privacy.PRIVATE)))
@@ -222,39 +224,41 @@ class ChromaStore:
             offset += len(got["ids"])
 
     def get_local(self, memory_id: str) -> LocalRecord | None:
-        got = self._local.get(ids=[memory_id], include=_INCLUDE_ALL)
+        got = self._db.call(LOCAL, "get", ids=[memory_id], include=_INCLUDE_ALL)
         records = rows.local_records(self.sealer, got)
         return records[0] if records else None
 
     def get_local_many(self, ids: Sequence[str]) -> list[LocalRecord]:
         """The own memories of ``ids`` that Chroma holds (one call per batch)."""
-        return [r for got in self._get_many(self._local, ids, _INCLUDE_ALL)
+        return [r for got in self._get_many(LOCAL, ids, _INCLUDE_ALL)
                 for r in rows.local_records(self.sealer, got)]
 
     def get_replica_many(self, ids: Sequence[str]) -> list[ReplicaRecord]:
-        return [r for got in self._get_many(self._replicas, ids, _INCLUDE_REPLICA)
+        return [r for got in self._get_many(REPLICAS, ids, _INCLUDE_REPLICA)
                 for r in rows.replica_records(got)]
 
-    def _get_many(self, collection: Any, ids: Sequence[str], include: Any) -> list[Any]:
+    def _get_many(self, collection: str, ids: Sequence[str], include: Any) -> list[Any]:
         unique = list(dict.fromkeys(ids))
-        return [collection.get(ids=unique[start: start + self.batch_size], include=include)
+        return [self._db.call(collection, "get", ids=unique[start: start + self.batch_size],
+                              include=include)
                 for start in self._batches(len(unique))]
 
     def get_replica(self, memory_id: str) -> ReplicaRecord | None:
         records = rows.replica_records(
-            self._replicas.get(ids=[memory_id], include=_INCLUDE_REPLICA)
+            self._db.call(REPLICAS, "get", ids=[memory_id], include=_INCLUDE_REPLICA)
         )
         return records[0] if records else None
 
     def list_local(self, offset: int, limit: int) -> list[LocalRecord]:
         """Rows by offset: only while nothing writes (a backup's snapshot)."""
-        got = self._local.get(limit=limit, offset=offset, include=_INCLUDE_ALL)
+        got = self._db.call(LOCAL, "get", limit=limit, offset=offset, include=_INCLUDE_ALL)
         return rows.local_records(self.sealer, got)
 
     def local_ids(self) -> set[str]:
         ids: set[str] = set()
         while True:
-            got = self._local.get(limit=self.batch_size, offset=len(ids), include=[])
+            got = self._db.call(LOCAL, "get", limit=self.batch_size, offset=len(ids),
+                                include=[])
             ids.update(got["ids"])
             if len(got["ids"]) < self.batch_size:
                 return ids
@@ -288,8 +292,8 @@ class ChromaStore:
 
     def _query_local(self, query: Vector, k: int, where: Mapping[str, MetaValue]) -> list[Hit]:
         with self._first_local.turn():
-            res: Any = self._local.query(
-                query_embeddings=query,
+            res: Any = self._db.call(
+                LOCAL, "query", query_embeddings=query,
                 n_results=k,
                 where=self._local_where(where),
                 include=["documents", "metadatas", "distances"],
@@ -304,8 +308,8 @@ class ChromaStore:
             alternatives = [{key: v} for v in values]
             clauses.append(alternatives[0] if len(alternatives) == 1 else {"$or": alternatives})
         with self._first_replicas.turn():
-            res: Any = self._replicas.query(
-                query_embeddings=query,
+            res: Any = self._db.call(
+                REPLICAS, "query", query_embeddings=query,
                 n_results=k,
                 where=_where(clauses),
                 include=["metadatas", "distances"],

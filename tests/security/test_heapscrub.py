@@ -1,7 +1,9 @@
 """Freed memory scrubbed (memnode.cli.heapscrub): Chroma's index files are written
-from malloc'd buffers at full capacity, so what the allocator hands out must hold no
-freed clear text. The mechanism on this machine's C library, with a control that shows
-the leak without it, and a served node running with it."""
+from malloc'd buffers at full capacity, so what the allocator hands out in the process
+that runs Chroma must hold no freed clear text. The mechanism on this machine's C
+library, with a control that shows the leak without it; a node serving with Chroma in
+its own process runs with it, and by default neither the node nor its Chroma process
+(which receives no clear text) is scrubbed."""
 
 from __future__ import annotations
 
@@ -58,12 +60,31 @@ def test_freed_memory_comes_back_without_its_contents_only_when_scrubbed() -> No
     assert all(size <= 256 for size in _leaked_sizes(TUNABLES))
 
 
-def test_a_served_node_runs_scrubbed_in_the_same_process(tmp_path: Path) -> None:
+def _tunables(pid: int) -> list[bytes]:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return [e for e in environ if e.startswith(b"GLIBC_TUNABLES=")]
+
+
+def test_by_default_neither_the_node_nor_its_chroma_process_is_scrubbed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     node = NodeProcess(tmp_path / "n").start()
     try:
         assert node.proc is not None
-        environ = Path(f"/proc/{node.proc.pid}/environ").read_bytes().split(b"\0")
-        tunables = [e for e in environ if e.startswith(b"GLIBC_TUNABLES=")]
+        children = [int(c) for task in Path(f"/proc/{node.proc.pid}/task").glob("*")
+                    for c in (task / "children").read_text().split()]
+        assert len(children) == 1 and b"chroma_calls" in Path(
+            f"/proc/{children[0]}/cmdline").read_bytes()
+        assert _tunables(node.proc.pid) == [] and _tunables(children[0]) == []
+    finally:
+        assert node.terminate() == 0
+
+
+def test_a_node_with_chroma_inline_runs_scrubbed_in_the_same_process(tmp_path: Path) -> None:
+    node = NodeProcess(tmp_path / "n", ["--chroma", "inline"]).start()
+    try:
+        assert node.proc is not None
+        tunables = _tunables(node.proc.pid)
         # the pid we started, re-executed; /proc shows the string as far as the dynamic
         # loader's parser left it (it cuts it at the first ':' in place)
         assert len(tunables) == 1
@@ -79,7 +100,7 @@ def test_a_tunable_set_on_purpose_is_left_as_it_is(tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.perturb=0")
     assert scrubbed(os.environ)
-    node = NodeProcess(tmp_path / "n").start()
+    node = NodeProcess(tmp_path / "n", ["--chroma", "inline"]).start()
     try:
         assert node.proc is not None
         environ = Path(f"/proc/{node.proc.pid}/environ").read_bytes().split(b"\0")

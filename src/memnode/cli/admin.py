@@ -150,7 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         preset = NodeConfig.preset(args.preset)
         config = config_from_args(NodeConfig, args, "MEMNODE_", preset=preset)
         sidecar = _sidecar_config(args)
-        reexec_scrubbed()  # configuration errors first, then once more scrubbed
+        if config.chroma == "inline":  # Chroma writes files from this process's heap
+            reexec_scrubbed()  # configuration errors first, then once more scrubbed
         from memnode.api.server import serve
 
         return serve(config, sidecar)

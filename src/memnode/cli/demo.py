@@ -101,10 +101,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop once the demo has run (for tests)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    from memnode.cli.heapscrub import reexec_scrubbed
-
-    reexec_scrubbed()  # its nodes' index files hold no freed memory of theirs either
-
     from memnode.client import Client
 
     print(f"memnode demo: loading the {args.embedder} model and starting {NODES} nodes...",

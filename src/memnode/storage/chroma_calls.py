@@ -20,8 +20,9 @@ same files, and a call it cut short is made once more there (every call the stor
 is idempotent); a call unanswered for ``CALL_SECONDS`` (a hung Chroma) ends the child
 the same way. A data directory's Chroma is opened by one child at a time
 (``memnode-owner.lock`` in it: a child still finishing a batch for a node that was
-killed holds back its successor until it is done). The child runs at a lower priority
-(``NICE``): indexing can wait, requests cannot.
+killed holds back its successor until it is done). The child runs at the node's
+priority: at nice +10, 32 nodes on 2 cores (saturated) starved their children and
+propagated 99% with a p99 of 8.8 s, against 100% and 0.4 s at the same priority.
 """
 
 from __future__ import annotations
@@ -46,9 +47,6 @@ COLLECTIONS = (LOCAL, REPLICAS)
 OPS = frozenset({"upsert", "delete", "get", "query", "count"})
 OWNER_LOCK = "memnode-owner.lock"
 _CONNECTIONS = 4
-#: The child's scheduling niceness over the node's: indexing is work that can wait (the
-#: index tail keeps every write visible meanwhile); requests and replication cannot.
-NICE = 10
 _START_SECONDS = 120.0
 #: A call unanswered this long is taken as a hung Chroma (chromadb 1.5 can wait 1,000 s
 #: on a lock after a write that ran out of disk): the child is killed and the call made
@@ -119,7 +117,7 @@ class _Child:
         pairs = [socket.socketpair() for _ in range(_CONNECTIONS)]
         theirs = [b.fileno() for _, b in pairs]
         env = dict(os.environ)
-        env.pop("GLIBC_TUNABLES", None)  # the child never holds a clear text to scrub
+        env.pop("GLIBC_TUNABLES", None)  # it holds no clear text to scrub (cli.heapscrub)
         try:
             self.proc = subprocess.Popen(
                 # -P: this file runs alone, with stdlib and chromadb only (no memnode, grpc)
@@ -231,7 +229,6 @@ def serve(path: Path, fds: list[int]) -> int:
     """The child's main: open Chroma at ``path`` and answer calls on the connections
     ``fds`` until every one of them reaches end of file."""
     conns = [Connection(fd) for fd in fds]
-    os.nice(NICE)
     path.mkdir(parents=True, exist_ok=True)
     owner = open(path / OWNER_LOCK, "a")  # noqa: SIM115  # held until the process ends
     fcntl.flock(owner, fcntl.LOCK_EX)

@@ -142,3 +142,22 @@ def test_a_hung_child_is_killed_and_the_call_made_in_a_new_one(tmp_path: Path) -
         assert db.restarts == 1 and db.pid != hung and _gone(hung)
     finally:
         db.close()
+
+
+def test_ctrl_c_to_the_process_group_stops_the_node_first(tmp_path: Path) -> None:
+    """SIGINT reaches the node and its child alike; the child waits for the node to
+    close it, so the node's shutdown (which indexes the tail) still has its Chroma."""
+    proc = NodeProcess(tmp_path / "node", ["--index-batch-window-seconds", "600"]).start()
+    assert proc.proc is not None
+    with proc.client() as c:
+        mid = c.remember("indexed during shutdown")
+    (child,) = _children(proc.proc.pid)
+    os.killpg(proc.proc.pid, signal.SIGINT)
+    assert proc.proc.wait(60) == 0
+    wait_for(lambda: _gone(child), "the Chroma process to end after its node")
+    assert "Traceback" not in proc.stderr()
+    store = ChromaStore(tmp_path / "node", 384)
+    try:
+        assert store.count_local() == 1 and store.existing_local([mid]) == {mid}
+    finally:
+        store.close()

@@ -31,6 +31,7 @@ import fcntl
 import logging
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -229,6 +230,10 @@ def serve(path: Path, fds: list[int]) -> int:
     """The child's main: open Chroma at ``path`` and answer calls on the connections
     ``fds`` until every one of them reaches end of file."""
     conns = [Connection(fd) for fd in fds]
+    # Ctrl-C in a terminal signals the whole process group: the node shuts down (and
+    # still indexes through this process), then closes the sockets, which ends it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     path.mkdir(parents=True, exist_ok=True)
     owner = open(path / OWNER_LOCK, "a")  # noqa: SIM115  # held until the process ends
     fcntl.flock(owner, fcntl.LOCK_EX)

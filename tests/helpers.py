@@ -62,9 +62,12 @@ def start_node(data_dir: Path, embedder: Any, clock_ms: Callable[[], int] | None
                **config: Any) -> NodeHandle:
     """An in-process node on port 0; with ``peers`` (possibly empty) it also runs an
     embedded sidecar on a free loopback port: mutual TLS with the credentials in
-    ``federation``, else plaintext."""
+    ``federation``, else plaintext. Chroma runs in the test's process unless
+    ``chroma="process"`` (a child per node made tests/node 2.7x slower; every
+    ``memnode serve`` test runs one)."""
+    config.setdefault("chroma", "inline")
     cfg = NodeConfig(data_dir=data_dir, listen="127.0.0.1:0", embedder="test-hash",
-                     sync="normal", **{"chroma": "inline", **config})
+                     sync="normal", **config)
     if federation is not None:
         cfg = with_federation_key(cfg, SidecarConfig(federation=federation))
     kwargs: dict[str, Any] = {"embedder": embedder}
@@ -100,6 +103,17 @@ def wait_for(condition: Callable[[], T], what: str, timeout: float = 60.0,
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: "
                          f"{last_error!r})")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of ``pid`` (its Chroma process, for a node), from /proc."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return kids
 
 
 def memnode_cmd(*args: str) -> list[str]:

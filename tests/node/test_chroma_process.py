@@ -17,7 +17,7 @@ from memnode.node.domain import Privacy, ReplicaRecord
 from memnode.storage.chroma import ChromaError, ChromaStore
 from memnode.storage.chroma_calls import OWNER_LOCK, ChromaProcess
 
-from helpers import NodeProcess, wait_for
+from helpers import NodeProcess, child_pids, wait_for
 
 
 def _replicas(n: int, start: int = 0) -> list[ReplicaRecord]:
@@ -25,16 +25,6 @@ def _replicas(n: int, start: int = 0) -> list[ReplicaRecord]:
     return [ReplicaRecord(f"peer/{i}", "peer", rng.standard_normal(8).astype(np.float32),
                           {"topic": f"t{i % 3}"}, Privacy.TEAM, 1, 1)
             for i in range(start, start + n)]
-
-
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            kids += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return kids
 
 
 def _gone(pid: int) -> bool:
@@ -60,7 +50,7 @@ def _calls(store: ChromaStore) -> ChromaProcess:
 
 def test_the_store_works_the_same_through_its_child(store: ChromaStore) -> None:
     db = _calls(store)
-    assert db.pid != os.getpid() and db.pid in _children(os.getpid())
+    assert db.pid != os.getpid() and db.pid in child_pids(os.getpid())
     store.upsert_replicas(_replicas(50))
     assert store.count_replicas() == 50
     got = store.get_replica("peer/7")
@@ -119,7 +109,7 @@ def test_the_child_ends_with_a_node_killed_by_sigkill(tmp_path: Path) -> None:
     assert proc.proc is not None
     with proc.client() as c:
         c.remember("the child indexes this one")
-    children = _children(proc.proc.pid)
+    children = child_pids(proc.proc.pid)
     assert len(children) == 1, children
     child = children[0]
     assert "chroma_calls" in Path(f"/proc/{child}/cmdline").read_text()
@@ -151,7 +141,7 @@ def test_ctrl_c_to_the_process_group_stops_the_node_first(tmp_path: Path) -> Non
     assert proc.proc is not None
     with proc.client() as c:
         mid = c.remember("indexed during shutdown")
-    (child,) = _children(proc.proc.pid)
+    (child,) = child_pids(proc.proc.pid)
     os.killpg(proc.proc.pid, signal.SIGINT)
     assert proc.proc.wait(60) == 0
     wait_for(lambda: _gone(child), "the Chroma process to end after its node")

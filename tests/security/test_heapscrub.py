@@ -17,7 +17,7 @@ import pytest
 
 from memnode.cli.heapscrub import TUNABLES, scrubbed
 
-from helpers import NodeProcess
+from helpers import NodeProcess, child_pids
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
                                 reason="the tunables are glibc's; elsewhere serve warns")
@@ -71,8 +71,7 @@ def test_by_default_neither_the_node_nor_its_chroma_process_is_scrubbed(
     node = NodeProcess(tmp_path / "n").start()
     try:
         assert node.proc is not None
-        children = [int(c) for task in Path(f"/proc/{node.proc.pid}/task").glob("*")
-                    for c in (task / "children").read_text().split()]
+        children = child_pids(node.proc.pid)
         assert len(children) == 1 and b"chroma_calls" in Path(
             f"/proc/{children[0]}/cmdline").read_bytes()
         assert _tunables(node.proc.pid) == [] and _tunables(children[0]) == []

@@ -97,9 +97,8 @@ class ChromaStore:
         except ChromaError as exc:
             raise DataDirError(str(exc)) from exc
         self.batch_size = self._db.batch_size
-        counts = self._db.counts()
-        self._first_local = _FirstWrite(counts[LOCAL] > 0)
-        self._first_replicas = _FirstWrite(counts[REPLICAS] > 0)
+        self._first_local = _FirstWrite(self.count_local() > 0)
+        self._first_replicas = _FirstWrite(self.count_replicas() > 0)
 
     # -- writes -------------------------------------------------------------------------
 

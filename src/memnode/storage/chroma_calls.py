@@ -70,8 +70,6 @@ class ChromaCalls(Protocol):
 
     def call(self, collection: str, op: str, **kwargs: Any) -> Any: ...
 
-    def counts(self) -> dict[str, int]: ...
-
     def close(self) -> None: ...
 
 
@@ -103,9 +101,6 @@ class InlineChroma:
         except Exception as exc:
             raise ChromaError(f"{type(exc).__name__}: {exc}") from exc
 
-    def counts(self) -> dict[str, int]:
-        return {name: int(c.count()) for name, c in self._collections.items()}
-
     def close(self) -> None:
         """Release Chroma's files and threads (its system stops with its last client)."""
         self._client.close()  # type: ignore[attr-defined]  # on Client, not ClientAPI
@@ -120,9 +115,9 @@ class _Child:
         env = dict(os.environ)
         env.pop("GLIBC_TUNABLES", None)  # it holds no clear text to scrub (cli.heapscrub)
         try:
+            # -P: this file runs alone, with stdlib and chromadb only (no memnode, grpc)
             self.proc = subprocess.Popen(
-                # -P: this file runs alone, with stdlib and chromadb only (no memnode, grpc)
-            [sys.executable, "-P", __file__, str(path), ",".join(map(str, theirs))],
+                [sys.executable, "-P", __file__, str(path), ",".join(map(str, theirs))],
                 pass_fds=theirs, env=env, stdin=subprocess.DEVNULL)
         finally:
             for _, b in pairs:
@@ -142,7 +137,6 @@ class _Child:
             self.close()
             raise ChromaError(str(value))
         self.batch_size: int = value["batch_size"]
-        self.start_counts: dict[str, int] = value["counts"]
         for conn in self.conns:
             self.idle.put(conn)
 
@@ -218,9 +212,6 @@ class ChromaProcess:
         except _ChildEnded:
             return self._current().call(collection, op, kwargs, self.call_seconds)
 
-    def counts(self) -> dict[str, int]:
-        return {name: int(self.call(name, "count")) for name in COLLECTIONS}
-
     def close(self) -> None:
         with self._lock:
             self._child.close()
@@ -239,8 +230,7 @@ def serve(path: Path, fds: list[int]) -> int:
     fcntl.flock(owner, fcntl.LOCK_EX)
     try:
         db = InlineChroma(path)
-        ready: tuple[str, Any] = ("ready", {"batch_size": db.batch_size,
-                                            "counts": db.counts()})
+        ready: tuple[str, Any] = ("ready", {"batch_size": db.batch_size})
     except Exception as exc:
         conns[0].send(("error", str(exc)))
         return 1

@@ -445,6 +445,20 @@ class Mesh:
     def cpu(self) -> list[float]:
         return [cpu_seconds(n.pid) for n in self.nodes]
 
+    def wait_indexed(self, timeout: float) -> float:
+        """Poll every node's ``memnode_index_tail`` until none holds a change Chroma has
+        not (the indexer's window ends), within ``timeout``; the seconds it took."""
+        started = time.monotonic()
+        while True:
+            held = sum(v for n in self.nodes for k, v in scrape(n.metrics_url).items()
+                       if k.startswith("memnode_index_tail{"))
+            if not held:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise MeshUnavailable(f"the index tails still hold {held:g} changes "
+                                      f"after {timeout:g} s")
+            time.sleep(0.1)
+
     def thread_cpu(self) -> list[dict[str, float]]:
         return [thread_cpu(n.pid) for n in self.nodes]
 

@@ -132,8 +132,11 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             records = watcher.run_writes(writes, rate, write, base, budget)
             watcher.wait_visible(records, timeout)
             time.sleep(0.3)  # let the last rumors' duplicates land before reading counters
-            m1, cpu1, rss, pss = mesh.metrics(), mesh.cpu(), mesh.rss(), mesh.pss()
-            threads1 = mesh.thread_cpu()
+            m1, rss, pss = mesh.metrics(), mesh.rss(), mesh.pss()
+            # CPU counts every write's indexing too: read once the indexers' windows end,
+            # less each node's idle rate (measured above) over the wait
+            index_wait_s = mesh.wait_indexed(60.0)
+            m_cpu, cpu1, threads1 = mesh.metrics(), mesh.cpu(), mesh.thread_cpu()
             me1 = cpu_seconds_self()
             watcher.stop()
             result = watcher.analyse(records, timeout)
@@ -154,11 +157,12 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             for k, v in b.items():
                 if k.startswith("messages_sent."):
                     kinds[k.split(".", 1)[1]] = kinds.get(k.split(".", 1)[1], 0) + v - a.get(k, 0)
-        cpu = [round(b - a, 3) for a, b in zip(cpu0, cpu1, strict=True)]
-        stages = {k.split(".", 1)[1]: sum(b.get(k, 0.0) - a.get(k, 0.0)
-                                          for a, b in zip(m0, m1, strict=True))
-                  for k in sorted({k for m in m1 for k in m if k.startswith("cpu.")})}
         idle = [(b - a) / idle_s for a, b in zip(idle0, idle1, strict=True)]
+        cpu = [round(b - a - i * index_wait_s, 3)
+               for a, b, i in zip(cpu0, cpu1, idle, strict=True)]
+        stages = {k.split(".", 1)[1]: sum(b.get(k, 0.0) - a.get(k, 0.0)
+                                          for a, b in zip(m0, m_cpu, strict=True))
+                  for k in sorted({k for m in m_cpu for k in m if k.startswith("cpu.")})}
         window = (max((r.acked for r in records if r.acked), default=0.0)
                   - watcher.started_at)
         replicated = [s.memories["replicated"] for s in final]
@@ -182,8 +186,10 @@ def measure(o: MeshOptions, writes: int, rate: float, work: Path, *, poll_ms: fl
             "cpu_seconds_by_node": cpu,
             "cpu_ms_per_replicated_entry": round(sum(cpu) * 1000 / n_repl, 2) if n_repl else None,
             "cpu_ms_per_entry_by_stage": _by_stage(stages, _delta(threads0, threads1),
-                                                   sum(cpu), n_repl),
+                                                   sum(cpu), n_repl,
+                                                   sum(idle) * index_wait_s),
             "idle_cpu_share_per_node": round(median(idle), 4) if idle else None,
+            "index_wait_s": round(index_wait_s, 2),
             "harness_cpu_seconds": round(me1 - me0, 3),
             "write_window_s": round(window, 2),
             "startup_s": round(started_s, 1), "connect_s": round(connect_s, 1),
@@ -226,7 +232,7 @@ def _delta(before: list[dict[str, float]], after: list[dict[str, float]]
 
 
 def _by_stage(stages: dict[str, float], threads: dict[str, float], total: float,
-              n_repl: int) -> dict[str, float]:
+              n_repl: int, idle_wait: float = 0.0) -> dict[str, float]:
     """CPU ms per replicated entry, all nodes together: the measured stages
     (federation.io.cpu, on Python threads), ``python_other`` (the rest of the Python
     threads: the client API's gRPC handlers, timers, Python's collector),
@@ -236,7 +242,9 @@ def _by_stage(stages: dict[str, float], threads: dict[str, float], total: float,
     processes' CPU less the sum of their threads' as /proc reports them (no thread churn
     explains it: a node
     under writes started 3 threads in 5 s and ended none, by strace; it is the gap
-    between the kernel's whole-process and per-thread accounting)."""
+    between the kernel's whole-process and per-thread accounting); ``idle_wait``: less
+    the nodes' idle CPU while the harness waited for the indexers (``total`` is net of
+    it already), so that the stages add up to ``total``."""
     if not n_repl:
         return {}
     out = {k: round(v * 1000 / n_repl, 3) for k, v in stages.items()}
@@ -245,7 +253,8 @@ def _by_stage(stages: dict[str, float], threads: dict[str, float], total: float,
     out["chroma_threads"] = round(threads.get("chroma", 0.0) * 1000 / n_repl, 3)
     out["chroma_process"] = round(threads.get("chroma_process", 0.0) * 1000 / n_repl, 3)
     out["grpc_threads"] = round(threads.get("grpc", 0.0) * 1000 / n_repl, 3)
-    out["unattributed"] = round((total - sum(threads.values())) * 1000 / n_repl, 3)
+    out["unattributed"] = round((total + idle_wait - sum(threads.values())) * 1000 / n_repl, 3)
+    out["idle_wait"] = round(-idle_wait * 1000 / n_repl, 3)
     return out
 
 
@@ -309,9 +318,11 @@ def table(r: dict[str, Any]) -> str:
                                      f"and its Chroma process); PSS median "
                                      f"{r.get('pss_mb_per_node')} MB"),
         ("CPU s per node (median)",
-         f"{r['cpu_seconds_per_node']} over {r['write_window_s']} s of writes "
-         f"(all nodes: {r['cpu_ms_per_replicated_entry']} ms per replicated entry; idle "
-         f"{r['idle_cpu_share_per_node']:.1%} of a core per node; harness "
+         f"{r['cpu_seconds_per_node']} over {r['write_window_s']} s of writes, indexing "
+         f"included (all nodes: {r['cpu_ms_per_replicated_entry']} ms per replicated "
+         f"entry; the indexers' windows ended {r.get('index_wait_s')} s after the last "
+         f"write was visible, net of idle {r['idle_cpu_share_per_node']:.1%} of a core "
+         f"per node; harness "
          f"{r['harness_cpu_seconds']} s)"),
         ("poll", f"every {r['poll']['interval_ms']:g} ms per node ({r['poll']['probe']} probe, "
                  f"p50 {r['poll']['rpc_ms_p50']} ms per call; matches Status at the end: "

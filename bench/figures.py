@@ -235,11 +235,14 @@ def wire_rows() -> list[Row]:
 def catchup_rows() -> list[Row]:
     data, src = load("catchup")
     if data is None:
-        return [("Catch-up of a new node", ">= 0.8x raw add", "-", "not run", src)]
+        return [("Catch-up of a new node", ">= 0.95x raw add", "-", "not run", src)]
     node, raw = data["node"], data["raw"]
-    return [(f"Catch-up of {data['memories']:,} memories vs raw chromadb add",
-             ">= 0.8x", f"{node['node_per_s']}/s vs {raw['per_s']}/s = {data['ratio']}x "
-             f"({node['catchup_s']} s after ready)", at_least(data["ratio"], 0.8, "x"), src)]
+    indexed = (f"; all in Chroma {node['indexed_s']} s after ready, "
+               f"{data['ratio_indexed']}x raw" if data.get("ratio_indexed") else "")
+    return [(f"Catch-up of {data['memories']:,} memories vs raw chromadb add (all visible)",
+             ">= 0.95x", f"{node['node_per_s']}/s vs {raw['per_s']}/s = {data['ratio']}x "
+             f"({node['catchup_s']} s after ready{indexed})",
+             at_least(data["ratio"], 0.95, "x"), src)]
 
 
 def tls_rows() -> list[Row]:

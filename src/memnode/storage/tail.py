@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memnode.node.domain import LocalRecord, MetaValue, ReplicaRecord, Vector
+from memnode.storage.fairlock import FairLock
 
 log = logging.getLogger("memnode.storage")
 
@@ -162,8 +163,9 @@ class IndexTail:
         self._cond = threading.Condition()
         self._flush_through = 0  # the indexer takes everything up to here at once
         #: Held by the indexer from a batch's Chroma write until its entries leave the
-        #: tail; counts take it, else a batch in between would be counted twice.
-        self.indexing = threading.Lock()
+        #: tail; counts take it, else a batch in between would be counted twice. Fair:
+        #: back-to-back batches let a waiting count in between (memnode.storage.fairlock).
+        self.indexing = FairLock()
 
     # -- writes (the durable path, under the node's write lock) ------------------------
 

@@ -275,11 +275,19 @@ def sbs_rows() -> list[Row]:
 
 
 def node_rows() -> list[Row]:
-    data, src = load("node")
-    if data is None:
-        return []
-    return [(f"Node: {t['name']}", "", str(t.get("value", "-")), t.get("text", ""), src)
-            for t in data.get("targets", [])]
+    """The node benchmark's targets; a recall-only run (``node-recall.json``) replaces
+    the targets it measured again, when it is the newer."""
+    rows: dict[str, tuple[str, Row]] = {}
+    for name in ("node", "node-recall"):
+        data, src = load(name)
+        if data is None:
+            continue
+        when = str(data.get("started_at", ""))
+        for t in data.get("targets", []):
+            if t["name"] not in rows or rows[t["name"]][0] < when:
+                rows[t["name"]] = (when, (f"Node: {t['name']}", "", str(t.get("value", "-")),
+                                          t.get("text", ""), src))
+    return [row for _, row in rows.values()]
 
 
 SECTIONS: list[Callable[[], list[Row]]] = [mesh_rows, scale_rows, sim_rows, wire_rows,

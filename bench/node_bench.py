@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--texts", type=int, default=None,
                         help="memories per remember phase (default 4096; quick 1024)")
     parser.add_argument("--batch", type=int, default=256, help="memories per RememberBatch")
+    parser.add_argument("--tail", type=int, default=None,
+                        help="at the largest size, recall again with this many changes "
+                             "held in the index tail (default 20000, the tail's bound; "
+                             "quick 2000; 0: skip)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="time budget of the recall section (default 90; quick 15)")
     parser.add_argument("--workdir", type=Path, default=None,
@@ -92,8 +96,35 @@ RECALL_SETUP = {
 }
 
 
+def _hold_tail(node_dir: Path, tail: int, log: Path) -> ServeProcess:
+    """``memnode serve`` on ``node_dir`` whose indexer holds ``tail`` new own memories:
+    no batch until the tail's bound (one more than ``tail``) or a day's window."""
+    return ServeProcess(node_dir, "test-hash", log, [
+        "--index-batch-window-seconds", "86400", "--index-batch-max", str(tail + 1),
+        "--index-tail-max-items", str(tail + 1), "--metrics-listen", "127.0.0.1:0"])
+
+
+def _fill_tail(addr: str, metrics_port: int, tail: int) -> float:
+    """Remember ``tail`` memories (RememberBatch, 500 at a time); check the node holds
+    them all in its tail. The seconds it took."""
+    from bench._mesh import scrape
+    from memnode.client import Client, NewMemory
+
+    started = time.perf_counter()
+    with Client(addr, timeout=120) as client:
+        for lo in range(0, tail, 500):
+            client.remember_batch([NewMemory(f"tail memory {i}: unindexed on purpose",
+                                             {"i": str(i)})
+                                   for i in range(lo, min(tail, lo + 500))])
+    held = scrape(f"http://127.0.0.1:{metrics_port}/metrics").get(
+        "memnode_index_tail{collection=local}")
+    if held != tail:
+        raise RuntimeError(f"the tail holds {held} changes, expected {tail}")
+    return time.perf_counter() - started
+
+
 def recall_section(work: Path, sizes: list[int], queries: int, seconds: float,
-                   progress: dict[str, Any], save: Any) -> dict[str, Any]:
+                   progress: dict[str, Any], save: Any, tail: int = 0) -> dict[str, Any]:
     from memnode.client import Client
 
     py = sys.executable
@@ -133,6 +164,17 @@ def recall_section(work: Path, sizes: list[int], queries: int, seconds: float,
                                 "--seconds", str(max(30.0, min(600.0, deadline -
                                                                time.monotonic()))),
                                 *common], timeout=900, log_path=log)
+        if tail and n == sizes[-1]:  # last: the tail's memories stay in this data dir
+            _say(f"recall {have}: again with {tail} changes held in the index tail")
+            with _hold_tail(node_dir, tail, log) as node:
+                node.start(timeout=900)
+                fill_s = _fill_tail(node.addr, node.ready["metrics_port"], tail)
+                m["tail_full"] = run_json_child(
+                    [py, "-m", "bench._recall", "measure", "--addr", node.addr,
+                     "--n-local", str(have), "--n-replicas", str(have),
+                     "--queries", str(queries), "--seconds", "600", *common],
+                    timeout=900, log_path=log)
+            m["tail_full"].update(tail=tail, fill_s=round(fill_s, 2))
         m["populate"] = pop
         m["serve_ready_s"] = round(ready, 2)
         out["sizes"].append(m)
@@ -208,7 +250,9 @@ def run(args: argparse.Namespace) -> int:
                      f"{p['raw']['items_per_s']}/s, ratio {p['ratio']}")
                 save()
         if "recall" in sections:
-            recall_section(work / "recall", sizes, queries, minutes * 60, results, save)
+            tail = args.tail if args.tail is not None else 2000 if quick else 20_000
+            recall_section(work / "recall", sizes, queries, minutes * 60, results, save,
+                           tail)
         results["complete"] = True
     finally:
         results["seconds"] = round(time.monotonic() - started, 1)

@@ -121,7 +121,7 @@ class NodeConfig(BaseModel):
         "takes); inline: in the node's process (about 50 MB less memory).",
     )
     index_batch_max: int = Field(
-        500, ge=1, le=5000, description="Most changes the indexer moves from the tail "
+        500, ge=1, le=100_000, description="Most changes the indexer moves from the tail "
         "into Chroma in one batch (Chroma's per-call cost falls with batch size: 7 ms "
         "for one vector, 0.76 ms each in batches of 100, on 2 cores).",
     )

@@ -1,11 +1,11 @@
 """The audit trail's writer: an append-only, hash-chained log in segment files
 (format: :mod:`memnode.storage.audit_format`).
 
-The request path only appends a small dict to a list (:meth:`AuditWriter.record`). A
-background thread, every ``flush_seconds`` (50 ms), numbers and chains the entries
-gathered, writes them with one ``write`` (the OS has them: a process crash loses nothing
-written), and ``fsync``s the segment every ``fsync_seconds`` (power loss loses at most
-that much). No request ever waits for a write or an fsync.
+The request path only appends a small dict to a list (:meth:`AuditWriter.record`) and
+wakes a background thread, which gathers for ``flush_seconds`` (50 ms), numbers and
+chains the entries gathered, writes them with one ``write`` (the OS has them: a process
+crash loses nothing written), and ``fsync``s the segment every ``fsync_seconds`` (power
+loss loses at most that much). No request ever waits for a write or an fsync.
 
 Segments roll at ``segment_bytes`` or when their first entry is a day old. Retention,
 checked at each roll and at start, drops whole segments from the oldest while the trail
@@ -92,6 +92,7 @@ class AuditWriter:
         self._unsynced = False
         self._last_sync = time.monotonic()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by record(): something to write
         self._segments: list[_Segment] = []
         self._n, self._head = 0, fmt.GENESIS
         self._recovered = False
@@ -107,6 +108,7 @@ class AuditWriter:
         with self._mutex:
             if len(self._pending) < self.policy.max_pending:
                 self._pending.append(entry)
+                self._wake.set()
                 return
             self._dropped += 1
         self.hooks.dropped(1)
@@ -121,6 +123,7 @@ class AuditWriter:
         if not self._thread.is_alive():
             return
         self._stop.set()
+        self._wake.set()
         self._thread.join(10)
         self._flush()
         if self._fd >= 0:
@@ -183,7 +186,17 @@ class AuditWriter:
     # -- the writer thread ----------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.policy.flush_seconds):
+        """Asleep while there is nothing to write (or to sync: then until the sync is
+        due); once woken, gathers for ``flush_seconds`` and flushes. Entries kept after a
+        failure are tried again a flush later."""
+        while True:
+            with self._mutex:
+                retry = bool(self._pending)
+            self._wake.wait(0 if retry else self.policy.fsync_seconds if self._unsynced
+                            else None)
+            if self._stop.wait(self.policy.flush_seconds):
+                return
+            self._wake.clear()
             try:
                 self._flush()
             except Exception:  # the thread must outlive any one failure

@@ -206,8 +206,12 @@ class Sidecar:
         tick = self.core_config.tick_ms / 1000.0
         next_tick = time.monotonic() + tick
         backoff = 0.1
+        lost = False  # the core is not the node's: rebuild it before anything else
         while not self._stop.is_set():
             try:
+                if lost:
+                    self._build_core()
+                    lost = False
                 self._step(next_tick)
                 now = time.monotonic()
                 if now >= next_tick:
@@ -221,15 +225,17 @@ class Sidecar:
                 backoff = 0.1
                 self._failure = ""
             except Exception as exc:
-                # The node went away (or refused our effects): start over from its disk.
+                # The node went away (or refused our effects): start over from its disk,
+                # and step no core until that worked (a failed rebuild has stopped the
+                # old core's watch of the node's events: it would never hear of them)
                 self._failure = f"lost its node ({exc})"
-                log.exception("sidecar lost its node; rebuilding in %.1f s", backoff)
+                if lost:
+                    log.warning("node not reachable yet: %s", exc)
+                else:
+                    log.exception("sidecar lost its node; rebuilding in %.1f s", backoff)
+                lost = True
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
-                try:
-                    self._build_core()
-                except Exception as exc:
-                    log.warning("node not reachable yet: %s", exc)
 
     def _step(self, deadline: float) -> None:
         timeout = max(0.0, deadline - time.monotonic())

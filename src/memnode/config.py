@@ -129,7 +129,7 @@ class NodeConfig(BaseModel):
         5.0, ge=0, le=86_400, description="How long the indexer lets changes gather "
         "before a batch smaller than --index-batch-max. Writes are visible at once "
         "either way; longer windows make bigger, cheaper batches (at 20 writes/s on 16 "
-        "nodes, 5 s instead of 1 s cut Chroma's CPU per replicated entry 2.6-3x).",
+        "nodes, 5 s instead of 1 s cut Chroma's CPU per replicated entry 2-3x).",
     )
     index_tail_max_items: int = Field(
         20_000, ge=1, description="Most unindexed changes held in RAM (own and "

@@ -242,3 +242,31 @@ def test_a_count_never_sees_a_batch_twice(node: NodeHandle) -> None:
     for t in threads:
         t.join(10)
     assert seen and all(c == 3 for c in seen), seen
+
+
+def test_tail_search_finds_the_few_matches_past_the_best_candidates() -> None:
+    """Only the best few scores are sorted first; a filter that rejects all of them
+    still finds its matches further down, and the shadow count follows every change."""
+    tail = IndexTail(4, max_items=1000, max_bytes=1 << 24)
+    rng = np.random.default_rng(3)
+    records = []
+    for i in range(300):
+        vec = np.array([1.0, 0, 0, 0], np.float32) + rng.normal(0, 0.05, 4).astype(np.float32)
+        team = "rare" if i >= 297 else "common"
+        if team == "rare":
+            vec = np.array([0, 0, 0, 1.0], np.float32)  # the worst scores of all
+        records.append(ReplicaRecord(f"peer/{i}", "peer", vec, {"team": team},
+                                     Privacy.TEAM, 1, 1))
+    tail.add_replicas(1, records, (), {"peer/0", "peer/1"})
+    q = np.array([1, 0, 0, 0], np.float32)
+    best, shadowed, held = tail.search("replicas", q, 5, lambda r: True)
+    assert len(best) == 5 and best[0][0] >= best[-1][0] and len(shadowed) == 300
+    rare, _, _ = tail.search("replicas", q, 5,
+                             lambda r: r.metadata.get("team") == "rare")
+    assert sorted(r.id for _, r in rare) == ["peer/297", "peer/298", "peer/299"]
+    assert held == 2 and tail.shadow("replicas")[1] == 2
+    tail.add_replicas(2, (), ["peer/0"])  # forgotten: Chroma still holds it
+    assert tail.search("replicas", q, 1, lambda r: True)[2] == 2
+    moved = ReplicaRecord("peer/300", "peer", q, {"team": "common"}, Privacy.TEAM, 1, 1)
+    tail.add_replicas(3, [moved], (), {"peer/300"})  # an update of an indexed one
+    assert tail.search("replicas", q, 1, lambda r: True)[2] == 3

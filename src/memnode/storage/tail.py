@@ -73,6 +73,8 @@ class _Side:
         self.slot_ids: list[str] = []
         self.free: list[int] = []
         self.bytes = 0
+        self.held = 0  # entries whose memory Chroma holds (an older version of)
+        self.used = 0  # slots at and past this one were never used: searches skip them
 
     def _slot(self, memory_id: str, vector: Vector) -> int:
         if not self.free:
@@ -83,7 +85,8 @@ class _Side:
             self.live = np.concatenate([self.live, np.zeros(grown - old, bool)])
             self.slot_ids += [""] * (grown - old)
             self.free = list(range(grown - 1, old - 1, -1))
-        slot = self.free.pop()
+        slot = self.free.pop()  # a freed one, else the lowest new one
+        self.used = max(self.used, slot + 1)
         norm = float(np.linalg.norm(vector))
         self.matrix[slot] = vector / norm if norm > 0 else vector
         self.live[slot] = True
@@ -94,9 +97,13 @@ class _Side:
         entry = self.entries.pop(memory_id, None)
         if entry is not None:
             self.bytes -= entry.size
+            self.held -= entry.in_chroma
             if entry.slot >= 0:
                 self.live[entry.slot] = False
                 self.free.append(entry.slot)
+            if not self.entries:  # empty: the next ones start at the front again
+                self.used = 0
+                self.free = list(range(len(self.slot_ids) - 1, -1, -1))
         return entry
 
     def set(self, memory_id: str, jseq: int, record: Record | None, in_chroma: bool,
@@ -108,21 +115,34 @@ class _Side:
             entry.slot = self._slot(memory_id, record.embedding)
         self.entries[memory_id] = entry
         self.bytes += entry.size
+        self.held += entry.in_chroma
 
     def search(self, query: Vector, k: int, match: Match) -> list[tuple[float, Record]]:
-        if not self.entries:
+        """The ``k`` best records ``match`` accepts. Sorts only the best few first
+        (``argpartition``): sorting 20,000 scores took longer than scoring them."""
+        live = int(self.live.sum())
+        if not live:
             return []
-        scores = self.matrix @ query
-        scores[~self.live] = -np.inf
-        out: list[tuple[float, Record]] = []
-        for slot in np.argsort(-scores)[: int(self.live.sum())]:
-            record = self.entries[self.slot_ids[slot]].record
-            assert record is not None
-            if match(record):
-                out.append((float(scores[slot]), record))
-                if len(out) >= k:
-                    break
-        return out
+        scores = self.matrix[:self.used] @ query  # memory-bound: 2.1 ms for 32,768 rows
+        scores[~self.live[:self.used]] = -np.inf
+        want = min(live, max(4 * k, 64))
+        while True:
+            if want < len(scores):
+                best = np.argpartition(-scores, want - 1)[:want]
+                order = best[np.argsort(-scores[best])]
+            else:
+                order = np.argsort(-scores)[:want]
+            out: list[tuple[float, Record]] = []
+            for slot in order:
+                record = self.entries[self.slot_ids[slot]].record
+                assert record is not None
+                if match(record):
+                    out.append((float(scores[slot]), record))
+                    if len(out) >= k:
+                        return out
+            if want >= live:
+                return out
+            want = live  # the filter left fewer than k among the best: look at them all
 
 
 @dataclass
@@ -308,7 +328,7 @@ class IndexTail:
         net change to Chroma's count (new records minus gone ones)."""
         with self._cond:
             entries = self._side(collection).entries
-            held = sum(1 for e in entries.values() if e.in_chroma)
+            held = self._side(collection).held
             new = sum(1 for e in entries.values() if e.record is not None and not e.in_chroma)
             gone = sum(1 for e in entries.values() if e.record is None and e.in_chroma)
             return set(entries), held, new - gone
@@ -320,9 +340,8 @@ class IndexTail:
         norm = float(np.linalg.norm(query))
         q = np.asarray(query, dtype=np.float32) / (norm if norm > 0 else 1.0)
         with self._cond:
-            entries = self._side(collection).entries
-            held = sum(1 for e in entries.values() if e.in_chroma)
-            return self._side(collection).search(q, k, match), set(entries), held
+            side = self._side(collection)
+            return side.search(q, k, match), set(side.entries), side.held
 
     def matching(self, collection: str, match: Match) -> tuple[list[Record], set[str]]:
         """The unindexed records ``match`` accepts, and every id the tail decides (its

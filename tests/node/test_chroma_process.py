@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -71,13 +72,31 @@ def test_a_failed_call_is_an_error_and_the_child_goes_on(store: ChromaStore) -> 
     assert store.count_replicas() == 2 and _calls(store).restarts == 0
 
 
+def test_counts_come_from_the_last_write_not_from_the_child(store: ChromaStore) -> None:
+    """A Status counts without calling Chroma: a child busy with a batch (here: stopped)
+    does not hold it up. Each write takes the count again."""
+    store.upsert_replicas(_replicas(7))
+    child = _calls(store).pid
+    os.kill(child, signal.SIGSTOP)
+    try:
+        counted: list[int] = []
+        thread = threading.Thread(target=lambda: counted.append(store.count_replicas()))
+        thread.start()
+        thread.join(10)
+        assert counted == [7], "the count waited for the child"
+    finally:
+        os.kill(child, signal.SIGCONT)
+    store.delete_replicas(["peer/0"])
+    assert store.count_replicas() == 6
+
+
 def test_a_child_that_dies_is_started_again_with_its_data(store: ChromaStore) -> None:
     store.upsert_replicas(_replicas(20))
     db = _calls(store)
     first = db.pid
     os.kill(first, signal.SIGKILL)
     wait_for(lambda: _gone(first), "the child to die")
-    assert store.count_replicas() == 20
+    assert len(store.existing_replicas([r.id for r in _replicas(20)])) == 20
     assert db.restarts == 1 and db.pid != first
     store.upsert_replicas(_replicas(5, start=20))
     assert store.count_replicas() == 25

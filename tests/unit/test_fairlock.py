@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from tests.helpers import wait_for
 
 from memnode.storage.fairlock import FairLock
+
+from helpers import wait_for
 
 
 def test_a_waiter_goes_before_a_releaser_that_asks_again() -> None:

@@ -97,6 +97,9 @@ class ChromaStore:
         except ChromaError as exc:
             raise DataDirError(str(exc)) from exc
         self.batch_size = self._db.batch_size
+        #: Chroma's count per collection, taken again right after each write: a Status
+        #: never calls Chroma (in a child busy with a batch, a count waited for it)
+        self._counts: dict[str, int] = {}
         self._first_local = _FirstWrite(self.count_local() > 0)
         self._first_replicas = _FirstWrite(self.count_replicas() > 0)
 
@@ -124,8 +127,19 @@ class ChromaStore:
             for mid, old in zip(got["ids"], got["metadatas"], strict=True)
         }
 
+    @contextmanager
+    def _writing(self, collection: str) -> Iterator[None]:
+        """A write to ``collection``; then its count, again (forgotten if it failed)."""
+        self._counts.pop(collection, None)
+        yield
+        self._counts[collection] = int(self._db.call(collection, "count"))
+
     def upsert_local(self, records: Sequence[LocalRecord]) -> None:
         """Sealed: a record whose data key is gone (forgotten since) is skipped."""
+        with self._writing(LOCAL):
+            self._upsert_local(records)
+
+    def _upsert_local(self, records: Sequence[LocalRecord]) -> None:
         for start in self._batches(len(records)):
             chunk = records[start : start + self.batch_size]
             sealed: dict[str, dict[str, Any]] = {}
@@ -158,6 +172,11 @@ class ChromaStore:
     def upsert_replicas(self, records: Sequence[ReplicaRecord],
                         changed_ids: Collection[str] = ()) -> None:
         """``changed_ids``: replicas that existed before (their dropped keys are removed)."""
+        with self._writing(REPLICAS):
+            self._upsert_replicas(records, changed_ids)
+
+    def _upsert_replicas(self, records: Sequence[ReplicaRecord],
+                         changed_ids: Collection[str]) -> None:
         for start in self._batches(len(records)):
             chunk = records[start : start + self.batch_size]
             removed = self._removed_keys(REPLICAS, chunk, changed_ids)
@@ -179,23 +198,32 @@ class ChromaStore:
                 )
 
     def delete_local(self, ids: Sequence[str]) -> None:
-        for start in self._batches(len(ids)):
-            with self._first_local.turn():
-                self._db.call(LOCAL, "delete", ids=list(ids[start : start + self.batch_size]))
+        with self._writing(LOCAL):
+            for start in self._batches(len(ids)):
+                with self._first_local.turn():
+                    self._db.call(LOCAL, "delete",
+                                  ids=list(ids[start : start + self.batch_size]))
 
     def delete_replicas(self, ids: Sequence[str]) -> None:
-        for start in self._batches(len(ids)):
-            with self._first_replicas.turn():
-                self._db.call(REPLICAS, "delete",
-                              ids=list(ids[start : start + self.batch_size]))
+        with self._writing(REPLICAS):
+            for start in self._batches(len(ids)):
+                with self._first_replicas.turn():
+                    self._db.call(REPLICAS, "delete",
+                                  ids=list(ids[start : start + self.batch_size]))
 
     # -- reads --------------------------------------------------------------------------
 
     def count_local(self) -> int:
-        return int(self._db.call(LOCAL, "count"))
+        return self._count(LOCAL)
 
     def count_replicas(self) -> int:
-        return int(self._db.call(REPLICAS, "count"))
+        return self._count(REPLICAS)
+
+    def _count(self, collection: str) -> int:
+        count = self._counts.get(collection)
+        if count is None:
+            count = self._counts[collection] = int(self._db.call(collection, "count"))
+        return count
 
     def existing_local(self, ids: Sequence[str]) -> set[str]:
         return self._existing(LOCAL, ids)

@@ -235,6 +235,13 @@ def scrape(url: str, timeout: float = 10.0) -> dict[str, float]:
     return out
 
 
+def index_tail(url: str, collection: str = "") -> float:
+    """Changes a node holds that Chroma does not yet (``memnode_index_tail``), in one
+    collection or in both."""
+    label = f"{{collection={collection}}}" if collection else "{"
+    return sum(v for k, v in scrape(url).items() if k.startswith("memnode_index_tail" + label))
+
+
 def federation_metrics(sample: dict[str, float]) -> dict[str, float]:
     """The sidecar counters the benchmarks read, summed over labels."""
     keys = ("bytes_sent", "bytes_received", "events_sent", "events_received",
@@ -450,8 +457,7 @@ class Mesh:
         not (the indexer's window ends), within ``timeout``; the seconds it took."""
         started = time.monotonic()
         while True:
-            held = sum(v for n in self.nodes for k, v in scrape(n.metrics_url).items()
-                       if k.startswith("memnode_index_tail{"))
+            held = sum(index_tail(n.metrics_url) for n in self.nodes)
             if not held:
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import RESULTS, load_average, machine_info, median, write_json
-from bench._mesh import MeshOptions, NodeProc, federation_metrics, scrape
+from bench._mesh import MeshOptions, NodeProc, federation_metrics, index_tail, scrape
 
 DESCRIPTION = "a new node catches up M memories, against raw chromadb add of the same vectors"
 DIM = 384
@@ -168,8 +168,7 @@ def measure_catchup(memories: int, work: Path, *, tls: bool = False,
         after = federation_metrics(scrape(a.metrics_url))
         indexed_at = None
         while done_at and time.perf_counter() < deadline:  # and Chroma holds them all
-            if not sum(v for k, v in scrape(b.metrics_url).items()
-                       if k.startswith("memnode_index_tail{")):
+            if not index_tail(b.metrics_url):
                 indexed_at = time.perf_counter()
                 break
             time.sleep(0.05)

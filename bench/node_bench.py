@@ -107,7 +107,7 @@ def _hold_tail(node_dir: Path, tail: int, log: Path) -> ServeProcess:
 def _fill_tail(addr: str, metrics_port: int, tail: int) -> float:
     """Remember ``tail`` memories (RememberBatch, 500 at a time); check the node holds
     them all in its tail. The seconds it took."""
-    from bench._mesh import scrape
+    from bench._mesh import index_tail
     from memnode.client import Client, NewMemory
 
     started = time.perf_counter()
@@ -116,8 +116,7 @@ def _fill_tail(addr: str, metrics_port: int, tail: int) -> float:
             client.remember_batch([NewMemory(f"tail memory {i}: unindexed on purpose",
                                              {"i": str(i)})
                                    for i in range(lo, min(tail, lo + 500))])
-    held = scrape(f"http://127.0.0.1:{metrics_port}/metrics").get(
-        "memnode_index_tail{collection=local}")
+    held = index_tail(f"http://127.0.0.1:{metrics_port}/metrics", "local")
     if held != tail:
         raise RuntimeError(f"the tail holds {held} changes, expected {tail}")
     return time.perf_counter() - started

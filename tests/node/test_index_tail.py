@@ -270,3 +270,4 @@ def test_tail_search_finds_the_few_matches_past_the_best_candidates() -> None:
     moved = ReplicaRecord("peer/300", "peer", q, {"team": "common"}, Privacy.TEAM, 1, 1)
     tail.add_replicas(3, [moved], (), {"peer/300"})  # an update of an indexed one
     assert tail.search("replicas", q, 1, lambda r: True)[2] == 3
+    assert tail.shadow("replicas")[1:] == (3, 297)  # 298 new, one forgotten from Chroma

@@ -192,8 +192,8 @@ class AuditWriter:
         while True:
             with self._mutex:
                 retry = bool(self._pending)
-            self._wake.wait(0 if retry else self.policy.fsync_seconds if self._unsynced
-                            else None)
+            sync_due = self.policy.fsync_seconds if self._unsynced else None
+            self._wake.wait(0 if retry else sync_due)
             if self._stop.wait(self.policy.flush_seconds):
                 return
             self._wake.clear()

@@ -74,6 +74,7 @@ class _Side:
         self.free: list[int] = []
         self.bytes = 0
         self.held = 0  # entries whose memory Chroma holds (an older version of)
+        self.net = 0  # Chroma's count once indexed, less now: new records less gone ones
         self.used = 0  # slots at and past this one were never used: searches skip them
 
     def _slot(self, memory_id: str, vector: Vector) -> int:
@@ -97,7 +98,7 @@ class _Side:
         entry = self.entries.pop(memory_id, None)
         if entry is not None:
             self.bytes -= entry.size
-            self.held -= entry.in_chroma
+            self._tally(entry, -1)
             if entry.slot >= 0:
                 self.live[entry.slot] = False
                 self.free.append(entry.slot)
@@ -115,7 +116,15 @@ class _Side:
             entry.slot = self._slot(memory_id, record.embedding)
         self.entries[memory_id] = entry
         self.bytes += entry.size
-        self.held += entry.in_chroma
+        self._tally(entry, 1)
+
+    def _tally(self, entry: Entry, sign: int) -> None:
+        """Keep :meth:`IndexTail.shadow`'s counts as entries come and go."""
+        self.held += sign * entry.in_chroma
+        if entry.record is not None and not entry.in_chroma:
+            self.net += sign
+        elif entry.record is None and entry.in_chroma:
+            self.net -= sign
 
     def search(self, query: Vector, k: int, match: Match) -> list[tuple[float, Record]]:
         """The ``k`` best records ``match`` accepts. Sorts only the best few first
@@ -327,11 +336,8 @@ class IndexTail:
         """Ids whose Chroma copy is stale or gone, how many of those Chroma holds, and the
         net change to Chroma's count (new records minus gone ones)."""
         with self._cond:
-            entries = self._side(collection).entries
-            held = self._side(collection).held
-            new = sum(1 for e in entries.values() if e.record is not None and not e.in_chroma)
-            gone = sum(1 for e in entries.values() if e.record is None and e.in_chroma)
-            return set(entries), held, new - gone
+            side = self._side(collection)
+            return set(side.entries), side.held, side.net
 
     def search(self, collection: str, query: Vector, k: int, match: Match
                ) -> tuple[list[tuple[float, Record]], set[str], int]:
